@@ -1,0 +1,473 @@
+"""The TOML configuration file: reading, validating and defaults.
+
+:func:`load_config` checks the whole file in one pass and raises a single :class:`ConfigError` that
+lists every problem, each one naming the file and the key, what was expected and what was found.
+Relative paths are resolved against the directory of the config file, never the working directory.
+``config/calsync.example.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from calsync.org import timezone_problem
+
+SOURCE_TYPES = ("ics",)
+_URL_SCHEMES = ("http", "https", "webcal")
+_HINT = "see config/calsync.example.toml for every key, or run `calsync demo` to see a working example"
+
+
+class ConfigError(Exception):
+    """Raised with every problem found; ``str(e)`` is a ready-to-print multi-line message."""
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems: list[str] = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+@dataclass(frozen=True)
+class OrgConfig:
+    """``[org]``: who belongs to the organisation."""
+
+    domains: tuple[str, ...]  # lower case, e.g. ("acme.test",)
+    roster: Path  # absolute path of the roster CSV
+    timezone: str | None = None  # IANA name; None means UTC
+
+
+@dataclass(frozen=True)
+class CadenceConfig:
+    """``[cadence]``: how often 1:1s should happen."""
+
+    default_days: int = 14
+    grace_days: int = 3
+    skip_level_days: int | None = None  # skip-level pairs are tracked only when set
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``[report]``: the windows a report looks at, around its as-of date."""
+
+    lookback_days: int = 90
+    lookahead_days: int = 90
+
+
+@dataclass(frozen=True)
+class IcsSourceConfig:
+    """One ``[[sources]]`` entry of type ``ics``."""
+
+    location: str  # absolute filesystem path, or an http(s) URL
+    name: str
+    timeout_seconds: float = 30.0
+    type: str = "ics"
+
+    @property
+    def is_url(self) -> bool:
+        return self.location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration."""
+
+    path: Path  # the config file, absolute
+    org: OrgConfig
+    cadence: CadenceConfig
+    report: ReportConfig
+    sources: tuple[IcsSourceConfig, ...]
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths in the config are resolved against."""
+        return self.path.parent
+
+
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "org": ("domains", "roster", "timezone"),
+    "cadence": ("default_days", "grace_days", "skip_level_days"),
+    "report": ("lookback_days", "lookahead_days"),
+    "sources": ("type", "path", "name", "timeout_seconds"),
+}
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at ``path``; raise :class:`ConfigError` listing every problem."""
+    label = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            [
+                f"{label}: cannot read the config file ({reason}); check its path, or start from "
+                "config/calsync.example.toml (run `calsync demo` to see a working example)"
+            ]
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{label}: not valid UTF-8 (byte {exc.start}); save the config file as UTF-8"]
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{label}: invalid TOML: {exc}; {_HINT}"]) from None
+    try:
+        given = Path(path).expanduser().absolute()
+        config_path = given.parent.resolve() / given.name
+    except (OSError, RuntimeError) as exc:  # e.g. the working directory vanished
+        raise ConfigError([f"{label}: cannot resolve the config file's path ({exc})"]) from None
+    return _Checker(label, config_path).config(data)
+
+
+# -- validation ------------------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Collects the problems of one config document while building its values."""
+
+    def __init__(self, label: str, config_path: Path) -> None:
+        self.label = label
+        self.path = config_path
+        self.problems: list[str] = []
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.label}: {where}: {message}" if where else f"{self.label}: {message}")
+
+    def config(self, data: dict[str, Any]) -> Config:
+        for key, value in data.items():
+            if key not in _SECTIONS:
+                self.unknown(_toml_name(key, value), key, _SECTIONS, section=None)
+        org = self.org(self.section(data, "org", required=True))
+        cadence = self.cadence(self.section(data, "cadence") or {})
+        report = self.report(self.section(data, "report") or {})
+        sources = self.sources(data)
+        if self.problems or org is None:
+            raise ConfigError(self.problems or [f"{self.label}: [org]: invalid"])
+        return Config(path=self.path, org=org, cadence=cadence, report=report, sources=sources)
+
+    # -- sections --------------------------------------------------------------------------------------
+
+    def section(self, data: Mapping[str, Any], name: str, *, required: bool = False) -> dict[str, Any] | None:
+        """The table ``[name]``, its unknown keys reported; None if it is missing or not a table."""
+        if name not in data:
+            if required:
+                self.problem(f"[{name}]", f"missing section; add an [{name}] table ({_HINT})")
+            return None
+        value = data[name]
+        if not isinstance(value, dict):
+            self.problem(
+                f"[{name}]", f"expected a table ([{name}] with keys below it), got {_describe(value)}"
+            )
+            return None
+        for key in value:
+            if key not in _SECTIONS[name]:
+                self.unknown(f"[{name}] {key}", key, _SECTIONS[name], section=name)
+        return value
+
+    def org(self, section: dict[str, Any] | None) -> OrgConfig | None:
+        if section is None:  # already reported
+            return None
+        domains = self.domains(section)
+        roster = self.roster(section)
+        timezone = self.timezone(section)
+        if domains is None or roster is None:
+            return None
+        return OrgConfig(domains=domains, roster=roster, timezone=timezone)
+
+    def domains(self, section: dict[str, Any]) -> tuple[str, ...] | None:
+        where = "[org] domains"
+        expected = 'a non-empty list of email domains like ["acme.test"]'
+        if "domains" not in section:
+            self.problem(where, f"missing; expected {expected}")
+            return None
+        value = section["domains"]
+        if not isinstance(value, list) or not value:
+            self.problem(where, f"expected {expected}, got {_describe(value)}")
+            return None
+        domains: list[str] = []
+        ok = True
+        for index, item in enumerate(value, start=1):
+            if not isinstance(item, str):
+                self.problem(
+                    f"{where} #{index}", f'expected a domain name like "acme.test", got {_describe(item)}'
+                )
+                ok = False
+                continue
+            domain = item.strip().lower()
+            if (
+                not domain
+                or "@" in domain
+                or any(c.isspace() for c in domain)
+                or domain.startswith(".")
+                or domain.endswith(".")
+            ):
+                self.problem(
+                    f"{where} #{index}",
+                    f'expected a domain name like "acme.test" (no "@", no spaces), got {_describe(item)}',
+                )
+                ok = False
+                continue
+            if domain not in domains:
+                domains.append(domain)
+        return tuple(domains) if ok else None
+
+    def roster(self, section: dict[str, Any]) -> Path | None:
+        where = "[org] roster"
+        if "roster" not in section:
+            self.problem(where, "missing; expected the path of the roster CSV (email,name,manager_email)")
+            return None
+        value = section["roster"]
+        if not isinstance(value, str) or not value.strip():
+            self.problem(where, f"expected the path of the roster CSV as a string, got {_describe(value)}")
+            return None
+        path = self.resolve(value)
+        if path is None:
+            self.problem(where, f"invalid path {_describe(value)}")
+            return None
+        if not path.exists():
+            self.problem(where, f"file not found: {path} (relative paths start at {self.path.parent})")
+            return None
+        if not path.is_file():
+            self.problem(where, f"not a file: {path}; expected the roster CSV (email,name,manager_email)")
+            return None
+        return path
+
+    def timezone(self, section: dict[str, Any]) -> str | None:
+        if "timezone" not in section:
+            return None
+        value = section["timezone"]
+        if not isinstance(value, str):
+            self.problem(
+                "[org] timezone", f'expected an IANA time zone like "Europe/Berlin", got {_describe(value)}'
+            )
+            return None
+        message = timezone_problem(value)
+        if message is not None:
+            self.problem("[org] timezone", message)
+            return None
+        return value
+
+    def cadence(self, section: dict[str, Any]) -> CadenceConfig:
+        default = CadenceConfig()
+        return CadenceConfig(
+            default_days=_or(self.integer(section, "cadence", "default_days", 1), default.default_days),
+            grace_days=_or(self.integer(section, "cadence", "grace_days", 0), default.grace_days),
+            skip_level_days=self.integer(section, "cadence", "skip_level_days", 1),
+        )
+
+    def report(self, section: dict[str, Any]) -> ReportConfig:
+        default = ReportConfig()
+        return ReportConfig(
+            lookback_days=_or(self.integer(section, "report", "lookback_days", 1), default.lookback_days),
+            lookahead_days=_or(self.integer(section, "report", "lookahead_days", 1), default.lookahead_days),
+        )
+
+    def sources(self, data: Mapping[str, Any]) -> tuple[IcsSourceConfig, ...]:
+        example = '[[sources]] with type = "ics" and path = "calendars"'
+        if "sources" not in data:
+            self.problem("[[sources]]", f"missing; add at least one {example}")
+            return ()
+        value = data["sources"]
+        if isinstance(value, dict):
+            self.problem(
+                "[[sources]]",
+                "expected an array of tables: write [[sources]] (double brackets), not [sources]",
+            )
+            return ()
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem("[[sources]]", f"expected one or more {example}, got {_describe(value)}")
+            return ()
+        if not value:
+            self.problem("[[sources]]", f"empty; add at least one {example}")
+            return ()
+        sources: list[IcsSourceConfig] = []
+        names: dict[str, int] = {}
+        for index, item in enumerate(value, start=1):
+            source = self.source(index, item)
+            if source is None:
+                continue
+            if source.name in names:
+                self.problem(
+                    f"[[sources]] #{index} name",
+                    f"{_describe(source.name)} is already the name of source #{names[source.name]}; "
+                    "give each source its own name (or remove the duplicate)",
+                )
+                continue
+            names[source.name] = index
+            sources.append(source)
+        return tuple(sources)
+
+    def source(self, index: int, item: dict[str, Any]) -> IcsSourceConfig | None:
+        prefix = f"[[sources]] #{index}"
+        for key in item:
+            if key not in _SECTIONS["sources"]:
+                self.unknown(f"{prefix} {key}", key, _SECTIONS["sources"], section="sources")
+        ok = True
+        kind = item.get("type")
+        if kind is None:
+            self.problem(f"{prefix} type", f"missing; expected one of: {', '.join(SOURCE_TYPES)}")
+            ok = False
+        elif not isinstance(kind, str) or kind not in SOURCE_TYPES:
+            what = "unknown source type" if isinstance(kind, str) else "got"
+            self.problem(
+                f"{prefix} type", f"{what} {_describe(kind)}; expected one of: {', '.join(SOURCE_TYPES)}"
+            )
+            ok = False
+        location = self.location(prefix, item)
+        name = item.get("path") if isinstance(item.get("path"), str) else None
+        if "name" in item:
+            if isinstance(item["name"], str) and item["name"].strip():
+                name = item["name"]
+            else:
+                self.problem(f"{prefix} name", f"expected a non-empty string, got {_describe(item['name'])}")
+                ok = False
+        timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
+        if not ok or location is None or name is None or timeout is None:
+            return None
+        return IcsSourceConfig(location=location, name=name, timeout_seconds=timeout, type="ics")
+
+    def location(self, prefix: str, item: dict[str, Any]) -> str | None:
+        where = f"{prefix} path"
+        expected = "a directory of .ics files, one .ics file, or an http(s) URL"
+        if "path" not in item:
+            self.problem(where, f"missing; expected {expected}")
+            return None
+        value = item["path"]
+        if not isinstance(value, str) or not value.strip():
+            self.problem(where, f"expected {expected} as a string, got {_describe(value)}")
+            return None
+        text = value.strip()
+        if "://" in text:
+            parts = urlsplit(text)
+            scheme = parts.scheme.lower()
+            if scheme not in _URL_SCHEMES:
+                self.problem(
+                    where, f"unsupported URL scheme {scheme!r}; expected an http, https or webcal URL"
+                )
+                return None
+            if not parts.netloc:
+                self.problem(where, f"URL without a host: {_describe(value)}")
+                return None
+            return urlunsplit(parts._replace(scheme="https" if scheme == "webcal" else scheme))
+        path = self.resolve(value)
+        if path is None:
+            self.problem(where, f"invalid path {_describe(value)}")
+            return None
+        if not path.exists():
+            self.problem(
+                where, f"not found: {path} (relative paths start at {self.path.parent}); expected {expected}"
+            )
+            return None
+        return str(path)
+
+    # -- values ----------------------------------------------------------------------------------------
+
+    def integer(self, section: dict[str, Any], name: str, key: str, minimum: int) -> int | None:
+        """``section[key]`` if it is a whole number >= minimum; None if absent or (reported) invalid."""
+        if key not in section:
+            return None
+        value = section[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.problem(f"[{name}] {key}", f"expected a whole number >= {minimum}, got {_describe(value)}")
+            return None
+        return value
+
+    def number(self, item: dict[str, Any], where: str, default: float) -> float | None:
+        if "timeout_seconds" not in item:
+            return default
+        value = item["timeout_seconds"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            self.problem(where, f"expected a number of seconds > 0, got {_describe(value)}")
+            return None
+        return float(value)
+
+    def resolve(self, value: str) -> Path | None:
+        """A path from the config, relative to the config file's directory."""
+        try:
+            return (self.path.parent / Path(value).expanduser()).resolve()
+        except (OSError, RuntimeError, ValueError):
+            return None
+
+    def unknown(self, where: str, key: str, known: Iterable[str], *, section: str | None) -> None:
+        """Report an unknown key, suggesting a close match or the section the key belongs in."""
+        choices = list(known)
+        home = next((name for name, keys in _SECTIONS.items() if key in keys and name != section), None)
+        close = difflib.get_close_matches(key, choices, n=1) or difflib.get_close_matches(
+            key.lower(), choices, n=1
+        )
+        if section is not None:
+            what = "unknown key"
+        else:
+            what = "unknown section" if where.startswith("[") else "unknown top-level key"
+        if section is not None and key in _SECTIONS:
+            hint = f"{_toml_name(key, None)} is a section of its own, not a key of [{section}]"
+        elif home is not None:
+            table = "[[sources]] entry" if home == "sources" else f"[{home}] section"
+            hint = f"{key!r} belongs in the {table}"
+        elif close:
+            hint = f"did you mean {_toml_name(close[0], None) if section is None else repr(close[0])}?"
+        else:
+            names = [_toml_name(c, None) for c in choices] if section is None else choices
+            hint = "known: " + ", ".join(names)
+        self.problem(where, f"{what} ({hint})")
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _toml_name(key: str, value: object) -> str:
+    """How a top-level key is written in TOML: ``[org]``, ``[[sources]]`` or ``key``."""
+    if key == "sources" or (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        return f"[[{key}]]"
+    if value is None or isinstance(value, dict):
+        return f"[{key}]"
+    return key
+
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "a whole number"),
+    (float, "a decimal number"),
+    (str, "a string"),
+    (datetime, "a date-time"),
+    (date, "a date"),
+    (time, "a time"),
+    (list, "an array"),
+    (dict, "a table"),
+)
+
+
+def _describe(value: object) -> str:
+    """A value as the user wrote it, followed by its TOML kind unless that is obvious."""
+    kind = next((label for cls, label in _KINDS if isinstance(value, cls)), type(value).__name__)
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, str):
+        shown = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(value, dict):
+        shown = "{...}"
+    else:
+        shown = repr(value) if isinstance(value, list) else str(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    if isinstance(value, int) and not isinstance(value, bool):
+        return shown
+    return f"{shown} ({kind})"

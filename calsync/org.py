@@ -1,0 +1,380 @@
+"""The roster and the org chart: who reports to whom, and how two people relate.
+
+The roster is a CSV file with a header row naming the columns ``email``, ``name``, ``manager_email``
+(required) and ``cadence_days``, ``timezone`` (optional); names are case-insensitive, order is free and
+other columns are ignored. A bad row or cell is reported as a :class:`~calsync.model.Problem` (with its
+line number) and skipped; everything else is kept. Only a roster that cannot be used at all (unreadable,
+or a header without the required columns) raises :class:`RosterError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from calsync.model import Problem
+
+REQUIRED_COLUMNS = ("email", "name", "manager_email")
+OPTIONAL_COLUMNS = ("cadence_days", "timezone")
+
+_Report = Callable[[int, str], None]  # (line, message)
+_Cell = Callable[[str], str]  # column name -> the stripped cell of the current row
+
+_EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\".][^@\s<>,;\"]*")
+
+
+class Relationship(StrEnum):
+    """How two distinct people relate in the org chart."""
+
+    DIRECT = "direct"
+    SKIP_LEVEL = "skip-level"
+    PEER = "peer"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One row of the roster. Emails are lower case."""
+
+    email: str
+    name: str  # the email itself when the roster gives no name
+    manager: str | None  # None at the top of the tree, or when the link was dropped because of a problem
+    cadence_days: int | None = None  # overrides [cadence] default_days for 1:1s with this person's manager
+    timezone: str | None = None  # IANA name
+
+
+class RosterError(Exception):
+    """The roster cannot be used at all: it is unreadable, or its header lacks required columns."""
+
+
+class Org:
+    """The people of the org, their managers, and the org's email domains."""
+
+    def __init__(self, people: Iterable[Person], domains: Iterable[str]) -> None:
+        by_email: dict[str, Person] = {}
+        for person in people:
+            by_email[person.email.lower()] = person
+        self.people: Mapping[str, Person] = MappingProxyType(by_email)
+        self.domains: tuple[str, ...] = tuple(dict.fromkeys(d.strip().lower() for d in domains))
+        reports: dict[str, list[str]] = {}
+        for email, person in by_email.items():
+            if person.manager is not None:
+                reports.setdefault(person.manager.lower(), []).append(email)
+        self._reports = {manager: sorted(emails) for manager, emails in reports.items()}
+
+    def __repr__(self) -> str:
+        return f"Org({len(self.people)} people, domains={self.domains!r})"
+
+    def is_member(self, email: str) -> bool:
+        """Whether ``email`` belongs to one of the org's domains (exactly; subdomains do not count)."""
+        local, at, domain = email.strip().rpartition("@")
+        return bool(at and local) and domain.lower() in self.domains
+
+    def person(self, email: str) -> Person | None:
+        return self.people.get(email.strip().lower())
+
+    def name(self, email: str) -> str:
+        """The roster name of ``email``, else the email itself."""
+        person = self.person(email)
+        return person.name if person is not None else email
+
+    def manager_of(self, email: str) -> str | None:
+        person = self.person(email)
+        return person.manager.lower() if person is not None and person.manager is not None else None
+
+    def reports_of(self, email: str) -> list[str]:
+        """The direct reports of ``email``, sorted."""
+        return list(self._reports.get(email.strip().lower(), []))
+
+    def cadence_days_of(self, email: str) -> int | None:
+        """The roster's ``cadence_days`` of ``email`` (the cadence of their 1:1s with their manager)."""
+        person = self.person(email)
+        return person.cadence_days if person is not None else None
+
+    def relationship(self, a: str, b: str) -> Relationship:
+        """How ``a`` and ``b`` relate; the order does not matter and neither does case."""
+        return self._relate(a, b)[0]
+
+    def manager_and_report(self, a: str, b: str) -> tuple[str, str] | None:
+        """``(manager, report)`` of a direct or skip-level pair (upper person first), else None."""
+        return self._relate(a, b)[1]
+
+    def direct_pairs(self) -> list[tuple[str, str]]:
+        """Every ``(manager, report)`` link of the roster, sorted."""
+        return sorted((manager, report) for manager, reports in self._reports.items() for report in reports)
+
+    def _relate(self, a: str, b: str) -> tuple[Relationship, tuple[str, str] | None]:
+        a, b = a.strip().lower(), b.strip().lower()
+        if a == b:
+            return Relationship.OTHER, None
+        manager_a, manager_b = self.manager_of(a), self.manager_of(b)
+        if manager_a == b:
+            return Relationship.DIRECT, (b, a)
+        if manager_b == a:
+            return Relationship.DIRECT, (a, b)
+        if manager_a is not None and self.manager_of(manager_a) == b:
+            return Relationship.SKIP_LEVEL, (b, a)
+        if manager_b is not None and self.manager_of(manager_b) == a:
+            return Relationship.SKIP_LEVEL, (a, b)
+        if manager_a is not None and manager_a == manager_b:
+            return Relationship.PEER, None
+        return Relationship.OTHER, None
+
+
+def timezone_problem(name: str) -> str | None:
+    """None if ``name`` is a valid IANA time zone, else a message saying what is wrong."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    else:
+        if name == name.strip():
+            return None
+    message = f'unknown IANA time zone "{name}" (expected a name like "Europe/Berlin" or "UTC")'
+    close = _close_timezone(name)
+    return f'{message}; did you mean "{close}"?' if close else message
+
+
+def _close_timezone(name: str) -> str | None:
+    zones = _timezones()
+    wanted = name.strip().lower()
+    for zone in zones:
+        if zone.lower() == wanted:
+            return zone
+    close = difflib.get_close_matches(wanted, [zone.lower() for zone in zones], n=1, cutoff=0.8)
+    if not close:
+        return None
+    return next(zone for zone in zones if zone.lower() == close[0])
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+def load_roster(path: Path, domains: Iterable[str], label: str | None = None) -> tuple[Org, list[Problem]]:
+    """Read the roster CSV at ``path``; see :func:`parse_roster`. ``label`` defaults to the file name."""
+    label = label if label is not None else path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RosterError(
+            f"{label}: cannot read the roster ({exc.strerror or exc}); check [org] roster in the config"
+        ) from None
+    problems: list[Problem] = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.append(
+            Problem(
+                label,
+                f"line {line}: not valid UTF-8; unreadable characters were replaced by \ufffd "
+                "(save the roster as UTF-8)",
+            )
+        )
+        text = data.decode("utf-8-sig", errors="replace")
+    org, parse_problems = parse_roster(text, domains, label)
+    return org, problems + parse_problems
+
+
+@dataclass(slots=True)
+class _Row:
+    line: int
+    email: str
+    name: str
+    manager: str | None
+    cadence_days: int | None
+    timezone: str | None
+
+
+def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, list[Problem]]:
+    """Build the org from roster CSV text; report bad rows and cells as problems (and skip them).
+
+    Raises :class:`RosterError` only if there is no header row with the required columns.
+    """
+    domains = tuple(dict.fromkeys(d.strip().lower() for d in domains))
+    found: list[tuple[int, str]] = []  # (line, message): sorted by line at the end
+
+    def report(line: int, message: str) -> None:
+        found.append((line, f"line {line}: {message}"))
+
+    records = _records(text.removeprefix("\ufeff"), report)
+    expected = f"{','.join(REQUIRED_COLUMNS)} (optional: {','.join(OPTIONAL_COLUMNS)})"
+    first = next(records, None)
+    if first is None:
+        raise RosterError(f"{label}: the roster is empty; its first row must name the columns {expected}")
+    header_line, header_cells = first
+    columns: dict[str, int] = {}
+    for index, cell_name in enumerate(header_cells):
+        name = cell_name.strip().lower()
+        if name in columns and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+            report(header_line, f"column {name!r} appears more than once; the first one is used")
+        columns.setdefault(name, index)
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        raise RosterError(
+            f"{label}: line {header_line}: the header lacks the required column(s) {', '.join(missing)}; "
+            f"the first row must name the columns {expected}"
+        )
+
+    rows: dict[str, _Row] = {}
+    for line, cells in records:
+
+        def cell(column: str, cells: list[str] = cells) -> str:
+            index = columns.get(column)
+            return cells[index].strip() if index is not None and index < len(cells) else ""
+
+        row = _row(line, cell, domains, report)
+        if row is None:
+            continue
+        earlier = rows.get(row.email)
+        if earlier is not None:
+            report(line, f"duplicate of line {earlier.line} ({row.email}); this row is ignored")
+            continue
+        rows[row.email] = row
+
+    for row in rows.values():
+        if row.manager is not None and row.manager not in rows:
+            report(
+                row.line,
+                f"unknown manager {row.manager} (manager_email of {row.email}) is not in the roster; "
+                f"{row.email} is read as having no manager: add {row.manager} to the roster or fix the typo",
+            )
+            row.manager = None
+
+    problems = [Problem(label, message) for _, message in sorted(found, key=lambda item: item[0])]
+    problems += [Problem(label, message) for message in _break_cycles(rows)]
+    people = [
+        Person(
+            email=row.email,
+            name=row.name,
+            manager=row.manager,
+            cadence_days=row.cadence_days,
+            timezone=row.timezone,
+        )
+        for row in rows.values()
+    ]
+    return Org(people, domains), problems
+
+
+def _records(text: str, report: _Report) -> Iterator[tuple[int, list[str]]]:
+    """The CSV records of ``text`` with their first line number, without blank and ``#`` lines."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    last = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == last:  # no progress: give up on the rest
+                report(last + 1, f"cannot read the CSV from here on ({exc})")
+                return
+            report(last + 1, f"cannot read this row as CSV ({exc}); this row is ignored")
+            last = reader.line_num
+            continue
+        line, last = last + 1, reader.line_num
+        if not any(c.strip() for c in cells) or cells[0].strip().removeprefix("\ufeff").startswith("#"):
+            continue
+        yield line, cells
+
+
+def _row(line: int, cell: _Cell, domains: tuple[str, ...], report: _Report) -> _Row | None:
+    """One roster row, its bad cells reported and dropped; None if the row itself is unusable."""
+    raw_email = cell("email")
+    email = raw_email.lower()
+    if not email:
+        report(line, "no email; this row is ignored")
+        return None
+    if not _EMAIL.fullmatch(email):
+        report(
+            line, f'email "{raw_email}" is not an email address (expected local@domain); this row is ignored'
+        )
+        return None
+    if email.rpartition("@")[2] not in domains:
+        report(
+            line,
+            f"{email} is outside the org's domains ({', '.join(domains) or 'none configured'}); "
+            "kept in the roster, but treated as external in meetings",
+        )
+
+    manager: str | None = cell("manager_email").lower() or None
+    if manager is not None and not _EMAIL.fullmatch(manager):
+        report(
+            line,
+            f'manager_email "{cell("manager_email")}" is not an email address; '
+            f"{email} is read as having no manager",
+        )
+        manager = None
+    if manager == email:
+        report(line, f"{email} is listed as their own manager; the manager link is dropped")
+        manager = None
+
+    cadence_days: int | None = None
+    raw_cadence = cell("cadence_days")
+    if raw_cadence:
+        if raw_cadence.isascii() and raw_cadence.isdigit() and int(raw_cadence) >= 1:
+            cadence_days = int(raw_cadence)
+        else:
+            report(
+                line,
+                f'cadence_days "{raw_cadence}" is not a whole number >= 1; '
+                f"the default cadence is used for {email}",
+            )
+
+    timezone: str | None = cell("timezone") or None
+    if timezone is not None:
+        problem = timezone_problem(timezone)
+        if problem is not None:
+            report(line, f"timezone: {problem}; ignored for {email}")
+            timezone = None
+
+    return _Row(
+        line=line,
+        email=email,
+        name=cell("name") or email,
+        manager=manager,
+        cadence_days=cadence_days,
+        timezone=timezone,
+    )
+
+
+def _break_cycles(rows: dict[str, _Row]) -> list[str]:
+    """Drop one manager link per management cycle (that of the member listed last); describe each."""
+    messages: list[str] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in rows:
+        path: list[str] = []
+        email: str | None = start
+        while email is not None and email not in state:
+            state[email] = 1
+            path.append(email)
+            email = rows[email].manager
+        if email is not None and state[email] == 1:
+            cycle = path[path.index(email) :]
+            last = max(cycle, key=lambda member: rows[member].line)
+            # Name the cycle from the manager of the member whose link is dropped, so its link comes last.
+            head = rows[last].manager
+            assert head is not None
+            at = cycle.index(head)
+            ordered = cycle[at:] + cycle[:at]
+            chain = " -> ".join([*ordered, ordered[0]])
+            line = rows[last].line
+            messages.append(
+                f"line {line}: management cycle: {chain}; dropped the manager link of {last} (line {line}) "
+                "to break it: fix manager_email in the roster"
+            )
+            rows[last].manager = None
+        for member in path:
+            state[member] = 2
+    return messages

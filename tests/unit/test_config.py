@@ -1,0 +1,496 @@
+"""calsync.config: the TOML config file, its defaults, and how each problem is reported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from calsync.config import (
+    CadenceConfig,
+    Config,
+    ConfigError,
+    IcsSourceConfig,
+    ReportConfig,
+    load_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "calsync.example.toml"
+
+MINIMAL = """\
+[org]
+domains = ["acme.test"]
+roster = "org.csv"
+
+[[sources]]
+type = "ics"
+path = "calendars"
+"""
+
+
+def setup_dir(tmp_path: Path, text: str = MINIMAL, name: str = "calsync.toml") -> Path:
+    """A config file with an existing roster and calendars directory next to it."""
+    (tmp_path / "org.csv").write_text("email,name,manager_email\n", encoding="utf-8")
+    (tmp_path / "calendars").mkdir(exist_ok=True)
+    config = tmp_path / name
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == "\n".join(info.value.problems)
+    return info.value.problems
+
+
+def only_problem(path: Path) -> str:
+    problems = problems_of(path)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def replace(text: str, old: str, new: str, count: int = -1) -> str:
+    assert old in text
+    return text.replace(old, new, count)
+
+
+# -- valid configs -----------------------------------------------------------------------------------
+
+
+def test_minimal_config_gets_the_defaults(tmp_path):
+    config = load_config(setup_dir(tmp_path))
+    assert isinstance(config, Config)
+    assert config.path == tmp_path / "calsync.toml"
+    assert config.base_dir == tmp_path
+    assert config.org.domains == ("acme.test",)
+    assert config.org.roster == (tmp_path / "org.csv").resolve()
+    assert config.org.timezone is None
+    assert config.cadence == CadenceConfig(default_days=14, grace_days=3, skip_level_days=None)
+    assert config.report == ReportConfig(lookback_days=90, lookahead_days=90)
+    assert config.sources == (
+        IcsSourceConfig(location=str((tmp_path / "calendars").resolve()), name="calendars"),
+    )
+    assert config.sources[0].timeout_seconds == 30.0
+    assert config.sources[0].type == "ics"
+    assert not config.sources[0].is_url
+
+
+def test_every_key_is_read(tmp_path):
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "ann.ics").write_text("BEGIN:VCALENDAR\nEND:VCALENDAR\n", encoding="utf-8")
+    text = """\
+[org]
+domains = ["ACME.test", "Example.Test", "acme.test"]
+roster = "org.csv"
+timezone = "Europe/Berlin"
+
+[cadence]
+default_days = 7
+grace_days = 0
+skip_level_days = 30
+
+[report]
+lookback_days = 30
+lookahead_days = 14
+
+[[sources]]
+type = "ics"
+path = "feeds/ann.ics"
+name = "Ann"
+timeout_seconds = 5
+"""
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.org.domains == ("acme.test", "example.test")
+    assert config.org.timezone == "Europe/Berlin"
+    assert config.cadence == CadenceConfig(default_days=7, grace_days=0, skip_level_days=30)
+    assert config.report == ReportConfig(lookback_days=30, lookahead_days=14)
+    (source,) = config.sources
+    assert source.location == str((tmp_path / "feeds" / "ann.ics").resolve())
+    assert source.name == "Ann"
+    assert source.timeout_seconds == 5.0
+    assert isinstance(source.timeout_seconds, float)
+
+
+def test_paths_are_relative_to_the_config_file_not_the_cwd(tmp_path, monkeypatch):
+    conf_dir = tmp_path / "etc" / "calsync"
+    conf_dir.mkdir(parents=True)
+    config_path = setup_dir(conf_dir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(Path(os.path.relpath(config_path, elsewhere)))
+    assert config.path == config_path
+    assert config.base_dir == conf_dir
+    assert config.org.roster == (conf_dir / "org.csv").resolve()
+    assert config.sources[0].location == str((conf_dir / "calendars").resolve())
+
+
+def test_url_sources_are_kept_as_urls(tmp_path):
+    text = (
+        MINIMAL
+        + """
+[[sources]]
+type = "ics"
+path = "https://cal.example.test/ann.ics?token=abc"
+
+[[sources]]
+type = "ics"
+path = "webcal://cal.example.test/bob.ics"
+name = "Bob"
+timeout_seconds = 2.5
+
+[[sources]]
+type = "ics"
+path = "HTTP://cal.example.test/eve.ics"
+"""
+    )
+    config = load_config(setup_dir(tmp_path, text))
+    files, ann, bob, eve = config.sources
+    assert not files.is_url
+    assert ann.location == "https://cal.example.test/ann.ics?token=abc"
+    assert ann.is_url
+    assert ann.name == "https://cal.example.test/ann.ics?token=abc"
+    assert bob.location == "https://cal.example.test/bob.ics"
+    assert bob.is_url
+    assert bob.name == "Bob"
+    assert bob.timeout_seconds == 2.5
+    assert eve.location == "http://cal.example.test/eve.ics"
+    assert eve.is_url
+
+
+def test_a_utf8_bom_is_tolerated(tmp_path):
+    path = setup_dir(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert load_config(path).org.domains == ("acme.test",)
+
+
+def test_the_example_config_parses_with_the_documented_defaults(tmp_path):
+    config_path = tmp_path / "calsync.toml"
+    shutil.copy(EXAMPLE, config_path)
+    (tmp_path / "org.csv").write_text("email,name,manager_email\n", encoding="utf-8")
+    (tmp_path / "calendars").mkdir()
+    config = load_config(config_path)
+    assert config.org.domains == ("acme.test",)
+    assert config.org.roster == (tmp_path / "org.csv").resolve()
+    assert config.org.timezone is None
+    assert config.cadence == CadenceConfig()
+    assert config.report == ReportConfig()
+    assert config.sources == (
+        IcsSourceConfig(location=str((tmp_path / "calendars").resolve()), name="calendars"),
+    )
+
+
+def test_the_example_config_documents_every_key():
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for key in [
+        "domains",
+        "roster",
+        "timezone",
+        "default_days",
+        "grace_days",
+        "skip_level_days",
+        "lookback_days",
+        "lookahead_days",
+        "type",
+        "path",
+        "name",
+        "timeout_seconds",
+        "cadence_days",
+        "manager_email",
+    ]:
+        assert f"{key} " in text or f"{key}\n" in text, key
+
+
+def test_the_example_optional_keys_work_when_uncommented(tmp_path):
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for key in ("timezone", "skip_level_days", "name", "timeout_seconds"):
+        text = replace(text, f"\n# {key} = ", f"\n{key} = ", count=1)
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.org.timezone == "Europe/Berlin"
+    assert config.cadence.skip_level_days == 30
+    assert config.sources[0].name == "team calendars"
+    assert config.sources[0].timeout_seconds == 30.0
+
+
+# -- problems ---------------------------------------------------------------------------------------
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    text = MINIMAL + "\n[cadence]\ndefault_dayz = 7\n"
+    message = only_problem(setup_dir(tmp_path, text))
+    assert message.startswith(str(tmp_path / "calsync.toml") + ": ")
+    assert "[cadence] default_dayz: unknown key (did you mean 'default_days'?)" in message
+
+
+def test_messages_start_with_the_path_as_given(tmp_path, monkeypatch):
+    setup_dir(tmp_path, MINIMAL + "\n[cadence]\ndefault_dayz = 7\n")
+    monkeypatch.chdir(tmp_path)
+    message = only_problem(Path("calsync.toml"))
+    assert message == "calsync.toml: [cadence] default_dayz: unknown key (did you mean 'default_days'?)"
+
+
+def test_unknown_section_and_source_key(tmp_path):
+    text = MINIMAL + 'paht = "x"\n\n[cadense]\ndefault_days = 7\n'
+    problems = problems_of(setup_dir(tmp_path, text))
+    assert len(problems) == 2
+    assert "[cadense]: unknown section (did you mean [cadence]?)" in problems[0]
+    assert "[[sources]] #1 paht: unknown key (did you mean 'path'?)" in problems[1]
+
+
+def test_key_in_the_wrong_section_says_where_it_belongs(tmp_path):
+    text = "grace_days = 2\n" + MINIMAL + "lookback_days = 30\n"
+    problems = problems_of(setup_dir(tmp_path, text))
+    assert len(problems) == 2
+    assert "grace_days: unknown top-level key ('grace_days' belongs in the [cadence] section)" in problems[0]
+    assert (
+        "[[sources]] #1 lookback_days: unknown key ('lookback_days' belongs in the [report] section)"
+        in (problems[1])
+    )
+
+
+def test_unknown_key_without_a_close_match_lists_the_known_ones(tmp_path):
+    text = MINIMAL + "\n[report]\nzzz = 1\n"
+    message = only_problem(setup_dir(tmp_path, text))
+    assert "[report] zzz: unknown key (known: lookback_days, lookahead_days)" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ('"14"', 'got "14" (a string)'),
+        ("true", "got true (a boolean)"),
+        ("14.0", "got 14.0 (a decimal number)"),
+        ("0", "got 0"),
+        ("-3", "got -3"),
+        ("[14]", "got [14] (an array)"),
+    ],
+)
+def test_default_days_must_be_a_whole_number_of_at_least_one(tmp_path, value, shown):
+    text = MINIMAL + f"\n[cadence]\ndefault_days = {value}\n"
+    message = only_problem(setup_dir(tmp_path, text))
+    assert (
+        message
+        == f"{tmp_path / 'calsync.toml'}: [cadence] default_days: expected a whole number >= 1, {shown}"
+    )
+
+
+def test_wrong_type_message_matches_the_documented_form(tmp_path, monkeypatch):
+    setup_dir(tmp_path, MINIMAL + '\n[cadence]\ndefault_days = "14"\n')
+    monkeypatch.chdir(tmp_path)
+    assert only_problem(Path("calsync.toml")) == (
+        'calsync.toml: [cadence] default_days: expected a whole number >= 1, got "14" (a string)'
+    )
+
+
+def test_grace_days_may_be_zero_but_not_negative(tmp_path):
+    assert load_config(setup_dir(tmp_path, MINIMAL + "\n[cadence]\ngrace_days = 0\n")).cadence.grace_days == 0
+    message = only_problem(setup_dir(tmp_path, MINIMAL + "\n[cadence]\ngrace_days = -1\n"))
+    assert "[cadence] grace_days: expected a whole number >= 0, got -1" in message
+
+
+@pytest.mark.parametrize("key", ["lookback_days", "lookahead_days"])
+def test_report_windows_must_be_positive(tmp_path, key):
+    message = only_problem(setup_dir(tmp_path, MINIMAL + f"\n[report]\n{key} = 0\n"))
+    assert f"[report] {key}: expected a whole number >= 1, got 0" in message
+
+
+def test_skip_level_days_bool_and_zero_are_rejected(tmp_path):
+    message = only_problem(setup_dir(tmp_path, MINIMAL + "\n[cadence]\nskip_level_days = false\n"))
+    assert "[cadence] skip_level_days: expected a whole number >= 1, got false (a boolean)" in message
+    message = only_problem(setup_dir(tmp_path, MINIMAL + "\n[cadence]\nskip_level_days = 0\n"))
+    assert "[cadence] skip_level_days: expected a whole number >= 1, got 0" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "true", '"30"', "nan", "inf"])
+def test_timeout_must_be_a_positive_number(tmp_path, value):
+    message = only_problem(setup_dir(tmp_path, MINIMAL + f"timeout_seconds = {value}\n"))
+    assert "[[sources]] #1 timeout_seconds: expected a number of seconds > 0, got " in message
+
+
+def test_missing_org_section(tmp_path):
+    text = '[[sources]]\ntype = "ics"\npath = "calendars"\n'
+    message = only_problem(setup_dir(tmp_path, text))
+    assert "calsync.toml: [org]: missing section; add an [org] table" in message
+
+
+def test_empty_org_section_names_the_missing_keys(tmp_path):
+    text = replace(MINIMAL, 'domains = ["acme.test"]\nroster = "org.csv"\n', "")
+    problems = problems_of(setup_dir(tmp_path, text))
+    assert len(problems) == 2
+    assert "[org] domains: missing; expected a non-empty list of email domains" in problems[0]
+    assert "[org] roster: missing; expected the path of the roster CSV" in problems[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            '"acme.test"',
+            '[org] domains: expected a non-empty list of email domains like ["acme.test"], '
+            'got "acme.test" (a string)',
+        ),
+        ("[]", "[org] domains: expected a non-empty list of email domains"),
+        (
+            '["@acme.test"]',
+            '[org] domains #1: expected a domain name like "acme.test" (no "@", no spaces), '
+            'got "@acme.test" (a string)',
+        ),
+        ('["acme test"]', "[org] domains #1: expected a domain name"),
+        ('["acme.test", 3]', '[org] domains #2: expected a domain name like "acme.test", got 3'),
+    ],
+)
+def test_bad_domains(tmp_path, value, expected):
+    text = replace(MINIMAL, 'domains = ["acme.test"]', f"domains = {value}")
+    assert expected in only_problem(setup_dir(tmp_path, text))
+
+
+def test_missing_roster_file_names_the_resolved_path(tmp_path):
+    text = replace(MINIMAL, 'roster = "org.csv"', 'roster = "people/roster.csv"')
+    message = only_problem(setup_dir(tmp_path, text))
+    assert f"[org] roster: file not found: {(tmp_path / 'people' / 'roster.csv').resolve()}" in message
+
+
+def test_roster_must_be_a_file(tmp_path):
+    text = replace(MINIMAL, 'roster = "org.csv"', 'roster = "calendars"')
+    message = only_problem(setup_dir(tmp_path, text))
+    assert f"[org] roster: not a file: {(tmp_path / 'calendars').resolve()}" in message
+
+
+def test_missing_source_path_names_the_resolved_path(tmp_path):
+    text = replace(MINIMAL, 'path = "calendars"', 'path = "../nowhere/cals"')
+    message = only_problem(setup_dir(tmp_path, text))
+    assert f"[[sources]] #1 path: not found: {(tmp_path.parent / 'nowhere' / 'cals').resolve()}" in message
+
+
+def test_source_without_path_or_type(tmp_path):
+    text = MINIMAL + "\n[[sources]]\nname = 'x'\n"
+    problems = problems_of(setup_dir(tmp_path, text))
+    assert len(problems) == 2
+    assert "[[sources]] #2 type: missing; expected one of: ics" in problems[0]
+    assert "[[sources]] #2 path: missing; expected a directory of .ics files" in problems[1]
+
+
+def test_unknown_source_type(tmp_path):
+    text = MINIMAL + '\n[[sources]]\ntype = "google"\npath = "calendars"\nname = "g"\n'
+    message = only_problem(setup_dir(tmp_path, text))
+    assert '[[sources]] #2 type: unknown source type "google" (a string); expected one of: ics' in message
+
+
+def test_unsupported_url_scheme(tmp_path):
+    text = replace(MINIMAL, 'path = "calendars"', 'path = "ftp://cal.example.test/a.ics"')
+    message = only_problem(setup_dir(tmp_path, text))
+    assert "[[sources]] #1 path: unsupported URL scheme 'ftp'" in message
+
+
+def test_duplicate_source_names(tmp_path):
+    text = MINIMAL + '\n[[sources]]\ntype = "ics"\npath = "calendars"\n'
+    message = only_problem(setup_dir(tmp_path, text))
+    assert '[[sources]] #2 name: "calendars" (a string) is already the name of source #1' in message
+
+
+def test_no_sources(tmp_path):
+    text = '[org]\ndomains = ["acme.test"]\nroster = "org.csv"\n'
+    message = only_problem(setup_dir(tmp_path, text))
+    assert "[[sources]]: missing; add at least one [[sources]]" in message
+
+
+def test_empty_sources_array(tmp_path):
+    text = 'sources = []\n[org]\ndomains = ["acme.test"]\nroster = "org.csv"\n'
+    assert "[[sources]]: empty; add at least one" in only_problem(setup_dir(tmp_path, text))
+
+
+def test_a_section_name_used_as_a_key(tmp_path):
+    text = '[org]\ndomains = ["acme.test"]\nroster = "org.csv"\nsources = []\n'
+    problems = problems_of(setup_dir(tmp_path, text))
+    assert (
+        "[org] sources: unknown key ([[sources]] is a section of its own, not a key of [org])" in problems[0]
+    )
+    assert "[[sources]]: missing" in problems[1]
+
+
+def test_sources_written_as_a_single_table(tmp_path):
+    text = replace(MINIMAL, "[[sources]]", "[sources]")
+    message = only_problem(setup_dir(tmp_path, text))
+    assert "write [[sources]] (double brackets), not [sources]" in message
+
+
+def test_invalid_timezone_suggests_the_right_spelling(tmp_path):
+    text = replace(MINIMAL, 'roster = "org.csv"', 'roster = "org.csv"\ntimezone = "europe/berlin"')
+    message = only_problem(setup_dir(tmp_path, text))
+    assert '[org] timezone: unknown IANA time zone "europe/berlin"' in message
+    assert 'did you mean "Europe/Berlin"?' in message
+
+
+def test_unknown_timezone(tmp_path):
+    text = replace(MINIMAL, 'roster = "org.csv"', 'roster = "org.csv"\ntimezone = "Mars/Olympus_Mons"')
+    assert '[org] timezone: unknown IANA time zone "Mars/Olympus_Mons"' in only_problem(
+        setup_dir(tmp_path, text)
+    )
+
+
+def test_toml_syntax_error_names_file_line_and_column(tmp_path):
+    text = replace(MINIMAL, 'roster = "org.csv"', "roster = org.csv")
+    message = only_problem(setup_dir(tmp_path, text))
+    assert message.startswith(f"{tmp_path / 'calsync.toml'}: invalid TOML: ")
+    assert "line 3" in message
+    assert "column" in message
+
+
+def test_missing_config_file_says_what_to_do(tmp_path):
+    path = tmp_path / "nope.toml"
+    message = only_problem(path)
+    assert message.startswith(f"{path}: cannot read the config file")
+    assert "No such file or directory" in message
+    assert "calsync demo" in message
+
+
+def test_config_path_that_is_a_directory(tmp_path):
+    assert "cannot read the config file" in only_problem(tmp_path)
+
+
+def test_config_that_is_not_utf8(tmp_path):
+    path = tmp_path / "calsync.toml"
+    path.write_bytes(b"[org]\ndomains = ['\xff']\n")
+    assert "not valid UTF-8" in only_problem(path)
+
+
+def test_all_problems_are_reported_together(tmp_path):
+    text = """\
+[org]
+domains = "acme.test"
+roster = "missing.csv"
+timezone = "Nowhere/Land"
+
+[cadence]
+default_dayz = 7
+grace_days = true
+
+[report]
+lookback_days = 0
+
+[[sources]]
+type = "google"
+path = "no-such-dir"
+"""
+    problems = problems_of(setup_dir(tmp_path, text))
+    keys = [p.split(": ")[1] for p in problems]
+    assert keys == [
+        "[org] domains",
+        "[org] roster",
+        "[org] timezone",
+        "[cadence] default_dayz",
+        "[cadence] grace_days",
+        "[report] lookback_days",
+        "[[sources]] #1 type",
+        "[[sources]] #1 path",
+    ]
+    assert all(p.startswith(str(tmp_path / "calsync.toml") + ": ") for p in problems)
+
+
+def test_config_error_from_a_single_message():
+    error = ConfigError("calsync.toml: bad")
+    assert error.problems == ["calsync.toml: bad"]
+    assert str(error) == "calsync.toml: bad"
