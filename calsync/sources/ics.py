@@ -1,0 +1,487 @@
+"""Published ICS calendars: a directory of .ics files, one .ics file, or an http(s) URL.
+
+Each file is one calendar (typically one person's export or published feed). Events are grouped by
+UID and each group is expanded on its own with ``recurring-ical-events``, so one broken event is
+reported and skipped without taking the rest of the file down.
+
+What this module fixes at the boundary, so that the core never sees it:
+
+- EXDATE: an occurrence removed from its series becomes an explicit *cancelled* occurrence (listed by
+  its original start), found by expanding the series once with and once without its EXDATEs;
+- RECURRENCE-ID overrides: a moved occurrence keeps its original start as ``recurrence_id``; a
+  ``STATUS:CANCELLED`` override is a cancelled occurrence; an override without attendees (some
+  clients strip them from cancellations) inherits the series' participants;
+- versions: SEQUENCE and LAST-MODIFIED are read from the raw master or override (the expander
+  propagates the highest SEQUENCE of a series to every occurrence, which would hide stale copies);
+- time zones: TZIDs resolve through VTIMEZONE, IANA or Windows names; floating times and TZIDs that
+  cannot be resolved are read in the org's time zone (reported for unknown TZIDs); X-WR-TIMEZONE
+  calendars (Google exports) are normalised first.
+"""
+
+from __future__ import annotations
+
+import copy
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+import x_wr_timezone
+
+from calsync.model import (
+    CalendarData,
+    Occurrence,
+    Participant,
+    Problem,
+    Response,
+    SeriesCopy,
+    Status,
+    Version,
+)
+from calsync.sources.base import SourceResult, Window
+
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+USER_AGENT = "calsync (+https://github.com/calsync/calsync)"
+
+_RESPONSES = {
+    "ACCEPTED": Response.ACCEPTED,
+    "TENTATIVE": Response.TENTATIVE,
+    "DECLINED": Response.DECLINED,
+    "NEEDS-ACTION": Response.NEEDS_ACTION,
+}
+_RESOURCE_TYPES = {"ROOM", "RESOURCE"}
+
+
+class IcsSource:
+    """Reads every calendar of one ``[[sources]] type = "ics"`` entry."""
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        name: str,
+        default_tz: tzinfo,
+        label_root: Path | None = None,
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        self.location = location
+        self.name = name
+        self.default_tz = default_tz
+        self.label_root = label_root
+        self.timeout_seconds = timeout_seconds
+
+    def fetch(self, window: Window) -> SourceResult:
+        result = SourceResult()
+        for label, data in self._documents(result.problems):
+            calendar, problems = read_ics(data, label, window, self.default_tz)
+            result.problems.extend(problems)
+            if calendar is not None:
+                result.calendars.append(calendar)
+        return result
+
+    # -- where the documents come from -------------------------------------------------------------
+
+    def _documents(self, problems: list[Problem]) -> Iterator[tuple[str, bytes]]:
+        if self.location.startswith(("http://", "https://")):
+            data = self._download(problems)
+            if data is not None:
+                yield self.location, data
+            return
+        root = Path(self.location)
+        if root.is_dir():
+            files = sorted(
+                p
+                for p in root.rglob("*")
+                if p.is_file() and p.suffix.lower() == ".ics" and not p.name.startswith(".")
+            )
+            if not files:
+                problems.append(
+                    Problem(
+                        self._label(root),
+                        "no .ics files in this directory: add calendar exports here or fix the source's path",
+                    )
+                )
+        elif root.is_file():
+            files = [root]
+        else:
+            problems.append(Problem(self._label(root), "no such file or directory"))
+            files = []
+        for path in files:
+            try:
+                yield self._label(path), path.read_bytes()
+            except OSError as exc:
+                problems.append(Problem(self._label(path), f"cannot read: {exc.strerror or exc}"))
+
+    def _download(self, problems: list[Problem]) -> bytes | None:
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) above
+            self.location, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310
+                data: bytes = response.read(MAX_DOWNLOAD_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            problems.append(Problem(self.location, f"download failed: HTTP {exc.code} {exc.reason}"))
+            return None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            problems.append(Problem(self.location, f"download failed: {reason}"))
+            return None
+        if len(data) > MAX_DOWNLOAD_BYTES:
+            problems.append(
+                Problem(self.location, f"download failed: larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
+            )
+            return None
+        return data
+
+    def _label(self, path: Path) -> str:
+        if self.label_root is not None:
+            try:
+                return path.resolve().relative_to(self.label_root.resolve()).as_posix()
+            except ValueError:
+                pass
+        return str(path)
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+
+def read_ics(
+    data: bytes | str, label: str, window: Window, default_tz: tzinfo
+) -> tuple[CalendarData | None, list[Problem]]:
+    """Parse one ICS document into the normalised model.
+
+    Returns ``None`` (and a problem) when the document as a whole is unreadable; a broken event is
+    reported and skipped and the rest of the document is still read.
+    """
+    problems: list[Problem] = []
+    try:
+        calendars = icalendar.Calendar.from_ical(data, multiple=True)
+    except Exception as exc:  # icalendar raises ValueError and friends on malformed documents
+        return None, [Problem(label, f"not a valid iCalendar file: {_short(exc)}")]
+    if not calendars:
+        return None, [Problem(label, "not a valid iCalendar file: no VCALENDAR in it")]
+
+    timezones: list[icalendar.Component] = []
+    groups: dict[str, list[icalendar.Component]] = {}
+    for cal in calendars:
+        try:
+            cal = x_wr_timezone.to_standard(cal)
+        except Exception as exc:
+            problems.append(Problem(label, f"X-WR-TIMEZONE ignored: {_short(exc)}"))
+        timezones.extend(cal.walk("VTIMEZONE"))
+        for event in cal.walk("VEVENT"):
+            uid = str(event.get("UID", "")).strip()
+            if not uid:
+                problems.append(Problem(label, f"{_describe(event)}: has no UID; skipped"))
+                continue
+            groups.setdefault(uid, []).append(event)
+
+    occurrences: list[Occurrence] = []
+    series: list[SeriesCopy] = []
+    for uid, components in groups.items():
+        try:
+            occs, copy_, event_problems = _read_group(uid, components, timezones, label, window, default_tz)
+        except Exception as exc:  # one broken event must not stop the others
+            problems.append(Problem(label, f"{_describe(components[0])}: skipped: {_short(exc)}"))
+            continue
+        occurrences.extend(occs)
+        if copy_ is not None:
+            series.append(copy_)
+        problems.extend(event_problems)
+    return CalendarData(label, tuple(occurrences), tuple(series)), problems
+
+
+def _read_group(
+    uid: str,
+    components: list[icalendar.Component],
+    timezones: list[icalendar.Component],
+    label: str,
+    window: Window,
+    default_tz: tzinfo,
+) -> tuple[list[Occurrence], SeriesCopy | None, list[Problem]]:
+    problems: list[Problem] = []
+    for component in components:
+        if component.errors:
+            prop, message = component.errors[0]
+            raise ValueError(f"bad {prop}: {message}")
+        problems.extend(_timezone_problems(component, label, default_tz))
+
+    masters = [c for c in components if "RECURRENCE-ID" not in c]
+    overrides = [c for c in components if "RECURRENCE-ID" in c]
+    master = max(masters, key=lambda c: _version(c).key()) if masters else None
+
+    if master is None or not _is_recurring(master):
+        # A one-off event, or single occurrences of a series this calendar was only invited to.
+        singles = [master] if master is not None else overrides
+        found = [
+            _occurrence(c, uid, label, default_tz, None, recurring=master is None)
+            for c in singles
+            if _overlaps(c, window, default_tz)
+        ]
+        return found, None, problems
+
+    rrule = _rrule_text(master)
+    copy_ = SeriesCopy(
+        calendar=label,
+        series_id=uid,
+        title=str(master.get("SUMMARY", "")),
+        version=_version(master),
+        recurrence=rrule,
+        cancelled=_is_cancelled(master),
+    )
+    if copy_.cancelled:  # the whole series is cancelled: it is not a meeting at all
+        return [], copy_, problems
+
+    by_rid = {_instant(_when(c, "RECURRENCE-ID"), default_tz): c for c in overrides}
+    occs: list[Occurrence] = []
+    seen: set[datetime] = set()
+    for expanded in _expand([master, *overrides], timezones, window):
+        rid = _instant(_original(expanded), default_tz)
+        seen.add(rid)
+        raw = by_rid.get(rid, master)
+        occs.append(
+            _occurrence(expanded, uid, label, default_tz, master, recurring=True, version_of=raw, rrule=rrule)
+        )
+
+    if "EXDATE" in master:
+        # Expand the bare series without its EXDATEs: what appears only there was removed from it.
+        bare = copy.deepcopy(master)
+        bare.pop("EXDATE")
+        for expanded in _expand([bare], timezones, window):
+            rid = _instant(_original(expanded), default_tz)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            occs.append(
+                _occurrence(
+                    expanded,
+                    uid,
+                    label,
+                    default_tz,
+                    master,
+                    recurring=True,
+                    version_of=master,
+                    rrule=rrule,
+                    status=Status.CANCELLED,
+                )
+            )
+    return occs, copy_, problems
+
+
+def _expand(
+    components: Iterable[icalendar.Component], timezones: list[icalendar.Component], window: Window
+) -> list[Any]:
+    calendar = icalendar.Calendar()
+    calendar.add("PRODID", "-//calsync//expansion//EN")
+    calendar.add("VERSION", "2.0")
+    for tz in timezones:
+        calendar.add_component(tz)
+    for component in components:
+        calendar.add_component(component)
+    return list(recurring_ical_events.of(calendar).between(window.start, window.end))
+
+
+def _occurrence(
+    component: icalendar.Component,
+    uid: str,
+    label: str,
+    default_tz: tzinfo,
+    master: icalendar.Component | None,
+    *,
+    recurring: bool,
+    version_of: icalendar.Component | None = None,
+    rrule: str | None = None,
+    status: Status | None = None,
+) -> Occurrence:
+    start, all_day = _aware(_when(component, "DTSTART"), default_tz)
+    end = _end(component, start, all_day, default_tz)
+    rid: datetime | None = None
+    if recurring:
+        rid = _aware(_original(component), default_tz)[0].astimezone(start.tzinfo)
+    if status is None:
+        status = Status.CANCELLED if _is_cancelled(component) else Status.CONFIRMED
+    organizer, participants = _people(component)
+    if not participants and master is not None:
+        organizer, participants = _people(master)  # e.g. a stripped cancellation
+    if organizer is None and master is not None:
+        organizer = _people(master)[0]
+    return Occurrence(
+        calendar=label,
+        series_id=uid,
+        recurrence_id=rid,
+        start=start,
+        end=end,
+        timezone=_tz_name(_prop(component, "DTSTART"), start, default_tz),
+        title=str(component.get("SUMMARY", "") or (master.get("SUMMARY", "") if master else "")),
+        organizer=organizer,
+        participants=participants,
+        status=status,
+        all_day=all_day,
+        version=_version(version_of if version_of is not None else component),
+        recurrence=rrule,
+    )
+
+
+# -- small readers -----------------------------------------------------------------------------------
+
+
+def _prop(component: icalendar.Component, name: str) -> Any:
+    """A property as the untyped value icalendar holds (validated by the callers below)."""
+    return component.get(name)
+
+
+def _when(component: icalendar.Component, name: str) -> date | datetime:
+    """A DATE or DATE-TIME property's value; a clear error for anything else."""
+    prop = _prop(component, name)
+    value = getattr(prop, "dt", None)
+    if not isinstance(value, date):
+        raise ValueError(f"{name} is missing or not a date or date-time")
+    return value
+
+
+def _original(component: icalendar.Component) -> date | datetime:
+    """The occurrence's original start: its RECURRENCE-ID, else its DTSTART."""
+    return _when(component, "RECURRENCE-ID" if "RECURRENCE-ID" in component else "DTSTART")
+
+
+def _is_recurring(component: icalendar.Component) -> bool:
+    return "RRULE" in component or "RDATE" in component
+
+
+def _is_cancelled(component: icalendar.Component) -> bool:
+    return str(component.get("STATUS", "")).upper() == "CANCELLED"
+
+
+def _rrule_text(component: icalendar.Component) -> str | None:
+    rule = component.get("RRULE")
+    if rule is None:
+        return None
+    if isinstance(rule, list):  # several RRULEs (deprecated but seen): keep the first
+        rule = rule[0]
+    text: str = rule.to_ical().decode()
+    return text
+
+
+def _version(component: icalendar.Component) -> Version:
+    try:
+        sequence = int(str(component.get("SEQUENCE", 0)))
+    except ValueError:
+        sequence = 0
+    updated = None
+    if "LAST-MODIFIED" in component:
+        value = _when(component, "LAST-MODIFIED")
+        if isinstance(value, datetime):
+            updated = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return Version(sequence, updated)
+
+
+def _email(value: object) -> str | None:
+    text = str(value).strip()
+    if text.lower().startswith("mailto:"):
+        text = text[len("mailto:") :]
+    text = text.strip().lower()
+    return text or None
+
+
+def _people(component: icalendar.Component) -> tuple[str | None, tuple[Participant, ...]]:
+    organizer_prop = component.get("ORGANIZER")
+    organizer = _email(organizer_prop) if organizer_prop is not None else None
+    attendees = component.get("ATTENDEE", [])
+    if not isinstance(attendees, list):
+        attendees = [attendees]
+    participants: list[Participant] = []
+    for attendee in attendees:
+        email = _email(attendee)
+        if email is None:
+            continue
+        params = getattr(attendee, "params", {})
+        cutype = str(params.get("CUTYPE", "INDIVIDUAL")).upper()
+        name = params.get("CN")
+        participants.append(
+            Participant(
+                email=email,
+                name=str(name) if name else None,
+                response=_RESPONSES.get(str(params.get("PARTSTAT", "")).upper(), Response.UNKNOWN),
+                resource=cutype in _RESOURCE_TYPES,
+            )
+        )
+    return organizer, tuple(participants)
+
+
+def _aware(value: date | datetime, default_tz: tzinfo) -> tuple[datetime, bool]:
+    """A timezone-aware datetime, and whether the value was a whole day."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=default_tz)), False
+    return datetime.combine(value, time(0), tzinfo=default_tz), True
+
+
+def _instant(value: date | datetime, default_tz: tzinfo) -> datetime:
+    return _aware(value, default_tz)[0].astimezone(UTC)
+
+
+def _end(component: icalendar.Component, start: datetime, all_day: bool, default_tz: tzinfo) -> datetime:
+    if "DTEND" in component:
+        end = _aware(_when(component, "DTEND"), default_tz)[0]
+        return end.astimezone(start.tzinfo)
+    if "DURATION" in component:
+        duration = getattr(_prop(component, "DURATION"), "dt", None)
+        if isinstance(duration, timedelta):
+            return start + duration
+    return start + (timedelta(days=1) if all_day else timedelta(0))
+
+
+def _overlaps(component: icalendar.Component, window: Window, default_tz: tzinfo) -> bool:
+    start, all_day = _aware(_when(component, "DTSTART"), default_tz)
+    end = _end(component, start, all_day, default_tz)
+    return start < window.end and max(end, start) >= window.start
+
+
+def _tz_name(prop: Any, start: datetime, default_tz: tzinfo) -> str:
+    tz = start.tzinfo
+    if isinstance(tz, ZoneInfo):
+        return tz.key
+    tzid = getattr(prop, "params", {}).get("TZID")
+    if tzid:
+        return str(tzid)
+    if tz is not None and start.utcoffset() == timedelta(0) and tz is not default_tz:
+        return "UTC"
+    return default_tz.key if isinstance(default_tz, ZoneInfo) else str(start.tzname() or "UTC")
+
+
+def _timezone_problems(component: icalendar.Component, label: str, default_tz: tzinfo) -> list[Problem]:
+    value = _when(component, "DTSTART")
+    tzid = getattr(_prop(component, "DTSTART"), "params", {}).get("TZID")
+    if tzid and isinstance(value, datetime) and value.tzinfo is None:
+        zone = default_tz.key if isinstance(default_tz, ZoneInfo) else "UTC"
+        return [
+            Problem(
+                label,
+                f"{_describe(component)}: unknown time zone {tzid!r} and no VTIMEZONE for it; "
+                f"its times were read as {zone}",
+            )
+        ]
+    return []
+
+
+def _describe(component: icalendar.Component) -> str:
+    summary = str(component.get("SUMMARY", "")).strip()
+    uid = str(component.get("UID", "")).strip()
+    parts = [f"event {summary!r}" if summary else "event"]
+    if uid:
+        parts.append(f"(UID {uid})")
+    if "RECURRENCE-ID" in component:
+        try:
+            parts.append(f"occurrence {_when(component, 'RECURRENCE-ID').isoformat()}")
+        except Exception:  # a broken RECURRENCE-ID is what is being reported
+            parts.append("occurrence with a broken RECURRENCE-ID")
+    return " ".join(parts)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
