@@ -1,0 +1,240 @@
+"""The ``calsync`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+from calsync import __version__
+from calsync.config import Config, ConfigError, load_config
+from calsync.org import RosterError
+from calsync.report import Report, render_csv, render_json, render_table
+
+# Exit codes scripts can rely on (also in the README).
+EXIT_OK = 0  # the report is complete
+EXIT_INTERNAL = 1  # a bug in calsync: please report it
+EXIT_USAGE = 2  # bad command line, config or roster: nothing was produced
+EXIT_PARTIAL = 3  # the report was produced, but some inputs were skipped (see the errors)
+EXIT_INTERRUPTED = 130
+
+DESCRIPTION = """\
+calsync finds the 1:1 meetings between managers and their reports in your org's calendars,
+checks each pair against the cadence you want, and reports the pairs whose 1:1s have lapsed,
+keep being cancelled or declined, or never existed.
+
+Start with `calsync demo`: it writes a fictional org with calendars and runs the report on it.
+"""
+
+EPILOG = """\
+exit codes:
+  0  report complete
+  2  usage, config or roster error (nothing produced; the message says what to fix)
+  3  report produced, but some calendars, events or roster lines were skipped (listed on stderr)
+  1  internal error (a bug: please report it)
+
+docs: see README.md (configuration reference, statuses and how they are decided)
+"""
+
+STATUS_HELP = """\
+statuses (worst first):
+  overdue    the last 1:1 is more than cadence + grace days ago, or every 1:1 in the
+             look-back window was cancelled or declined
+  no-series  no 1:1 held in the window and none scheduled ahead
+  at-risk    nothing held yet but one is scheduled; or nothing scheduled ahead; or the
+             next 1:1 is further from the last one than cadence + grace allows
+  ok         held recently enough and the next one is scheduled in time
+  untracked  peer or other pairs (and skip-level pairs unless cadence.skip_level_days is set)
+"""
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="calsync",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"calsync {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def output_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--as-of",
+            type=_date,
+            metavar="YYYY-MM-DD",
+            help="report as of 00:00 of this date in org.timezone (UTC if unset); default: today",
+        )
+        sub.add_argument(
+            "--format",
+            choices=("table", "json", "csv"),
+            default="table",
+            help="table (default): worst first, for people; json: the stable contract for scripts; "
+            "csv: one row per pair, for spreadsheets",
+        )
+        sub.add_argument("--all", action="store_true", help="table: also show untracked (peer, other) pairs")
+        sub.add_argument(
+            "--output", "-o", type=Path, metavar="FILE", help="write the report to FILE instead of stdout"
+        )
+        sub.add_argument(
+            "--color",
+            choices=("auto", "always", "never"),
+            default="auto",
+            help="colour the table's statuses (auto: when stdout is a terminal and NO_COLOR is unset)",
+        )
+
+    report = commands.add_parser(
+        "report",
+        help="check every manager/report pair's 1:1s against the cadence",
+        description="Read the roster and every calendar source of the config, find the 1:1s and report "
+        "each pair's cadence status.\n\n" + STATUS_HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
+    )
+    output_options(report)
+
+    demo = commands.add_parser(
+        "demo",
+        help="write a fictional org with calendars into a directory and report on it",
+        description="Write a fictional org (about 15 people in several teams, with calendars dated "
+        "relative to --as-of) into DIR, with a config and a roster, then run the report on it. The "
+        "demo covers every status and the edge cases calsync handles (moved, cancelled and declined "
+        "occurrences, rooms, external guests, time zones, stale copies, a broken file). No account "
+        "is needed. The same date always gives the same files.\n\n" + STATUS_HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=Path("calsync-demo"),
+        help="where to write (default: ./calsync-demo)",
+    )
+    output_options(demo)
+    return parser
+
+
+def _config_path(arg: Path | None) -> Path:
+    if arg is not None:
+        return arg
+    env = os.environ.get("CALSYNC_CONFIG")
+    return Path(env) if env else Path("calsync.toml")
+
+
+def _use_color(choice: str, stream: TextIO) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _emit(report: Report, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    for problem in report.errors:
+        print(f"calsync: skipped: {problem}", file=stderr)
+    if args.format == "json":
+        text = render_json(report)
+    elif args.format == "csv":
+        text = render_csv(report)
+    else:
+        color = args.output is None and _use_color(args.color, stdout)
+        text = render_table(report, show_untracked=args.all, color=color)
+    if args.output is not None:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"calsync: cannot write {args.output}: {exc.strerror or exc}", file=stderr)
+            return EXIT_USAGE
+    else:
+        stdout.write(text)
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def _load(path: Path) -> Config:
+    return load_config(path)
+
+
+def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.pipeline import run_report
+
+    config = _load(_config_path(args.config))
+    report = run_report(config, args.as_of)
+    return _emit(report, args, stdout, stderr)
+
+
+def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.demo import write_demo
+    from calsync.pipeline import run_report
+
+    config_path, as_of = write_demo(args.dir, args.as_of)
+    report = run_report(_load(config_path), as_of)
+    if args.format == "table" and args.output is None:
+        print(f"Wrote a demo org to {args.dir}/ (config: {config_path}), as of {as_of}.\n", file=stderr)
+    _emit(report, args, stdout, stderr)
+    if args.format == "table" and args.output is None:
+        print(
+            f"\nThe problems above are planted in the demo to show how bad input is reported.\n"
+            f"Next: calsync report --config {config_path} --as-of {as_of} --format json",
+            file=stderr,
+        )
+    return EXIT_OK  # the demo's planted problems are expected
+
+
+def main(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(out)
+        return EXIT_USAGE
+    try:
+        if args.command == "report":
+            return cmd_report(args, out, err)
+        return cmd_demo(args, out, err)
+    except ConfigError as exc:
+        print(f"calsync: the config has problems:\n{exc}", file=err)
+        return EXIT_USAGE
+    except RosterError as exc:
+        print(f"calsync: {exc}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("calsync: interrupted", file=err)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("CALSYNC_DEBUG"):
+            traceback.print_exc(file=err)
+        print(
+            f"calsync: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in calsync. Please report it with the command you ran "
+            "(set CALSYNC_DEBUG=1 to see the traceback).",
+            file=err,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

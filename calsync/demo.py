@@ -1,0 +1,568 @@
+"""``calsync demo``: a fictional org whose calendars exercise every status and edge case.
+
+Everything is dated relative to the as-of date, so the same date always gives the same files and a
+report made on that date shows the same statuses whatever the date is. The scenarios (one per direct
+pair, plus peer, skip-level and cross-team pairs) are listed in :data:`SCENARIOS` and in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+DOMAIN = "acme.test"
+ORG_TZ = "Europe/Berlin"
+BERLIN = ZoneInfo(ORG_TZ)
+NEW_YORK = ZoneInfo("America/New_York")
+
+# email local part, name, manager local part, cadence_days, timezone
+PEOPLE: tuple[tuple[str, str, str, str, str], ...] = (
+    ("maya", "Maya Chen", "", "", "America/New_York"),
+    ("omar", "Omar Haddad", "maya", "", "America/New_York"),
+    ("priya", "Priya Raman", "maya", "", "Europe/Berlin"),
+    ("lena", "Lena Fischer", "omar", "", "Europe/Berlin"),
+    ("diego", "Diego Alvarez", "omar", "", "America/New_York"),
+    ("sam", "Sam Okafor", "lena", "", "Europe/Berlin"),
+    ("yuki", "Yuki Tanaka", "lena", "", "Europe/Berlin"),
+    ("noah", "Noah Berg", "lena", "7", "Europe/Berlin"),
+    ("ava", "Ava Rossi", "diego", "", "America/New_York"),
+    ("ben", "Ben Carter", "diego", "", "America/New_York"),
+    ("chloe", "Chloe Martin", "diego", "", "America/New_York"),
+    ("ethan", "Ethan Brooks", "priya", "", "Europe/Berlin"),
+    ("fatima", "Fatima Noor", "priya", "", "Europe/Berlin"),
+    ("grace", "Grace Liu", "priya", "", "Europe/Berlin"),
+    ("hugo", "Hugo Lambert", "priya", "", "Europe/Berlin"),
+)
+
+#: What the demo shows, pair by pair: (manager, report or peer, expected status, what it demonstrates).
+SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
+    ("maya", "omar", "ok", "weekly in America/New_York with a VTIMEZONE (across DST when in the window)"),
+    ("maya", "priya", "ok", "weekly; one occurrence moved to the next day, one removed by EXDATE"),
+    ("omar", "lena", "overdue", "the weekly series ended 40 days ago and nothing replaced it"),
+    ("omar", "diego", "overdue", "a new biweekly series whose two past occurrences were both cancelled"),
+    (
+        "lena",
+        "sam",
+        "ok",
+        "Outlook-style Windows TZID without VTIMEZONE, a room, and a stale copy "
+        "in Sam's file that still lacks Lena's later cancellation (counted once, stays cancelled)",
+    ),
+    ("lena", "yuki", "at-risk", "every 4 weeks: the schedule itself is slower than the 14-day cadence"),
+    ("lena", "noah", "at-risk", "new hire (roster cadence 7): the first 1:1 is scheduled, none held yet"),
+    ("diego", "ava", "ok", "weekly; Ava declined one occurrence"),
+    ("diego", "ben", "at-risk", "held until last week, but the series ended: nothing scheduled ahead"),
+    ("diego", "chloe", "ok", "weekly in floating time, a month of cancellations earlier: a closed gap"),
+    ("priya", "ethan", "no-series", "no 1:1 at all; an all-day 'offsite' and a 3-person '1:1' don't count"),
+    ("priya", "fatima", "ok", "one-off 1:1s in UTC instead of a series; a wholly cancelled one-off ignored"),
+    (
+        "priya",
+        "grace",
+        "no-series",
+        "the series was cancelled as a whole; Grace's 1:1 with a customer (external) is ignored",
+    ),
+    ("priya", "hugo", "overdue", "biweekly, but Hugo declined every occurrence for the last 7 weeks"),
+    ("sam", "yuki", "untracked", "peer 1:1 (same manager): reported, not tracked"),
+    ("omar", "sam", "ok", "skip-level, every 4 weeks: tracked because the demo sets skip_level_days = 30"),
+    ("ava", "ethan", "untracked", "cross-team 1:1 (relationship 'other'): reported, not tracked"),
+)
+
+CONFIG = f"""\
+# calsync demo config: a fictional org. See config/calsync.example.toml for every key.
+[org]
+domains = ["{DOMAIN}"]
+roster = "org.csv"
+timezone = "{ORG_TZ}"
+
+[cadence]
+default_days = 14
+grace_days = 3
+skip_level_days = 30
+
+[report]
+lookback_days = 90
+lookahead_days = 90
+
+[[sources]]
+type = "ics"
+path = "calendars"
+name = "demo calendars"
+"""
+
+BROKEN_ICS = """\
+BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//a tool that crashed mid-export//EN
+BEGIN:VEVENT
+UID:truncated-1@acme.test
+DTSTART;TZID=Europe/Berlin:2026-13-45T99:00
+SUMMARY:this export was cut off
+"""
+
+
+def email(local: str) -> str:
+    return local if "@" in local else f"{local}@{DOMAIN}"
+
+
+# -- a small ICS builder on top of icalendar (also used by the tests and benchmarks) ----------------
+
+
+@dataclass
+class Attendee:
+    email: str
+    name: str | None = None
+    partstat: str = "ACCEPTED"
+    cutype: str = "INDIVIDUAL"
+
+
+@dataclass
+class EventSpec:
+    """One VEVENT: a one-off, a recurring master (``rrule``) or an override (``recurrence_id``)."""
+
+    uid: str
+    summary: str
+    start: datetime | date
+    duration: timedelta = timedelta(minutes=30)
+    organizer: str | None = None
+    attendees: Sequence[Attendee] = ()
+    rrule: dict[str, Any] | None = None
+    exdates: Sequence[datetime] = ()
+    rdates: Sequence[datetime] = ()
+    recurrence_id: datetime | None = None
+    status: str | None = None
+    sequence: int = 0
+    last_modified: datetime | None = None
+    tzid: str | None = None  # write naive times with this TZID (e.g. a Windows zone name)
+    floating: bool = False  # write naive times without TZID
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _add_time(event: icalendar.Event, name: str, value: datetime | date, spec: EventSpec) -> None:
+    if isinstance(value, datetime) and (spec.tzid or spec.floating):
+        naive = value.replace(tzinfo=None)
+        if spec.tzid:
+            event.add(name, naive, parameters={"TZID": spec.tzid})
+        else:
+            event.add(name, naive)
+    else:
+        event.add(name, value)
+
+
+def ics_event(spec: EventSpec) -> icalendar.Event:
+    event = icalendar.Event()
+    event.add("uid", spec.uid)
+    event.add("dtstamp", datetime(2026, 1, 1, tzinfo=UTC))
+    event.add("summary", spec.summary)
+    _add_time(event, "dtstart", spec.start, spec)
+    if isinstance(spec.start, datetime):
+        _add_time(event, "dtend", spec.start + spec.duration, spec)
+    else:
+        event.add("dtend", spec.start + timedelta(days=1))
+    if spec.recurrence_id is not None:
+        _add_time(event, "recurrence-id", spec.recurrence_id, spec)
+    if spec.rrule:
+        event.add("rrule", spec.rrule)
+    for exdate in spec.exdates:
+        _add_time(event, "exdate", exdate, spec)
+    for rdate in spec.rdates:
+        _add_time(event, "rdate", rdate, spec)
+    if spec.status:
+        event.add("status", spec.status)
+    event.add("sequence", spec.sequence)
+    if spec.last_modified is not None:
+        event.add("last-modified", spec.last_modified)
+    if spec.organizer:
+        organizer = icalendar.vCalAddress(f"mailto:{spec.organizer}")
+        event.add("organizer", organizer)
+    for attendee in spec.attendees:
+        address = icalendar.vCalAddress(f"mailto:{attendee.email}")
+        address.params["PARTSTAT"] = attendee.partstat
+        address.params["CUTYPE"] = attendee.cutype
+        if attendee.name:
+            address.params["CN"] = attendee.name
+        event.add("attendee", address)
+    for key, value in spec.extra.items():
+        event.add(key, value)
+    return event
+
+
+def ics_calendar(
+    specs: Iterable[EventSpec], *, with_timezones: bool = True, name: str | None = None
+) -> bytes:
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//calsync//demo//EN")
+    calendar.add("version", "2.0")
+    if name:
+        calendar.add("x-wr-calname", name)
+    for spec in specs:
+        calendar.add_component(ics_event(spec))
+    if with_timezones:
+        calendar.add_missing_timezones()
+    data: bytes = calendar.to_ical()
+    return data
+
+
+# -- the demo org ------------------------------------------------------------------------------------
+
+
+def _at(day: date, hour: int, tz: tzinfo, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=tz)
+
+
+def _pair(a: str, b: str, partstat_b: str = "ACCEPTED") -> list[Attendee]:
+    names = {local: name for local, name, *_ in PEOPLE}
+    return [
+        Attendee(email(a), names.get(a), "ACCEPTED"),
+        Attendee(email(b), names.get(b), partstat_b),
+    ]
+
+
+def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
+    """The demo's events, by the calendar (file stem) they are written to."""
+    d = as_of
+    cal: dict[str, list[EventSpec]] = {}
+
+    def put(spec: EventSpec, *owners: str) -> None:
+        for owner in owners:
+            cal.setdefault(owner, []).append(spec)
+
+    def weekly(uid: str, a: str, b: str, first: date, hour: int, tz: tzinfo, **kw: Any) -> EventSpec:
+        names = dict((local, name.split()[0]) for local, name, *_ in PEOPLE)
+        rrule = kw.pop("rrule", {"freq": "weekly"})
+        return EventSpec(
+            uid=f"{uid}@{DOMAIN}",
+            summary=kw.pop("summary", f"{names.get(a, a)} / {names.get(b, b)} 1:1"),
+            start=_at(first, hour, tz),
+            organizer=email(a),
+            attendees=kw.pop("attendees", _pair(a, b)),
+            rrule=rrule,
+            **kw,
+        )
+
+    # maya / omar: ok, weekly in New York with a VTIMEZONE.
+    put(weekly("maya-omar", "maya", "omar", d - timedelta(days=124), 9, NEW_YORK), "maya", "omar")
+
+    # maya / priya: ok; one moved occurrence, one EXDATE.
+    mp_first = d - timedelta(days=117)
+    mp = weekly(
+        "maya-priya",
+        "maya",
+        "priya",
+        mp_first,
+        16,
+        BERLIN,
+        exdates=[_at(d - timedelta(days=12), 16, BERLIN)],
+        sequence=1,
+    )
+    moved = EventSpec(
+        uid=mp.uid,
+        summary="Maya / Priya 1:1 (moved)",
+        start=_at(d - timedelta(days=25), 11, BERLIN),
+        organizer=email("maya"),
+        attendees=_pair("maya", "priya"),
+        recurrence_id=_at(d - timedelta(days=26), 16, BERLIN),
+        sequence=2,
+    )
+    put(mp, "maya", "priya")
+    put(moved, "maya", "priya")
+
+    # omar / lena: overdue, the series ended 40 days ago.
+    put(
+        weekly(
+            "omar-lena",
+            "omar",
+            "lena",
+            d - timedelta(days=180),
+            14,
+            BERLIN,
+            rrule={"freq": "weekly", "until": _at(d - timedelta(days=40), 23, BERLIN).astimezone(UTC)},
+        ),
+        "omar",
+        "lena",
+    )
+
+    # omar / diego: overdue, a new biweekly series whose two past occurrences were both cancelled.
+    od_first = d - timedelta(days=27)
+    od = weekly(
+        "omar-diego",
+        "omar",
+        "diego",
+        od_first,
+        11,
+        NEW_YORK,
+        rrule={"freq": "weekly", "interval": 2},
+        exdates=[_at(od_first, 11, NEW_YORK)],
+        sequence=1,
+    )
+    od_cancelled = EventSpec(
+        uid=od.uid,
+        summary=od.summary,
+        start=_at(od_first + timedelta(days=14), 11, NEW_YORK),
+        organizer=email("omar"),
+        attendees=_pair("omar", "diego"),
+        recurrence_id=_at(od_first + timedelta(days=14), 11, NEW_YORK),
+        status="CANCELLED",
+        sequence=2,
+    )
+    put(od, "omar", "diego")
+    put(od_cancelled, "omar", "diego")
+
+    # lena / sam: ok; Windows TZID without VTIMEZONE, a room, and a stale copy in Sam's file.
+    ls_first = d - timedelta(days=110)
+    room = Attendee(f"room-spree@{DOMAIN}", "Room Spree", "ACCEPTED", "ROOM")
+    ls_args: dict[str, Any] = {"tzid": "W. Europe Standard Time", "attendees": [*_pair("lena", "sam"), room]}
+    ls_new = weekly(
+        "lena-sam",
+        "lena",
+        "sam",
+        ls_first,
+        10,
+        BERLIN,
+        sequence=3,
+        last_modified=datetime.combine(d - timedelta(days=15), time(8), tzinfo=UTC),
+        exdates=[_at(d - timedelta(days=12), 10, BERLIN)],
+        **ls_args,
+    )
+    ls_stale = weekly(
+        "lena-sam",
+        "lena",
+        "sam",
+        ls_first,
+        10,
+        BERLIN,
+        sequence=2,
+        last_modified=datetime.combine(d - timedelta(days=60), time(8), tzinfo=UTC),
+        **ls_args,
+    )
+    put(ls_new, "lena")
+    put(ls_stale, "sam")
+
+    # lena / yuki: at-risk, every 4 weeks (slower than the cadence).
+    put(
+        weekly(
+            "lena-yuki",
+            "lena",
+            "yuki",
+            d - timedelta(days=10 + 28 * 3),
+            15,
+            BERLIN,
+            rrule={"freq": "weekly", "interval": 4},
+        ),
+        "lena",
+        "yuki",
+    )
+
+    # lena / noah: at-risk, new hire, the first 1:1 is in 3 days.
+    put(weekly("lena-noah", "lena", "noah", d + timedelta(days=3), 13, BERLIN), "lena", "noah")
+
+    # diego / ava: ok, Ava declined one occurrence.
+    da = weekly("diego-ava", "diego", "ava", d - timedelta(days=95), 10, NEW_YORK)
+    da_declined = EventSpec(
+        uid=da.uid,
+        summary=da.summary,
+        start=_at(d - timedelta(days=18), 10, NEW_YORK),
+        organizer=email("diego"),
+        attendees=_pair("diego", "ava", "DECLINED"),
+        recurrence_id=_at(d - timedelta(days=18), 10, NEW_YORK),
+        sequence=0,
+        last_modified=datetime.combine(d - timedelta(days=20), time(12), tzinfo=UTC),
+    )
+    put(da, "diego", "ava")
+    put(da_declined, "diego", "ava")
+
+    # diego / ben: at-risk, the series ended last week.
+    put(
+        weekly(
+            "diego-ben",
+            "diego",
+            "ben",
+            d - timedelta(days=85),
+            15,
+            NEW_YORK,
+            rrule={"freq": "weekly", "until": _at(d - timedelta(days=6), 23, NEW_YORK).astimezone(UTC)},
+        ),
+        "diego",
+        "ben",
+    )
+
+    # diego / chloe: ok, floating time, a month of cancellations earlier (a closed gap).
+    dc_first = d - timedelta(days=80)
+    put(
+        weekly(
+            "diego-chloe",
+            "diego",
+            "chloe",
+            dc_first,
+            9,
+            BERLIN,
+            floating=True,
+            exdates=[_at(dc_first + timedelta(days=7 * k), 9, BERLIN) for k in range(3, 8)],
+        ),
+        "diego",
+        "chloe",
+    )
+
+    # priya / ethan: no-series; an all-day event and a 3-person "1:1" do not count.
+    put(
+        EventSpec(
+            uid=f"offsite-pe@{DOMAIN}",
+            summary="Priya <> Ethan offsite",
+            start=d - timedelta(days=20),
+            organizer=email("priya"),
+            attendees=_pair("priya", "ethan"),
+        ),
+        "priya",
+        "ethan",
+    )
+    put(
+        EventSpec(
+            uid=f"three-pe@{DOMAIN}",
+            summary="1:1 Priya / Ethan (+Hugo)",
+            start=_at(d - timedelta(days=9), 10, BERLIN),
+            organizer=email("priya"),
+            attendees=[*_pair("priya", "ethan"), Attendee(email("hugo"), "Hugo Lambert")],
+        ),
+        "priya",
+        "ethan",
+        "hugo",
+    )
+
+    # priya / fatima: ok via one-off 1:1s in UTC; a wholly cancelled one-off is ignored.
+    for offset in (-40, -27, -13, 1):
+        start = datetime.combine(d + timedelta(days=offset), time(12), tzinfo=UTC)
+        put(
+            EventSpec(
+                uid=f"pf-{offset}@{DOMAIN}",
+                summary="Fatima <> Priya",
+                start=start,
+                organizer=email("fatima"),
+                attendees=_pair("fatima", "priya"),
+            ),
+            "priya",
+            "fatima",
+        )
+    put(
+        EventSpec(
+            uid=f"pf-cancelled@{DOMAIN}",
+            summary="Fatima <> Priya",
+            status="CANCELLED",
+            start=datetime.combine(d - timedelta(days=6), time(12), tzinfo=UTC),
+            organizer=email("fatima"),
+            attendees=_pair("fatima", "priya"),
+        ),
+        "priya",
+        "fatima",
+    )
+
+    # priya / grace: no-series, the series was cancelled as a whole; an external 1:1 is ignored.
+    put(
+        weekly(
+            "priya-grace",
+            "priya",
+            "grace",
+            d - timedelta(days=60),
+            11,
+            BERLIN,
+            status="CANCELLED",
+            sequence=4,
+        ),
+        "priya",
+        "grace",
+    )
+    put(
+        weekly(
+            "grace-customer",
+            "grace",
+            "buyer@client.example",
+            d - timedelta(days=30),
+            17,
+            BERLIN,
+            summary="Grace / Client sync",
+            attendees=[Attendee(email("grace"), "Grace Liu"), Attendee("buyer@client.example", "Buyer")],
+        ),
+        "grace",
+    )
+
+    # priya / hugo: overdue, Hugo declined every occurrence for the last 7 weeks.
+    ph_first = d - timedelta(days=105)
+    ph = weekly("priya-hugo", "priya", "hugo", ph_first, 9, BERLIN, rrule={"freq": "weekly", "interval": 2})
+    put(ph, "priya", "hugo")
+    for k in range(8):
+        occurrence = ph_first + timedelta(days=14 * k)
+        if d - timedelta(days=49) <= occurrence < d:
+            put(
+                EventSpec(
+                    uid=ph.uid,
+                    summary=ph.summary,
+                    start=_at(occurrence, 9, BERLIN),
+                    organizer=email("priya"),
+                    attendees=_pair("priya", "hugo", "DECLINED"),
+                    recurrence_id=_at(occurrence, 9, BERLIN),
+                    last_modified=datetime.combine(occurrence - timedelta(days=2), time(9), tzinfo=UTC),
+                ),
+                "priya",
+                "hugo",
+            )
+
+    # sam / yuki: peer; omar / sam: skip-level every 4 weeks; ava / ethan: cross-team.
+    put(weekly("sam-yuki", "sam", "yuki", d - timedelta(days=60), 12, BERLIN), "sam", "yuki")
+    put(
+        weekly(
+            "omar-sam",
+            "omar",
+            "sam",
+            d - timedelta(days=6 + 28 * 2),
+            16,
+            BERLIN,
+            rrule={"freq": "weekly", "interval": 4},
+        ),
+        "omar",
+        "sam",
+    )
+    put(
+        weekly(
+            "ava-ethan",
+            "ava",
+            "ethan",
+            d - timedelta(days=45),
+            17,
+            BERLIN,
+            rrule={"freq": "weekly", "interval": 3},
+        ),
+        "ava",
+        "ethan",
+    )
+    return cal
+
+
+def roster_csv() -> str:
+    lines = ["email,name,manager_email,cadence_days,timezone"]
+    for local, name, manager, cadence, tz in PEOPLE:
+        lines.append(",".join([email(local), name, email(manager) if manager else "", cadence, tz]))
+    return "\n".join(lines) + "\n"
+
+
+def demo_today() -> date:
+    return datetime.now(BERLIN).date()
+
+
+def write_demo(directory: Path, as_of: date | None = None) -> tuple[Path, date]:
+    """Write the demo org into ``directory``; returns the config's path and the as-of date used."""
+    as_of = as_of or demo_today()
+    calendars_dir = directory / "calendars"
+    calendars_dir.mkdir(parents=True, exist_ok=True)
+    for stale in calendars_dir.glob("*.ics"):
+        stale.unlink()
+    for owner, specs in sorted(demo_calendars(as_of).items()):
+        with_tz = owner != "sam"  # Sam's export has no VTIMEZONE for the Windows zone name
+        (calendars_dir / f"{owner}.ics").write_bytes(ics_calendar(specs, with_timezones=with_tz, name=owner))
+    (calendars_dir / "broken.ics").write_text(BROKEN_ICS, encoding="utf-8")
+    (directory / "org.csv").write_text(roster_csv(), encoding="utf-8")
+    config = directory / "calsync.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    return config, as_of

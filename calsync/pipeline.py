@@ -1,0 +1,94 @@
+"""Wires the edges to the core: config -> roster + sources -> resolve -> report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from calsync.cadence import Clock
+from calsync.config import Config
+from calsync.detect import resolve
+from calsync.model import CalendarData, Problem
+from calsync.org import Org, load_roster
+from calsync.report import Policy, Report, build_report
+from calsync.sources.base import Source, Window
+from calsync.sources.ics import IcsSource
+
+#: Extra days synced on both sides of the report's windows, so that occurrences moved across a
+#: window's edge are still seen with their original dates.
+SYNC_MARGIN_DAYS = 7
+
+
+def org_timezone(config: Config) -> tzinfo:
+    return ZoneInfo(config.org.timezone) if config.org.timezone else UTC
+
+
+def make_clock(
+    config: Config, as_of: date | None = None, *, now: Callable[[], datetime] | None = None
+) -> Clock:
+    """00:00 of ``as_of`` (default: today) in the org's time zone, or UTC when none is set."""
+    tz = org_timezone(config)
+    if as_of is None:
+        as_of = (now() if now is not None else datetime.now(UTC)).astimezone(tz).date()
+    return Clock(
+        as_of=datetime.combine(as_of, time(0), tzinfo=tz),
+        lookback_days=config.report.lookback_days,
+        lookahead_days=config.report.lookahead_days,
+    )
+
+
+def sync_window(clock: Clock) -> Window:
+    margin = timedelta(days=SYNC_MARGIN_DAYS)
+    start = datetime.combine(clock.window_start, time(0), tzinfo=clock.as_of.tzinfo)
+    return Window(start - margin, clock.horizon + margin)
+
+
+def label_for(config: Config, path: Path) -> str:
+    """How a file is named in messages: relative to the config's directory when it lies inside it."""
+    try:
+        return path.resolve().relative_to(config.base_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def make_sources(config: Config) -> list[Source]:
+    tz = org_timezone(config)
+    return [
+        IcsSource(
+            source.location,
+            name=source.name,
+            default_tz=tz,
+            label_root=config.base_dir,
+            timeout_seconds=source.timeout_seconds,
+        )
+        for source in config.sources
+    ]
+
+
+def load_org(config: Config) -> tuple[Org, list[Problem]]:
+    return load_roster(config.org.roster, config.org.domains, label=label_for(config, config.org.roster))
+
+
+def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], list[Problem]]:
+    calendars: list[CalendarData] = []
+    problems: list[Problem] = []
+    for source in sources:
+        result = source.fetch(window)
+        calendars.extend(result.calendars)
+        problems.extend(result.problems)
+    return calendars, problems
+
+
+def run_report(config: Config, as_of: date | None = None) -> Report:
+    """Read the roster and every source, and build the cadence report."""
+    org, problems = load_org(config)
+    clock = make_clock(config, as_of)
+    calendars, source_problems = collect(make_sources(config), sync_window(clock))
+    policy = Policy(
+        default_days=config.cadence.default_days,
+        grace_days=config.cadence.grace_days,
+        skip_level_days=config.cadence.skip_level_days,
+    )
+    return build_report(org, resolve(calendars), clock, policy, [*problems, *source_problems])

@@ -1,0 +1,339 @@
+"""The cadence report: built purely from the org, the merged calendars and a clock; rendered as a
+terminal table, the JSON contract of DESIGN.md section 4, or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from calsync.cadence import SEVERITY, Assessment, Clock, PairStatus, assess, scheduled_cadence_days
+from calsync.detect import Pair, Resolved, one_on_ones
+from calsync.model import Occurrence, Problem
+from calsync.org import Org, Relationship
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The cadence the org wants (the ``[cadence]`` section)."""
+
+    default_days: int = 14
+    grace_days: int = 3
+    skip_level_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    id: str
+    title: str
+    recurrence: str | None
+    scheduled_cadence_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PairReport:
+    people: Pair
+    manager: str | None
+    report: str | None
+    relationship: Relationship
+    assessment: Assessment
+    series: tuple[SeriesInfo, ...]
+
+    @property
+    def status(self) -> PairStatus:
+        return self.assessment.status
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    clock: Clock
+    pairs: tuple[PairReport, ...]
+    errors: tuple[Problem, ...]
+    names: dict[str, str]
+
+    def count(self, status: PairStatus) -> int:
+        return sum(1 for p in self.pairs if p.status is status)
+
+
+def build_report(
+    org: Org, resolved: Resolved, clock: Clock, policy: Policy, errors: Iterable[Problem] = ()
+) -> Report:
+    """Every 1:1 pair found in the calendars plus every direct pair of the roster, assessed."""
+    detection = one_on_ones(resolved.occurrences, org.is_member)
+    pairs: set[Pair] = set(detection.pairs)
+    for manager, report in org.direct_pairs():
+        a, b = sorted((manager, report))
+        pairs.add((a, b))
+
+    reports = []
+    for pair in sorted(pairs):
+        occurrences = detection.pairs.get(pair, [])
+        relationship = org.relationship(*pair)
+        roles = org.manager_and_report(*pair)
+        cadence_days = _cadence_days(org, relationship, roles, policy)
+        assessment = assess(occurrences, pair, clock, cadence_days, policy.grace_days)
+        if cadence_days is None:
+            why = (
+                "skip-level 1:1s are tracked only when cadence.skip_level_days is set"
+                if relationship is Relationship.SKIP_LEVEL
+                else f"{relationship} 1:1s are not tracked"
+            )
+            assessment = Assessment(
+                assessment.status,
+                None,
+                assessment.states,
+                assessment.days_since_last,
+                (),
+                (why, *assessment.reasons),
+            )
+        reports.append(
+            PairReport(
+                people=pair,
+                manager=roles[0] if roles else None,
+                report=roles[1] if roles else None,
+                relationship=relationship,
+                assessment=assessment,
+                series=_series(occurrences, resolved, clock),
+            )
+        )
+    names = {email: org.name(email) for pair in pairs for email in pair}
+    return Report(clock, tuple(reports), tuple(errors), names)
+
+
+def _cadence_days(
+    org: Org, relationship: Relationship, roles: tuple[str, str] | None, policy: Policy
+) -> int | None:
+    if relationship is Relationship.DIRECT and roles is not None:
+        return org.cadence_days_of(roles[1]) or policy.default_days
+    if relationship is Relationship.SKIP_LEVEL and policy.skip_level_days is not None:
+        return policy.skip_level_days
+    return None
+
+
+def _series(occurrences: Sequence[Occurrence], resolved: Resolved, clock: Clock) -> tuple[SeriesInfo, ...]:
+    first_seen: dict[str, Occurrence] = {}
+    for occ in sorted(occurrences, key=lambda o: o.original_start):
+        if occ.recurrence_id is None or occ.series_id in first_seen:
+            continue
+        if occ.original_start.date() >= clock.window_start and occ.start < clock.horizon:
+            first_seen[occ.series_id] = occ
+    infos = []
+    for series_id, occ in first_seen.items():
+        master = resolved.series.get(series_id)
+        rrule = master.recurrence if master is not None else occ.recurrence
+        infos.append(
+            SeriesInfo(
+                id=series_id,
+                title=(master.title if master is not None and master.title else occ.title),
+                recurrence=rrule,
+                scheduled_cadence_days=scheduled_cadence_days(rrule),
+            )
+        )
+    return tuple(infos)
+
+
+# -- JSON (the contract of DESIGN.md section 4: change it only by adding fields) --------------------
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def pair_to_json(pair: PairReport, names: dict[str, str]) -> dict[str, Any]:
+    a = pair.assessment
+    return {
+        "people": list(pair.people),
+        "manager": pair.manager,
+        "report": pair.report,
+        "relationship": str(pair.relationship),
+        "status": str(a.status),
+        "cadence_days": a.cadence_days,
+        "held": [d.isoformat() for d in a.states.held],
+        "cancelled": [d.isoformat() for d in a.states.cancelled],
+        "declined": [d.isoformat() for d in a.states.declined],
+        "last_held": _iso(a.states.last_held),
+        "next_scheduled": _iso(a.states.next_scheduled),
+        "days_since_last": a.days_since_last,
+        "gaps": [{"from": g.start.isoformat(), "to": _iso(g.end), "days": g.days} for g in a.gaps],
+        "series": [
+            {
+                "id": s.id,
+                "title": s.title,
+                "recurrence": s.recurrence,
+                "scheduled_cadence_days": s.scheduled_cadence_days,
+            }
+            for s in pair.series
+        ],
+        "reasons": list(a.reasons),
+        "names": {email: names.get(email, email) for email in pair.people},
+    }
+
+
+def report_to_json(report: Report) -> dict[str, Any]:
+    return {
+        "as_of": report.clock.as_of_date.isoformat(),
+        "window": {
+            "start": report.clock.window_start.isoformat(),
+            "end": report.clock.as_of_date.isoformat(),
+        },
+        "pairs": [pair_to_json(p, report.names) for p in report.pairs],
+        "errors": [{"source": e.source, "message": e.message} for e in report.errors],
+    }
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_to_json(report), indent=2, ensure_ascii=False) + "\n"
+
+
+# -- CSV ---------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "manager",
+    "report",
+    "person_a",
+    "person_b",
+    "relationship",
+    "status",
+    "cadence_days",
+    "last_held",
+    "days_since_last",
+    "next_scheduled",
+    "held_count",
+    "cancelled_count",
+    "declined_count",
+    "gap_count",
+    "longest_gap_days",
+    "held",
+    "cancelled",
+    "declined",
+    "reasons",
+)
+
+
+def render_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for pair in report.pairs:
+        a = pair.assessment
+        writer.writerow(
+            [
+                pair.manager or "",
+                pair.report or "",
+                pair.people[0],
+                pair.people[1],
+                pair.relationship,
+                a.status,
+                a.cadence_days if a.cadence_days is not None else "",
+                _iso(a.states.last_held) or "",
+                a.days_since_last if a.days_since_last is not None else "",
+                _iso(a.states.next_scheduled) or "",
+                len(a.states.held),
+                len(a.states.cancelled),
+                len(a.states.declined),
+                len(a.gaps),
+                max((g.days for g in a.gaps), default=""),
+                " ".join(d.isoformat() for d in a.states.held),
+                " ".join(d.isoformat() for d in a.states.cancelled),
+                " ".join(d.isoformat() for d in a.states.declined),
+                "; ".join(a.reasons),
+            ]
+        )
+    return out.getvalue()
+
+
+# -- terminal table ------------------------------------------------------------------------------------
+
+_COLORS = {
+    PairStatus.OVERDUE: "31",
+    PairStatus.NO_SERIES: "35",
+    PairStatus.AT_RISK: "33",
+    PairStatus.OK: "32",
+    PairStatus.UNTRACKED: "2",
+}
+
+
+def sort_worst_first(pairs: Iterable[PairReport], names: dict[str, str]) -> list[PairReport]:
+    def key(p: PairReport) -> tuple[int, int, str, str]:
+        first = p.manager or p.people[0]
+        second = p.report or p.people[1]
+        since = p.assessment.days_since_last
+        return (
+            SEVERITY.index(p.status),
+            -(since if since is not None else 10**6),
+            names.get(first, first),
+            names.get(second, second),
+        )
+
+    return sorted(pairs, key=key)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_table(report: Report, *, show_untracked: bool = False, color: bool = False) -> str:
+    names = report.names
+    clock = report.clock
+    tracked = [p for p in report.pairs if p.status is not PairStatus.UNTRACKED]
+    untracked = [p for p in report.pairs if p.status is PairStatus.UNTRACKED]
+    shown = sort_worst_first(tracked + (untracked if show_untracked else []), names)
+
+    lines = [
+        f"1:1 cadence as of {clock.as_of_date}  (held: {clock.window_start} to {clock.as_of_date}; "
+        f"scheduled: the next {clock.lookahead_days} days)",
+        "",
+    ]
+    header = ("STATUS", "MANAGER", "REPORT", "LAST HELD", "DAYS", "NEXT", "HELD", "CANC", "DECL", "WHY")
+    rows: list[tuple[str, ...]] = []
+    for p in shown:
+        a = p.assessment
+        first, second = (p.manager, p.report) if p.manager and p.report else p.people
+        status = str(a.status) if a.status is not PairStatus.UNTRACKED else f"untracked ({p.relationship})"
+        rows.append(
+            (
+                status,
+                _clip(names.get(first, first), 24),
+                _clip(names.get(second, second), 24),
+                _iso(a.states.last_held) or "-",
+                str(a.days_since_last) if a.days_since_last is not None else "-",
+                _iso(a.states.next_scheduled) or "-",
+                str(len(a.states.held)),
+                str(len(a.states.cancelled)),
+                str(len(a.states.declined)),
+                a.reasons[0] if a.reasons else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    numeric = {4, 6, 7, 8}
+
+    def fmt(row: tuple[str, ...], status: PairStatus | None = None) -> str:
+        cells = [
+            (cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]))
+            for i, cell in enumerate(row[:-1])
+        ]
+        if color and status is not None:
+            cells[0] = f"\x1b[{_COLORS[status]}m{cells[0]}\x1b[0m"
+        return "  ".join([*cells, row[-1]]).rstrip()
+
+    lines.append(fmt(header))
+    lines.extend(fmt(row, p.status) for row, p in zip(rows, shown, strict=True))
+    if not rows:
+        lines.append("(no pairs: the roster has no manager with reports and no 1:1 was found)")
+
+    summary = [f"{report.count(s)} {s}" for s in SEVERITY[:-1]]
+    hidden = "" if show_untracked or not untracked else " (not shown; --all shows them)"
+    lines += ["", "Pairs: " + ", ".join(summary) + f"; {len(untracked)} untracked{hidden}."]
+    if report.errors:
+        count = len(report.errors)
+        plural = "s" if count != 1 else ""
+        lines += [
+            "",
+            f"{count} input problem{plural} (listed on stderr and in --format json): "
+            "those inputs were skipped, the rest was used.",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,89 @@
+"""`calsync demo`: every scenario shows its intended status, on any date, deterministically."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calsync.cli import main
+from calsync.demo import SCENARIOS, email, write_demo
+
+DATES = [
+    date(2026, 11, 21),
+    date(2026, 3, 29),  # EU clocks go forward that night
+    date(2026, 11, 1),  # US clocks go back
+    date(2027, 1, 1),
+    date(2028, 2, 29),
+]
+
+
+def run_demo(directory: Path, as_of: date, fmt: str = "json") -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["demo", str(directory), "--as-of", as_of.isoformat(), "--format", fmt], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("as_of", DATES, ids=str)
+def test_every_scenario_has_its_status(tmp_path: Path, as_of: date) -> None:
+    code, out, _ = run_demo(tmp_path / "demo", as_of)
+    assert code == 0
+    report = json.loads(out)
+    by_pair = {tuple(p["people"]): p for p in report["pairs"]}
+    for a, b, expected, what in SCENARIOS:
+        pair = tuple(sorted((email(a), email(b))))
+        assert pair in by_pair, f"{a}/{b} missing ({what})"
+        assert by_pair[pair]["status"] == expected, f"{a}/{b} ({what}): {by_pair[pair]['reasons']}"
+    assert {p["status"] for p in report["pairs"]} == {"ok", "at-risk", "overdue", "no-series", "untracked"}
+    assert [e["source"] for e in report["errors"]] == ["calendars/broken.ics"]
+    # the external 1:1 (Grace and a customer) is not a pair
+    assert not any("client.example" in person for p in report["pairs"] for person in p["people"])
+
+
+def test_demo_edge_cases_in_detail(tmp_path: Path) -> None:
+    as_of = date(2026, 11, 21)
+    _, out, _ = run_demo(tmp_path / "demo", as_of)
+    pairs = {tuple(p["people"]): p for p in json.loads(out)["pairs"]}
+
+    def pair(a: str, b: str) -> Any:
+        return pairs[tuple(sorted((email(a), email(b))))]
+
+    # the stale copy in Sam's file does not bring back Lena's cancellation, and nothing counts twice
+    lena_sam = pair("lena", "sam")
+    assert lena_sam["cancelled"] == ["2026-11-09"]
+    assert len(lena_sam["held"]) == len(set(lena_sam["held"])) == 12
+    # the moved occurrence counts at its new date, the EXDATE as cancelled
+    maya_priya = pair("maya", "priya")
+    assert "2026-10-27" in maya_priya["held"] and "2026-10-26" not in maya_priya["held"]
+    assert maya_priya["cancelled"] == ["2026-11-09"]
+    # a month of cancellations leaves a closed gap
+    assert pair("diego", "chloe")["gaps"] == [{"from": "2026-09-16", "to": "2026-10-28", "days": 42}]
+    assert len(pair("diego", "chloe")["cancelled"]) == 5
+    # roster cadence 7 for the new hire; skip-level cadence from the config
+    assert pair("lena", "noah")["cadence_days"] == 7
+    assert pair("omar", "sam")["cadence_days"] == 30 and pair("omar", "sam")["relationship"] == "skip-level"
+    assert pair("diego", "ava")["declined"] == ["2026-11-03"]
+
+
+def test_demo_is_deterministic_for_a_date(tmp_path: Path) -> None:
+    as_of = date(2026, 11, 21)
+    write_demo(tmp_path / "one", as_of)
+    write_demo(tmp_path / "two", as_of)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) > 10
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
+
+
+def test_demo_table_output(tmp_path: Path) -> None:
+    code, out, err = run_demo(tmp_path / "demo", date(2026, 11, 21), fmt="table")
+    assert code == 0
+    for status in ("overdue", "no-series", "at-risk", "ok"):
+        assert f"\n{status} " in out
+    assert "Omar Haddad" in out and "Lena Fischer" in out
+    assert "calendars/broken.ics" in err
+    assert "calsync report --config" in err
