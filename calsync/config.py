@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from calsync.org import timezone_problem
+from calsync.redact import redact_url
 
 SOURCE_TYPES = ("ics",)
 _URL_SCHEMES = ("http", "https", "webcal")
@@ -326,7 +327,10 @@ class _Checker:
             )
             ok = False
         location = self.location(prefix, item)
-        name = item.get("path") if isinstance(item.get("path"), str) else None
+        # Named by its path as written; a URL by its redacted form, since the URL is often the secret.
+        name: str | None = item["path"] if isinstance(item.get("path"), str) else None
+        if location is not None and location.startswith(("http://", "https://")):
+            name = redact_url(location)
         if "name" in item:
             if isinstance(item["name"], str) and item["name"].strip():
                 name = item["name"]

@@ -90,7 +90,7 @@ class IcsSource:
         if self.location.startswith(("http://", "https://")):
             data = self._download(problems)
             if data is not None:
-                yield self.location, data
+                yield self.name, data  # never the URL itself: it is often the secret
             return
         root = Path(self.location)
         if root.is_dir():
@@ -125,15 +125,15 @@ class IcsSource:
             with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310
                 data: bytes = response.read(MAX_DOWNLOAD_BYTES + 1)
         except urllib.error.HTTPError as exc:
-            problems.append(Problem(self.location, f"download failed: HTTP {exc.code} {exc.reason}"))
+            problems.append(Problem(self.name, f"download failed: HTTP {exc.code} {exc.reason}"))
             return None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            problems.append(Problem(self.location, f"download failed: {reason}"))
+            problems.append(Problem(self.name, f"download failed: {reason}"))
             return None
         if len(data) > MAX_DOWNLOAD_BYTES:
             problems.append(
-                Problem(self.location, f"download failed: larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
+                Problem(self.name, f"download failed: larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
             )
             return None
         return data

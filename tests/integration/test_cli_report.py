@@ -262,10 +262,12 @@ def http_root(tmp_path: Path):
 def test_published_calendar_over_http_and_a_failing_url(tmp_path: Path, http_root) -> None:
     served, base = http_root
     config = write_org(tmp_path / "org")
+    secret = served / "private-7f3a9c"
+    secret.mkdir()
     for name in ("ann.ics", "bob.ics"):
-        (served / name).write_bytes((tmp_path / "org" / "calendars" / name).read_bytes())
+        (secret / name).write_bytes((tmp_path / "org" / "calendars" / name).read_bytes())
     sources = "".join(
-        f'[[sources]]\ntype = "ics"\npath = "{base}/{name}"\n\n'
+        f'[[sources]]\ntype = "ics"\npath = "{base}/private-7f3a9c/{name}?token=s3cret"\n\n'
         for name in ("ann.ics", "bob.ics", "missing.ics")
     )
     config = write_org(tmp_path / "org", sources=sources)
@@ -275,8 +277,11 @@ def test_published_calendar_over_http_and_a_failing_url(tmp_path: Path, http_roo
     pairs = {tuple(p["people"]): p for p in report["pairs"]}
     assert pairs[(ANN, BOB)] == EXPECTED_ANN_BOB
     assert report["errors"] == [
-        {"source": f"{base}/missing.ics", "message": "download failed: HTTP 404 File not found"}
+        {"source": f"{base}/…/missing.ics", "message": "download failed: HTTP 404 File not found"}
     ]
+    # the URL is the calendar's credential: it never appears in what calsync prints
+    for secret_part in ("private-7f3a9c", "s3cret"):
+        assert secret_part not in result.stdout and secret_part not in result.stderr
 
 
 def test_failed_source_is_an_error_not_an_empty_calendar(tmp_path: Path) -> None:
@@ -286,7 +291,7 @@ def test_failed_source_is_an_error_not_an_empty_calendar(tmp_path: Path) -> None
     result = run("report", "-c", str(config), "--as-of", AS_OF, "--format", "json")
     assert result.returncode == 3
     report = json.loads(result.stdout)
-    assert report["errors"][0]["source"] == "http://127.0.0.1:9/nothing-listens-here.ics"
+    assert report["errors"][0]["source"] == url
     assert report["errors"][0]["message"].startswith("download failed")
 
 

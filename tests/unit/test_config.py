@@ -152,7 +152,7 @@ path = "HTTP://cal.example.test/eve.ics"
     assert not files.is_url
     assert ann.location == "https://cal.example.test/ann.ics?token=abc"
     assert ann.is_url
-    assert ann.name == "https://cal.example.test/ann.ics?token=abc"
+    assert ann.name == "https://cal.example.test/ann.ics"  # the token is a secret: not in the name
     assert bob.location == "https://cal.example.test/bob.ics"
     assert bob.is_url
     assert bob.name == "Bob"
