@@ -293,7 +293,7 @@ def render_table(report: Report, *, show_untracked: bool = False, color: bool = 
     for p in shown:
         a = p.assessment
         first, second = (p.manager, p.report) if p.manager and p.report else p.people
-        status = str(a.status) if a.status is not PairStatus.UNTRACKED else f"untracked ({p.relationship})"
+        status = str(a.status) if p.relationship is Relationship.DIRECT else f"{a.status} ({p.relationship})"
         rows.append(
             (
                 status,

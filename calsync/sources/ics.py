@@ -164,7 +164,9 @@ def read_ics(
     except Exception as exc:  # icalendar raises ValueError and friends on malformed documents
         return None, [Problem(label, f"not a valid iCalendar file: {_short(exc)}")]
     if not calendars:
-        return None, [Problem(label, "not a valid iCalendar file: no VCALENDAR in it")]
+        return None, [
+            Problem(label, "not a valid iCalendar file: no complete VCALENDAR in it (empty or cut off?)")
+        ]
 
     timezones: list[icalendar.Component] = []
     groups: dict[str, list[icalendar.Component]] = {}
