@@ -14,6 +14,7 @@ from typing import TextIO
 from calsync import __version__
 from calsync.config import Config, ConfigError, load_config
 from calsync.org import RosterError
+from calsync.progress import progress_for
 from calsync.report import Report, render_csv, render_json, render_table
 
 # Exit codes scripts can rely on (also in the README).
@@ -179,7 +180,7 @@ def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.pipeline import run_report
 
     config = _load(_config_path(args.config))
-    report = run_report(config, args.as_of)
+    report = run_report(config, args.as_of, progress_for(stderr))
     return _emit(report, args, stdout, stderr)
 
 
@@ -188,7 +189,7 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.pipeline import run_report
 
     config_path, as_of = write_demo(args.dir, args.as_of)
-    report = run_report(_load(config_path), as_of)
+    report = run_report(_load(config_path), as_of, progress_for(stderr))
     if args.format == "table" and args.output is None:
         print(f"Wrote a demo org to {args.dir}/ (config: {config_path}), as of {as_of}.\n", file=stderr)
     _emit(report, args, stdout, stderr)

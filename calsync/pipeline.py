@@ -12,6 +12,7 @@ from calsync.config import Config
 from calsync.detect import resolve
 from calsync.model import CalendarData, Problem
 from calsync.org import Org, load_roster
+from calsync.progress import Progress
 from calsync.report import Policy, Report, build_report
 from calsync.sources.base import Source, Window
 from calsync.sources.ics import IcsSource
@@ -53,7 +54,7 @@ def label_for(config: Config, path: Path) -> str:
         return str(path)
 
 
-def make_sources(config: Config) -> list[Source]:
+def make_sources(config: Config, progress: Progress | None = None) -> list[Source]:
     tz = org_timezone(config)
     return [
         IcsSource(
@@ -62,6 +63,7 @@ def make_sources(config: Config) -> list[Source]:
             default_tz=tz,
             label_root=config.base_dir,
             timeout_seconds=source.timeout_seconds,
+            progress=progress,
         )
         for source in config.sources
     ]
@@ -81,11 +83,11 @@ def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], 
     return calendars, problems
 
 
-def run_report(config: Config, as_of: date | None = None) -> Report:
+def run_report(config: Config, as_of: date | None = None, progress: Progress | None = None) -> Report:
     """Read the roster and every source, and build the cadence report."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
-    calendars, source_problems = collect(make_sources(config), sync_window(clock))
+    calendars, source_problems = collect(make_sources(config, progress), sync_window(clock))
     policy = Policy(
         default_days=config.cadence.default_days,
         grace_days=config.cadence.grace_days,

@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +44,7 @@ from calsync.model import (
     Status,
     Version,
 )
+from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -68,8 +70,10 @@ class IcsSource:
         default_tz: tzinfo,
         label_root: Path | None = None,
         timeout_seconds: float = 30.0,
+        progress: Progress | None = None,
     ) -> None:
         self.location = location
+        self.progress: Progress = progress if progress is not None else NoProgress()
         self.name = name
         self.default_tz = default_tz
         self.label_root = label_root
@@ -77,21 +81,28 @@ class IcsSource:
 
     def fetch(self, window: Window) -> SourceResult:
         result = SourceResult()
-        for label, data in self._documents(result.problems):
-            calendar, problems = read_ics(data, label, window, self.default_tz)
-            result.problems.extend(problems)
-            if calendar is not None:
-                result.calendars.append(calendar)
+        documents = self._documents(result.problems)
+        self.progress.start(f"reading {self.name}", len(documents))
+        try:
+            for label, load in documents:
+                data = load()
+                if data is not None:
+                    calendar, problems = read_ics(data, label, window, self.default_tz)
+                    result.problems.extend(problems)
+                    if calendar is not None:
+                        result.calendars.append(calendar)
+                self.progress.advance()
+        finally:
+            self.progress.done()
         return result
 
     # -- where the documents come from -------------------------------------------------------------
 
-    def _documents(self, problems: list[Problem]) -> Iterator[tuple[str, bytes]]:
+    def _documents(self, problems: list[Problem]) -> list[tuple[str, Callable[[], bytes | None]]]:
+        """Each document's label and a function that reads it (reporting failures into ``problems``)."""
         if self.location.startswith(("http://", "https://")):
-            data = self._download(problems)
-            if data is not None:
-                yield self.name, data  # never the URL itself: it is often the secret
-            return
+            # Named by the source's name, never the URL itself: the URL is often the secret.
+            return [(self.name, lambda: self._download(problems))]
         root = Path(self.location)
         if root.is_dir():
             files = sorted(
@@ -111,11 +122,14 @@ class IcsSource:
         else:
             problems.append(Problem(self._label(root), "no such file or directory"))
             files = []
-        for path in files:
-            try:
-                yield self._label(path), path.read_bytes()
-            except OSError as exc:
-                problems.append(Problem(self._label(path), f"cannot read: {exc.strerror or exc}"))
+        return [(self._label(path), partial(self._read_file, path, problems)) for path in files]
+
+    def _read_file(self, path: Path, problems: list[Problem]) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(self._label(path), f"cannot read: {exc.strerror or exc}"))
+            return None
 
     def _download(self, problems: list[Problem]) -> bytes | None:
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) above
