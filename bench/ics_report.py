@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Benchmark: `calsync report` over ICS exports of a synthetic org.
+
+Generates N people (about 7 reports per manager, several levels), one .ics file per manager holding
+weekly or biweekly 1:1s with each report (about 10% cancelled, 5% declined, 5% moved, some ended
+series, some pairs without any 1:1) plus a weekly team meeting, a year back and 90 days ahead. Then
+reads it with calsync's real code and prints where the time goes.
+
+    python bench/ics_report.py --people 500 2000
+
+Deterministic for a seed. Not a test: it prints figures, it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from calsync.cadence import Clock
+from calsync.demo import Attendee, EventSpec, ics_event
+from calsync.detect import resolve
+from calsync.org import load_roster
+from calsync.report import Policy, build_report, render_json
+from calsync.sources.base import Window
+from calsync.sources.ics import IcsSource
+
+BERLIN = ZoneInfo("Europe/Berlin")
+# What real exporters write: a compact VTIMEZONE with yearly rules.
+VTIMEZONE = """BEGIN:VTIMEZONE
+TZID:Europe/Berlin
+BEGIN:DAYLIGHT
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+TZNAME:CEST
+DTSTART:19700329T020000
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
+END:DAYLIGHT
+BEGIN:STANDARD
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+TZNAME:CET
+DTSTART:19701025T030000
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+END:STANDARD
+END:VTIMEZONE
+"""
+
+
+def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int]:
+    """Write roster + calendars; returns (files, events)."""
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+    emails = [f"p{i:05d}@acme.test" for i in range(people)]
+    managers: dict[str, str] = {}
+    for i, email in enumerate(emails[1:], start=1):
+        managers[email] = emails[(i - 1) // 7]
+    (root / "org.csv").write_text(
+        "email,name,manager_email\n" + "".join(f"{e},Person {e[1:6]},{managers.get(e, '')}\n" for e in emails)
+    )
+    reports: dict[str, list[str]] = {}
+    for report, manager in managers.items():
+        reports.setdefault(manager, []).append(report)
+    cal_dir = root / "calendars"
+    cal_dir.mkdir()
+    events = 0
+    for manager, team in reports.items():
+        specs: list[EventSpec] = []
+        for report in team:
+            if rng.random() < 0.05:
+                continue  # no 1:1 at all
+            interval = rng.choice((1, 2))
+            first = as_of - timedelta(days=365 - rng.randrange(14))
+            start = datetime.combine(first, datetime.min.time(), tzinfo=BERLIN).replace(
+                hour=rng.randrange(8, 17)
+            )
+            rrule: dict[str, object] = {"freq": "weekly", "interval": interval}
+            if rng.random() < 0.05:
+                rrule["until"] = (start + timedelta(days=rng.randrange(200, 330))).astimezone(UTC)
+            count = 52 // interval + 13
+            occurrences = [start + timedelta(weeks=interval * k) for k in range(count)]
+            exdates = [o for o in occurrences if rng.random() < 0.10]
+            uid = f"{manager}-{report}"
+            pair = [Attendee(manager), Attendee(report)]
+            specs.append(
+                EventSpec(
+                    uid=uid,
+                    summary="1:1",
+                    start=start,
+                    organizer=manager,
+                    attendees=pair,
+                    rrule=rrule,
+                    exdates=exdates,
+                )
+            )
+            for o in occurrences:
+                if o in exdates:
+                    continue
+                roll = rng.random()
+                if roll < 0.05:
+                    declined = [Attendee(manager), Attendee(report, partstat="DECLINED")]
+                    specs.append(
+                        EventSpec(
+                            uid=uid,
+                            summary="1:1",
+                            start=o,
+                            organizer=manager,
+                            attendees=declined,
+                            recurrence_id=o,
+                            sequence=1,
+                        )
+                    )
+                elif roll < 0.10:
+                    specs.append(
+                        EventSpec(
+                            uid=uid,
+                            summary="1:1",
+                            start=o + timedelta(days=1),
+                            organizer=manager,
+                            attendees=pair,
+                            recurrence_id=o,
+                            sequence=1,
+                        )
+                    )
+        team_start = datetime.combine(as_of - timedelta(days=365), datetime.min.time(), tzinfo=BERLIN)
+        specs.append(
+            EventSpec(
+                uid=f"team-{manager}",
+                summary="Team",
+                start=team_start.replace(hour=9),
+                organizer=manager,
+                attendees=[Attendee(r) for r in [manager, *team]],
+                rrule={"freq": "weekly"},
+            )
+        )
+        calendar = icalendar.Calendar()
+        calendar.add("prodid", "-//calsync//bench//EN")
+        calendar.add("version", "2.0")
+        calendar.add_component(
+            icalendar.Calendar.from_ical(f"BEGIN:VCALENDAR\n{VTIMEZONE}END:VCALENDAR\n").subcomponents[0]
+        )
+        for spec in specs:
+            calendar.add_component(ics_event(spec))
+        events += len(specs)
+        (cal_dir / f"{manager.split('@')[0]}.ics").write_bytes(calendar.to_ical())
+    return len(reports), events
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(people: int, seed: int) -> dict[str, float]:
+    as_of = date(2026, 11, 21)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        files, events = build_org(people, as_of, root, seed)
+        clock = Clock(datetime.combine(as_of, datetime.min.time(), tzinfo=UTC), 90, 90)
+        window = Window(clock.as_of - timedelta(days=97), clock.horizon + timedelta(days=7))
+        source = IcsSource(str(root / "calendars"), name="bench", default_tz=UTC, label_root=root)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        result = source.fetch(window)
+        read_wall = time.perf_counter() - wall0
+        org, _ = load_roster(root / "org.csv", ["acme.test"])
+        cpu1 = time.process_time()
+        report = build_report(org, resolve(result.calendars), clock, Policy())
+        text = render_json(report)
+        core_cpu = time.process_time() - cpu1
+        total_wall = time.perf_counter() - wall0
+        del cpu0
+    occurrences = sum(len(c.occurrences) for c in result.calendars)
+    return {
+        "people": people,
+        "files": files,
+        "events": events,
+        "occurrences": occurrences,
+        "pairs": len(report.pairs),
+        "problems": len(result.problems),
+        "read_s": read_wall,
+        "ms_per_file": 1000 * read_wall / max(files, 1),
+        "core_cpu_s": core_cpu,
+        "total_s": total_wall,
+        "json_kb": len(text) / 1024,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--people", type=int, nargs="+", default=[500], help="org sizes (default: 500)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    columns = (
+        "people",
+        "files",
+        "events",
+        "occurrences",
+        "pairs",
+        "problems",
+        "read_s",
+        "ms_per_file",
+        "core_cpu_s",
+        "total_s",
+        "json_kb",
+        "peak_rss_mb",
+    )
+    print("  ".join(f"{c:>11}" for c in columns))
+    for people in args.people:
+        row = run(people, args.seed)
+        print(
+            "  ".join(f"{row[c]:>11.2f}" if isinstance(row[c], float) else f"{row[c]:>11}" for c in columns)
+        )
+        sys.stdout.flush()
+    print("read_s: parse + expand all files (wall);")
+    print("core_cpu_s: resolve + detect + cadence + report + JSON (CPU);")
+    print("peak_rss_mb: of this process so far (grows across sizes).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
