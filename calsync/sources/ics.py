@@ -220,12 +220,12 @@ def _read_group(
     window: Window,
     default_tz: tzinfo,
 ) -> tuple[list[Occurrence], SeriesCopy | None, list[Problem]]:
-    problems: list[Problem] = []
     for component in components:
         if component.errors:
             prop, message = component.errors[0]
             raise ValueError(f"bad {prop}: {message}")
-        problems.extend(_timezone_problems(component, label, default_tz))
+    # An unresolvable time zone is reported once per event, not once per override.
+    problems = next((tz for c in components if (tz := _timezone_problems(c, label, default_tz))), [])
 
     masters = [c for c in components if "RECURRENCE-ID" not in c]
     overrides = [c for c in components if "RECURRENCE-ID" in c]

@@ -260,3 +260,23 @@ def test_override_without_its_series_is_a_single_occurrence_of_that_series():
     assert o.recurrence_id == datetime(2026, 10, 13, 10, tzinfo=BERLIN)
     assert o.start.hour == 11
     assert calendar.series == ()
+
+
+def test_unknown_tzid_is_reported_once_per_event():
+    calendar, problems = read(
+        vevent(
+            "UID:x",
+            "DTSTAMP:20260101T000000Z",
+            "SUMMARY:Sync",
+            "DTSTART;TZID=Mars/Olympus:20261006T090000",
+            "RRULE:FREQ=WEEKLY;COUNT=3",
+        ),
+        vevent(
+            "UID:x",
+            "DTSTAMP:20260101T000000Z",
+            "RECURRENCE-ID;TZID=Mars/Olympus:20261013T090000",
+            "DTSTART;TZID=Mars/Olympus:20261014T090000",
+        ),
+    )
+    assert len(calendar.occurrences) == 3
+    assert len(problems) == 1
