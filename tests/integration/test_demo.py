@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 
 from calsync.cli import main
-from calsync.demo import SCENARIOS, email, write_demo
+from calsync.demo import SCENARIOS, email
 
 DATES = [
     date(2026, 11, 21),
@@ -70,9 +73,14 @@ def test_demo_edge_cases_in_detail(tmp_path: Path) -> None:
 
 
 def test_demo_is_deterministic_for_a_date(tmp_path: Path) -> None:
-    as_of = date(2026, 11, 21)
-    write_demo(tmp_path / "one", as_of)
-    write_demo(tmp_path / "two", as_of)
+    # Two processes with different string-hash seeds: set ordering must not leak into the files.
+    for name, seed in (("one", "1"), ("two", "2")):
+        code = (
+            "from datetime import date; from pathlib import Path; from calsync.demo import write_demo; "
+            f"write_demo(Path({str(tmp_path / name)!r}), date(2026, 11, 21))"
+        )
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert len(files) > 10
     for rel in files:
