@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from calsync.cadence import Clock
-from calsync.demo import Attendee, EventSpec, ics_event
+from calsync.demo import Attendee, EventSpec, ics_event, override
 from calsync.detect import resolve
 from calsync.org import load_roster
 from calsync.report import Policy, build_report, render_json
@@ -90,46 +90,25 @@ def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int
             exdates = [o for o in occurrences if rng.random() < 0.10]
             uid = f"{manager}-{report}"
             pair = [Attendee(manager), Attendee(report)]
-            specs.append(
-                EventSpec(
-                    uid=uid,
-                    summary="1:1",
-                    start=start,
-                    organizer=manager,
-                    attendees=pair,
-                    rrule=rrule,
-                    exdates=exdates,
-                )
+            series = EventSpec(
+                uid=uid,
+                summary="1:1",
+                start=start,
+                organizer=manager,
+                attendees=pair,
+                rrule=rrule,
+                exdates=exdates,
             )
+            specs.append(series)
             for o in occurrences:
                 if o in exdates:
                     continue
                 roll = rng.random()
                 if roll < 0.05:
                     declined = [Attendee(manager), Attendee(report, partstat="DECLINED")]
-                    specs.append(
-                        EventSpec(
-                            uid=uid,
-                            summary="1:1",
-                            start=o,
-                            organizer=manager,
-                            attendees=declined,
-                            recurrence_id=o,
-                            sequence=1,
-                        )
-                    )
+                    specs.append(override(series, o, attendees=declined, sequence=1))
                 elif roll < 0.10:
-                    specs.append(
-                        EventSpec(
-                            uid=uid,
-                            summary="1:1",
-                            start=o + timedelta(days=1),
-                            organizer=manager,
-                            attendees=pair,
-                            recurrence_id=o,
-                            sequence=1,
-                        )
-                    )
+                    specs.append(override(series, o, start=o + timedelta(days=1), sequence=1))
         team_start = datetime.combine(as_of - timedelta(days=365), datetime.min.time(), tzinfo=BERLIN)
         specs.append(
             EventSpec(

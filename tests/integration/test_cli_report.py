@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calsync.demo import Attendee, EventSpec, ics_calendar
+from calsync.demo import Attendee, EventSpec, ics_calendar, override
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AS_OF = "2026-11-21"
@@ -50,22 +50,11 @@ def write_org(root: Path, *, sources: str | None = None) -> Path:
             **kw,
         )
 
-    moved = EventSpec(
-        uid="ab@acme.test",
-        summary="Ann / Bob",
-        start=berlin(2026, 11, 4, 15),
-        organizer=ANN,
-        attendees=people(ANN, BOB),
-        recurrence_id=berlin(2026, 11, 3),
-        sequence=2,
-    )
-    declined = EventSpec(
-        uid="ab@acme.test",
-        summary="Ann / Bob",
-        start=berlin(2026, 10, 27),
-        organizer=ANN,
+    moved = override(ab_series(), berlin(2026, 11, 3), start=berlin(2026, 11, 4, 15), sequence=2)
+    declined = override(
+        ab_series(),
+        berlin(2026, 10, 27),
         attendees=people(ANN, BOB, declined=BOB),
-        recurrence_id=berlin(2026, 10, 27),
         last_modified=datetime(2026, 10, 20, tzinfo=UTC),
     )
     # Ann's copy removed 13 Oct (SEQUENCE 1); Bob's file is a stale export without that change.
