@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -280,3 +281,28 @@ def test_unknown_tzid_is_reported_once_per_event():
     )
     assert len(calendar.occurrences) == 3
     assert len(problems) == 1
+
+
+def test_dst_across_the_window_keeps_a_weekly_series_weekly():
+    from calsync.cadence import Clock, PairStatus, assess
+    from calsync.detect import one_on_ones, resolve
+
+    # 08:30 Berlin on Mondays from September to December: clocks go back on 25 October.
+    calendar, _ = read(
+        vevent(
+            "UID:dst",
+            "DTSTAMP:20260101T000000Z",
+            "DTSTART;TZID=Europe/Berlin:20260907T083000",
+            "RRULE:FREQ=WEEKLY;UNTIL=20261214T235959Z",
+        ),
+    )
+    found = one_on_ones(resolve([calendar]).occurrences, lambda e: e.endswith("@acme.test"))
+    pair = ("ann@acme.test", "bob@acme.test")
+    clock = Clock(datetime(2026, 11, 21, tzinfo=BERLIN), 90, 90)
+    result = assess(found.pairs[pair], pair, clock, 7, 0)
+    held = result.states.held
+    assert held[0] == date(2026, 9, 7) and held[-1] == date(2026, 11, 16)
+    assert all((b - a).days == 7 for a, b in itertools.pairwise(held))
+    assert result.gaps == ()
+    assert result.states.next_scheduled == date(2026, 11, 23)
+    assert result.status is PairStatus.OK
