@@ -82,6 +82,13 @@ class Assessment:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
+def in_windows(occurrence: Occurrence, clock: Clock) -> bool:
+    """Whether an occurrence lies in the look-back or look-ahead window (a cancelled one by its original
+    start, any other by its actual start): only such occurrences count for their pair."""
+    when = occurrence.original_start if occurrence.cancelled else occurrence.start
+    return when.date() >= clock.window_start and when < clock.horizon
+
+
 def occurrence_states(occurrences: Iterable[Occurrence], pair: tuple[str, str], clock: Clock) -> States:
     """Sort a pair's 1:1 occurrences into the states of DESIGN.md section 3."""
     held: list[date] = []

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from calsync.cadence import SEVERITY, Assessment, Clock, PairStatus, assess, scheduled_cadence_days
+from calsync.cadence import (
+    SEVERITY,
+    Assessment,
+    Clock,
+    PairStatus,
+    assess,
+    in_windows,
+    scheduled_cadence_days,
+)
 from calsync.detect import Pair, Resolved, one_on_ones
 from calsync.model import Occurrence, Problem
 from calsync.org import Org, Relationship
@@ -64,7 +72,10 @@ def build_report(
 ) -> Report:
     """Every 1:1 pair found in the calendars plus every direct pair of the roster, assessed."""
     detection = one_on_ones(resolved.occurrences, org.is_member)
-    pairs: set[Pair] = set(detection.pairs)
+    # Pairs with a 1:1 in the windows (not merely in the sync margin around them), and every direct pair.
+    pairs: set[Pair] = {
+        pair for pair, occs in detection.pairs.items() if any(in_windows(o, clock) for o in occs)
+    }
     for manager, report in org.direct_pairs():
         a, b = sorted((manager, report))
         pairs.add((a, b))
@@ -119,7 +130,7 @@ def _series(occurrences: Sequence[Occurrence], resolved: Resolved, clock: Clock)
     for occ in sorted(occurrences, key=lambda o: o.original_start):
         if occ.recurrence_id is None or occ.series_id in first_seen:
             continue
-        if occ.original_start.date() >= clock.window_start and occ.start < clock.horizon:
+        if in_windows(occ, clock):
             first_seen[occ.series_id] = occ
     infos = []
     for series_id, occ in first_seen.items():

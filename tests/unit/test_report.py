@@ -1,0 +1,92 @@
+"""Report assembly: which pairs appear, their roles and cadence, and the renderings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from calsync.detect import resolve
+from calsync.model import CalendarData
+from calsync.org import Org, Person
+from calsync.report import PairReport, Policy, Report, build_report, render_csv, render_json, render_table
+from tests.builders import at, clock, occ, series_copy
+
+BOSS, ANN, BOB, CAT = "boss@acme.test", "ann@acme.test", "bob@acme.test", "cat@acme.test"
+ORG = Org(
+    [
+        Person(BOSS, "Boss", None),
+        Person(ANN, "Ann", BOSS, cadence_days=7),
+        Person(BOB, "Bob", ANN),
+        Person(CAT, "Cat", ANN),
+    ],
+    ["acme.test"],
+)
+
+
+def report_for(*occurrences, policy: Policy | None = None):
+    calendar = CalendarData("cal-a", tuple(occurrences), (series_copy("cal-a"),))
+    return build_report(ORG, resolve([calendar]), clock(), policy or Policy())
+
+
+def by_people(report: Report) -> dict[tuple[str, str], PairReport]:
+    return {p.people: p for p in report.pairs}
+
+
+def test_every_direct_pair_appears_even_without_meetings():
+    pairs = by_people(report_for())
+    assert set(pairs) == {(ANN, BOSS), (ANN, BOB), (ANN, CAT)}
+    assert {str(p.status) for p in pairs.values()} == {"no-series"}
+    assert pairs[(ANN, BOB)].manager == ANN and pairs[(ANN, BOB)].report == BOB
+
+
+def test_roster_cadence_of_the_report_applies_to_direct_pairs():
+    pairs = by_people(report_for())
+    assert pairs[(ANN, BOSS)].assessment.cadence_days == 7  # Ann's own cadence_days, as Boss's report
+    assert pairs[(ANN, BOB)].assessment.cadence_days == 14
+
+
+def test_non_direct_pairs_appear_only_with_a_one_on_one_in_the_windows():
+    peer_recent = occ(at(-10), people=(BOB, CAT), series="peer")
+    pairs = by_people(report_for(peer_recent))
+    assert pairs[(BOB, CAT)].status == "untracked" and pairs[(BOB, CAT)].relationship == "peer"
+    # 95 days ago lies in the sync margin, outside the 90-day look-back: the pair is not reported
+    peer_old = occ(at(-95), people=(BOB, CAT), series="peer")
+    assert (BOB, CAT) not in by_people(report_for(peer_old))
+
+
+def test_skip_level_tracked_only_with_skip_level_days():
+    meeting = occ(at(-40), people=(BOSS, BOB), series="skip")
+    untracked = by_people(report_for(meeting))[(BOB, BOSS)]
+    assert (untracked.status, untracked.assessment.cadence_days) == ("untracked", None)
+    assert (
+        untracked.assessment.reasons[0]
+        == "skip-level 1:1s are tracked only when cadence.skip_level_days is set"
+    )
+    tracked = by_people(report_for(meeting, policy=Policy(skip_level_days=30)))[(BOB, BOSS)]
+    assert (tracked.status, tracked.assessment.cadence_days) == ("overdue", 30)
+    assert (tracked.manager, tracked.report) == (BOSS, BOB)
+
+
+def test_series_listed_once_with_its_schedule_and_moved_in_occurrences_count():
+    # s2's only occurrence was due before the window and moved into it: it counts, and so does s2.
+    moved_in = occ(at(-89), rid=at(-92), series="s2")
+    report = report_for(moved_in, occ(at(-82)), occ(at(-75)))
+    pair = by_people(report)[(ANN, BOB)]
+    assert [s.id for s in pair.series] == ["s2", "s1"]
+    assert pair.series[1].scheduled_cadence_days == 7
+    assert pair.assessment.states.held == (at(-89).date(), at(-82).date(), at(-75).date())
+
+
+def test_renderings_agree():
+    report = report_for(occ(at(-3)), occ(at(4)), occ(at(-10), people=(BOB, CAT), series="peer"))
+    data = json.loads(render_json(report))
+    assert [p["people"] for p in data["pairs"]] == sorted(p["people"] for p in data["pairs"])
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert [(r["person_a"], r["person_b"], r["status"]) for r in rows] == [
+        (p["people"][0], p["people"][1], p["status"]) for p in data["pairs"]
+    ]
+    table = render_table(report)
+    assert table.index("no-series") < table.index("\nok ")  # worst first
+    assert "Bob" in table and "peer" not in table  # untracked hidden by default
+    assert "untracked (peer)" in render_table(report, show_untracked=True)
