@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from calsync.detect import human_participants, one_on_ones, resolve
 from calsync.model import CalendarData, Status
 from tests.builders import PAIR, A, B, at, occ, series_copy, v
@@ -175,3 +178,50 @@ def test_resolve_reports_the_newest_master_of_each_series():
         ]
     )
     assert resolved.series["s1"].calendar == "ann.ics"
+
+
+# -- property: the merge rule, for any copies in any order ---------------------------------------------
+
+_STATES = ("confirmed", "declined", "absent", "cancelled")  # weakest to strongest on a version tie
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_STATES), st.integers(0, 3), st.sampled_from([None, -30, -20, -10])),
+        min_size=1,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_newest_claim_wins_and_ties_favour_removal_in_any_order(copies, rnd):
+    calendars = []
+    claims = []
+    for index, (state, seq, updated) in enumerate(copies):
+        name = f"cal{index}"
+        version = v(seq, updated)
+        claims.append((version.key(), _STATES.index(state), state))
+        copy = series_copy(name, version=version)
+        if state == "absent":
+            calendars.append(cal(name, series=[copy]))
+            continue
+        o = occ(
+            at(-3),
+            calendar=name,
+            version=version,
+            status=Status.CANCELLED if state == "cancelled" else Status.CONFIRMED,
+            declined=(B,) if state == "declined" else (),
+        )
+        calendars.append(cal(name, o, series=[copy]))
+    expected = max(claims)[2]
+    rnd.shuffle(calendars)
+    result = resolve(calendars).occurrences
+    if expected == "absent":
+        assert result == ()
+    else:
+        (winner,) = result
+        state = (
+            "cancelled"
+            if winner.cancelled
+            else ("declined" if winner.participants[1].response == "declined" else "confirmed")
+        )
+        assert state == expected
