@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from calsync.cadence import Clock
@@ -14,7 +13,7 @@ from calsync.model import CalendarData, Problem
 from calsync.org import Org, load_roster
 from calsync.progress import Progress
 from calsync.report import Policy, Report, build_report
-from calsync.sources.base import Source, Window
+from calsync.sources.base import Source, Window, display_path
 from calsync.sources.ics import IcsSource
 
 #: Extra days synced on both sides of the report's windows, so that occurrences moved across a
@@ -46,14 +45,6 @@ def sync_window(clock: Clock) -> Window:
     return Window(start - margin, clock.horizon + margin)
 
 
-def label_for(config: Config, path: Path) -> str:
-    """How a file is named in messages: relative to the config's directory when it lies inside it."""
-    try:
-        return path.resolve().relative_to(config.base_dir.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def make_sources(config: Config, progress: Progress | None = None) -> list[Source]:
     tz = org_timezone(config)
     return [
@@ -70,7 +61,9 @@ def make_sources(config: Config, progress: Progress | None = None) -> list[Sourc
 
 
 def load_org(config: Config) -> tuple[Org, list[Problem]]:
-    return load_roster(config.org.roster, config.org.domains, label=label_for(config, config.org.roster))
+    return load_roster(
+        config.org.roster, config.org.domains, label=display_path(config.org.roster, config.base_dir)
+    )
 
 
 def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], list[Problem]]:

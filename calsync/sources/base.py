@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from calsync.model import CalendarData, Problem
@@ -37,3 +38,13 @@ class Source(Protocol):
     def fetch(self, window: Window) -> SourceResult:
         """Read every calendar of this source, covering at least ``window``."""
         ...
+
+
+def display_path(path: Path, root: Path | None) -> str:
+    """How a file is named in messages: relative to ``root`` (the config's directory) when inside it."""
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(path)

@@ -21,6 +21,7 @@ What this module fixes at the boundary, so that the core never sees it:
 from __future__ import annotations
 
 import copy
+import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -45,7 +46,7 @@ from calsync.model import (
     Version,
 )
 from calsync.progress import NoProgress, Progress
-from calsync.sources.base import SourceResult, Window
+from calsync.sources.base import SourceResult, Window, display_path
 
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 USER_AGENT = "calsync (+https://github.com/calsync/calsync)"
@@ -135,30 +136,37 @@ class IcsSource:
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked to be http(s) above
             self.location, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
         )
+
+        def failed(why: str) -> None:
+            problems.append(Problem(self.name, f"download failed: {why}"))
+
+        chunks: list[bytes] = []
+        received = 0
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # noqa: S310
-                data: bytes = response.read(MAX_DOWNLOAD_BYTES + 1)
+                promised = response.headers.get("Content-Length")
+                while chunk := response.read(256 * 1024):
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        failed(f"larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
+                        return None
         except urllib.error.HTTPError as exc:
-            problems.append(Problem(self.name, f"download failed: HTTP {exc.code} {exc.reason}"))
+            failed(f"HTTP {exc.code} {exc.reason}")
             return None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            problems.append(Problem(self.name, f"download failed: {reason}"))
-            return None
-        if len(data) > MAX_DOWNLOAD_BYTES:
-            problems.append(
-                Problem(self.name, f"download failed: larger than {MAX_DOWNLOAD_BYTES // 2**20} MiB")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # OSError covers URLError, timeouts and resets; HTTPException a broken response.
+            failed(
+                str(getattr(exc, "reason", None) or exc.__class__.__name__ + (f": {exc}" if str(exc) else ""))
             )
             return None
-        return data
+        if promised is not None and promised.isdigit() and received < int(promised):
+            failed(f"the connection closed after {received} of {promised} bytes")
+            return None
+        return b"".join(chunks)
 
     def _label(self, path: Path) -> str:
-        if self.label_root is not None:
-            try:
-                return path.resolve().relative_to(self.label_root.resolve()).as_posix()
-            except ValueError:
-                pass
-        return str(path)
+        return display_path(path, self.label_root)
 
 
 # -- parsing -----------------------------------------------------------------------------------------

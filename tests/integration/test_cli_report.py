@@ -351,3 +351,39 @@ def test_dates_other_than_today_are_deterministic(tmp_path: Path) -> None:
     second = run("report", "-c", str(config), "--as-of", AS_OF, "--format", "json").stdout
     assert first == second
     assert date.fromisoformat(json.loads(first)["as_of"]) == date(2026, 11, 21)
+
+
+CUT_SHORT_BODY = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" * 3
+
+
+class _CutShortHandler(_QuietHandler):
+    """Promises a long calendar and closes the connection after a few bytes."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/calendar")
+        self.send_header("Content-Length", "10000")
+        self.end_headers()
+        self.wfile.write(CUT_SHORT_BODY)
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def test_a_download_cut_short_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CutShortHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/team.ics"
+        config = write_org(tmp_path, sources=f'[[sources]]\ntype = "ics"\npath = "{url}"\n')
+        result = run("report", "-c", str(config), "--as-of", AS_OF, "--format", "json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 3, result.stderr
+    (error,) = json.loads(result.stdout)["errors"]
+    assert error["source"] == url
+    assert (
+        error["message"]
+        == f"download failed: the connection closed after {len(CUT_SHORT_BODY)} of 10000 bytes"
+    )
