@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from calsync import __version__
-from calsync.config import Config, ConfigError, load_config
+from calsync.config import ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_for
 from calsync.report import Report, render_csv, render_json, render_table
@@ -172,14 +172,10 @@ def _emit(report: Report, args: argparse.Namespace, stdout: TextIO, stderr: Text
     return EXIT_PARTIAL if report.errors else EXIT_OK
 
 
-def _load(path: Path) -> Config:
-    return load_config(path)
-
-
 def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.pipeline import run_report
 
-    config = _load(_config_path(args.config))
+    config = load_config(_config_path(args.config))
     report = run_report(config, args.as_of, progress_for(stderr))
     return _emit(report, args, stdout, stderr)
 
@@ -188,18 +184,23 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.demo import write_demo
     from calsync.pipeline import run_report
 
-    config_path, as_of = write_demo(args.dir, args.as_of)
-    report = run_report(_load(config_path), as_of, progress_for(stderr))
-    if args.format == "table" and args.output is None:
+    try:
+        config_path, as_of = write_demo(args.dir, args.as_of)
+    except OSError as exc:
+        print(f"calsync: cannot write the demo into {args.dir}: {exc.strerror or exc}", file=stderr)
+        return EXIT_USAGE
+    report = run_report(load_config(config_path), as_of, progress_for(stderr))
+    chatty = args.format == "table" and args.output is None
+    if chatty:
         print(f"Wrote a demo org to {args.dir}/ (config: {config_path}), as of {as_of}.\n", file=stderr)
-    _emit(report, args, stdout, stderr)
-    if args.format == "table" and args.output is None:
+    code = _emit(report, args, stdout, stderr)
+    if chatty:
         print(
             f"\nThe problems above are planted in the demo to show how bad input is reported.\n"
             f"Next: calsync report --config {config_path} --as-of {as_of} --format json",
             file=stderr,
         )
-    return EXIT_OK  # the demo's planted problems are expected
+    return EXIT_OK if code == EXIT_PARTIAL else code  # the demo's planted problems are expected
 
 
 def main(

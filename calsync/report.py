@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -93,14 +93,7 @@ def build_report(
                 if relationship is Relationship.SKIP_LEVEL
                 else f"{relationship} 1:1s are not tracked"
             )
-            assessment = Assessment(
-                assessment.status,
-                None,
-                assessment.states,
-                assessment.days_since_last,
-                (),
-                (why, *assessment.reasons),
-            )
+            assessment = replace(assessment, reasons=(why, *assessment.reasons))
         reports.append(
             PairReport(
                 people=pair,

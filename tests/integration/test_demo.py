@@ -95,3 +95,12 @@ def test_demo_table_output(tmp_path: Path) -> None:
     assert "Omar Haddad" in out and "Lena Fischer" in out
     assert "calendars/broken.ics" in err
     assert "calsync report --config" in err
+
+
+def test_demo_into_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, out, err = run_demo(blocker / "demo", date(2026, 11, 21))
+    assert code == 2
+    assert out == ""
+    assert f"cannot write the demo into {blocker / 'demo'}" in err
