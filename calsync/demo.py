@@ -235,300 +235,183 @@ def _pair(a: str, b: str, partstat_b: str = "ACCEPTED") -> list[Attendee]:
 
 def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
     """The demo's events, by the calendar (file stem) they are written to."""
-    d = as_of
     cal: dict[str, list[EventSpec]] = {}
+    first_names = {local: name.split()[0] for local, name, *_ in PEOPLE}
 
-    def put(spec: EventSpec, *owners: str) -> None:
+    def day(offset: int) -> date:
+        return as_of + timedelta(days=offset)
+
+    def modified(offset: int, hour: int) -> datetime:
+        return datetime.combine(day(offset), time(hour), tzinfo=UTC)
+
+    def put(spec: EventSpec, *owners: str) -> EventSpec:
         for owner in owners:
             cal.setdefault(owner, []).append(spec)
+        return spec
 
-    def weekly(uid: str, a: str, b: str, first: date, hour: int, tz: tzinfo, **kw: Any) -> EventSpec:
-        names = dict((local, name.split()[0]) for local, name, *_ in PEOPLE)
-        rrule = kw.pop("rrule", {"freq": "weekly"})
+    def weekly(a: str, b: str, first: date, hour: int, tz: tzinfo, **kw: Any) -> EventSpec:
+        """a's series with b (weekly unless ``rrule`` says otherwise), filed nowhere yet."""
         return EventSpec(
-            uid=f"{uid}@{DOMAIN}",
-            summary=kw.pop("summary", f"{names.get(a, a)} / {names.get(b, b)} 1:1"),
+            uid=kw.pop("uid", f"{a}-{b}@{DOMAIN}"),
+            summary=kw.pop("summary", f"{first_names.get(a, a)} / {first_names.get(b, b)} 1:1"),
             start=_at(first, hour, tz),
             organizer=email(a),
             attendees=kw.pop("attendees", _pair(a, b)),
-            rrule=rrule,
+            rrule=kw.pop("rrule", {"freq": "weekly"}),
             **kw,
         )
 
+    def series(a: str, b: str, first: date, hour: int, tz: tzinfo, **kw: Any) -> EventSpec:
+        """The same, filed in both people's calendars."""
+        return put(weekly(a, b, first, hour, tz, **kw), a, b)
+
+    def one_off(uid: str, a: str, b: str, start: date | datetime, summary: str, **kw: Any) -> EventSpec:
+        spec = EventSpec(uid=f"{uid}@{DOMAIN}", summary=summary, start=start, organizer=email(a), **kw)
+        return put(spec if spec.attendees else replace(spec, attendees=_pair(a, b)), a, b)
+
     # maya / omar: ok, weekly in New York with a VTIMEZONE.
-    put(weekly("maya-omar", "maya", "omar", d - timedelta(days=124), 9, NEW_YORK), "maya", "omar")
+    series("maya", "omar", day(-124), 9, NEW_YORK)
 
     # maya / priya: ok; one moved occurrence, one EXDATE.
-    mp_first = d - timedelta(days=117)
-    mp = weekly(
-        "maya-priya",
-        "maya",
-        "priya",
-        mp_first,
-        16,
-        BERLIN,
-        exdates=[_at(d - timedelta(days=12), 16, BERLIN)],
-        sequence=1,
-    )
+    mp = series("maya", "priya", day(-117), 16, BERLIN, exdates=[_at(day(-12), 16, BERLIN)], sequence=1)
     moved = override(
         mp,
-        _at(d - timedelta(days=26), 16, BERLIN),
+        _at(day(-26), 16, BERLIN),
         summary="Maya / Priya 1:1 (moved)",
-        start=_at(d - timedelta(days=25), 11, BERLIN),
+        start=_at(day(-25), 11, BERLIN),
         sequence=2,
     )
-    put(mp, "maya", "priya")
     put(moved, "maya", "priya")
 
     # omar / lena: overdue, the series ended 40 days ago.
-    put(
-        weekly(
-            "omar-lena",
-            "omar",
-            "lena",
-            d - timedelta(days=180),
-            14,
-            BERLIN,
-            rrule={"freq": "weekly", "until": _at(d - timedelta(days=40), 23, BERLIN).astimezone(UTC)},
-        ),
+    series(
         "omar",
         "lena",
+        day(-180),
+        14,
+        BERLIN,
+        rrule={"freq": "weekly", "until": _at(day(-40), 23, BERLIN).astimezone(UTC)},
     )
 
     # omar / diego: overdue, a new biweekly series whose two past occurrences were both cancelled.
-    od_first = d - timedelta(days=27)
-    od = weekly(
-        "omar-diego",
+    od = series(
         "omar",
         "diego",
-        od_first,
+        day(-27),
         11,
         NEW_YORK,
         rrule={"freq": "weekly", "interval": 2},
-        exdates=[_at(od_first, 11, NEW_YORK)],
+        exdates=[_at(day(-27), 11, NEW_YORK)],
         sequence=1,
     )
-    od_cancelled = override(
-        od, _at(od_first + timedelta(days=14), 11, NEW_YORK), status="CANCELLED", sequence=2
-    )
-    put(od, "omar", "diego")
-    put(od_cancelled, "omar", "diego")
+    put(override(od, _at(day(-13), 11, NEW_YORK), status="CANCELLED", sequence=2), "omar", "diego")
 
     # lena / sam: ok; Windows TZID without VTIMEZONE, a room, and a stale copy in Sam's file.
-    ls_first = d - timedelta(days=110)
     room = Attendee(f"room-spree@{DOMAIN}", "Room Spree", "ACCEPTED", "ROOM")
-    ls_args: dict[str, Any] = {"tzid": "W. Europe Standard Time", "attendees": [*_pair("lena", "sam"), room]}
-    ls_new = weekly(
-        "lena-sam",
+    ls: dict[str, Any] = {"tzid": "W. Europe Standard Time", "attendees": [*_pair("lena", "sam"), room]}
+    put(
+        weekly(
+            "lena",
+            "sam",
+            day(-110),
+            10,
+            BERLIN,
+            sequence=3,
+            last_modified=modified(-15, 8),
+            exdates=[_at(day(-12), 10, BERLIN)],
+            **ls,
+        ),
         "lena",
-        "sam",
-        ls_first,
-        10,
-        BERLIN,
-        sequence=3,
-        last_modified=datetime.combine(d - timedelta(days=15), time(8), tzinfo=UTC),
-        exdates=[_at(d - timedelta(days=12), 10, BERLIN)],
-        **ls_args,
     )
-    ls_stale = weekly(
-        "lena-sam",
-        "lena",
-        "sam",
-        ls_first,
-        10,
-        BERLIN,
-        sequence=2,
-        last_modified=datetime.combine(d - timedelta(days=60), time(8), tzinfo=UTC),
-        **ls_args,
-    )
-    put(ls_new, "lena")
-    put(ls_stale, "sam")
+    put(weekly("lena", "sam", day(-110), 10, BERLIN, sequence=2, last_modified=modified(-60, 8), **ls), "sam")
 
     # lena / yuki: at-risk, every 4 weeks (slower than the cadence).
-    put(
-        weekly(
-            "lena-yuki",
-            "lena",
-            "yuki",
-            d - timedelta(days=10 + 28 * 3),
-            15,
-            BERLIN,
-            rrule={"freq": "weekly", "interval": 4},
-        ),
-        "lena",
-        "yuki",
-    )
+    series("lena", "yuki", day(-10 - 28 * 3), 15, BERLIN, rrule={"freq": "weekly", "interval": 4})
 
     # lena / noah: at-risk, new hire, the first 1:1 is in 3 days.
-    put(weekly("lena-noah", "lena", "noah", d + timedelta(days=3), 13, BERLIN), "lena", "noah")
+    series("lena", "noah", day(3), 13, BERLIN)
 
     # diego / ava: ok, Ava declined one occurrence.
-    da = weekly("diego-ava", "diego", "ava", d - timedelta(days=95), 10, NEW_YORK)
-    da_declined = override(
+    da = series("diego", "ava", day(-95), 10, NEW_YORK)
+    declined = override(
         da,
-        _at(d - timedelta(days=18), 10, NEW_YORK),
+        _at(day(-18), 10, NEW_YORK),
         attendees=_pair("diego", "ava", "DECLINED"),
-        last_modified=datetime.combine(d - timedelta(days=20), time(12), tzinfo=UTC),
+        last_modified=modified(-20, 12),
     )
-    put(da, "diego", "ava")
-    put(da_declined, "diego", "ava")
+    put(declined, "diego", "ava")
 
     # diego / ben: at-risk, the series ended last week.
-    put(
-        weekly(
-            "diego-ben",
-            "diego",
-            "ben",
-            d - timedelta(days=85),
-            15,
-            NEW_YORK,
-            rrule={"freq": "weekly", "until": _at(d - timedelta(days=6), 23, NEW_YORK).astimezone(UTC)},
-        ),
+    series(
         "diego",
         "ben",
+        day(-85),
+        15,
+        NEW_YORK,
+        rrule={"freq": "weekly", "until": _at(day(-6), 23, NEW_YORK).astimezone(UTC)},
     )
 
-    # diego / chloe: ok, floating time, a month of cancellations earlier (a closed gap).
-    dc_first = d - timedelta(days=80)
-    put(
-        weekly(
-            "diego-chloe",
-            "diego",
-            "chloe",
-            dc_first,
-            9,
-            BERLIN,
-            floating=True,
-            exdates=[_at(dc_first + timedelta(days=7 * k), 9, BERLIN) for k in range(3, 8)],
-        ),
+    # diego / chloe: ok, floating time, five cancellations in a row earlier (a closed gap).
+    series(
         "diego",
         "chloe",
+        day(-80),
+        9,
+        BERLIN,
+        floating=True,
+        exdates=[_at(day(-80 + 7 * k), 9, BERLIN) for k in range(3, 8)],
     )
 
     # priya / ethan: no-series; an all-day event and a 3-person "1:1" do not count.
-    put(
-        EventSpec(
-            uid=f"offsite-pe@{DOMAIN}",
-            summary="Priya <> Ethan offsite",
-            start=d - timedelta(days=20),
-            organizer=email("priya"),
-            attendees=_pair("priya", "ethan"),
-        ),
+    one_off("offsite-pe", "priya", "ethan", day(-20), "Priya <> Ethan offsite")
+    three = one_off(
+        "three-pe",
         "priya",
         "ethan",
+        _at(day(-9), 10, BERLIN),
+        "1:1 Priya / Ethan (+Hugo)",
+        attendees=[*_pair("priya", "ethan"), Attendee(email("hugo"), "Hugo Lambert")],
     )
-    put(
-        EventSpec(
-            uid=f"three-pe@{DOMAIN}",
-            summary="1:1 Priya / Ethan (+Hugo)",
-            start=_at(d - timedelta(days=9), 10, BERLIN),
-            organizer=email("priya"),
-            attendees=[*_pair("priya", "ethan"), Attendee(email("hugo"), "Hugo Lambert")],
-        ),
-        "priya",
-        "ethan",
-        "hugo",
-    )
+    put(three, "hugo")
 
     # priya / fatima: ok via one-off 1:1s in UTC; a wholly cancelled one-off is ignored.
     for offset in (-40, -27, -13, 1):
-        start = datetime.combine(d + timedelta(days=offset), time(12), tzinfo=UTC)
-        put(
-            EventSpec(
-                uid=f"pf-{offset}@{DOMAIN}",
-                summary="Fatima <> Priya",
-                start=start,
-                organizer=email("fatima"),
-                attendees=_pair("fatima", "priya"),
-            ),
-            "priya",
-            "fatima",
-        )
-    put(
-        EventSpec(
-            uid=f"pf-cancelled@{DOMAIN}",
-            summary="Fatima <> Priya",
-            status="CANCELLED",
-            start=datetime.combine(d - timedelta(days=6), time(12), tzinfo=UTC),
-            organizer=email("fatima"),
-            attendees=_pair("fatima", "priya"),
-        ),
-        "priya",
-        "fatima",
-    )
+        one_off(f"pf-{offset}", "fatima", "priya", modified(offset, 12), "Fatima <> Priya")
+    one_off("pf-cancelled", "fatima", "priya", modified(-6, 12), "Fatima <> Priya", status="CANCELLED")
 
     # priya / grace: no-series, the series was cancelled as a whole; an external 1:1 is ignored.
+    series("priya", "grace", day(-60), 11, BERLIN, status="CANCELLED", sequence=4)
+    customer = [Attendee(email("grace"), "Grace Liu"), Attendee("buyer@client.example", "Buyer")]
     put(
         weekly(
-            "priya-grace",
-            "priya",
-            "grace",
-            d - timedelta(days=60),
-            11,
-            BERLIN,
-            status="CANCELLED",
-            sequence=4,
-        ),
-        "priya",
-        "grace",
-    )
-    put(
-        weekly(
-            "grace-customer",
             "grace",
             "buyer@client.example",
-            d - timedelta(days=30),
+            day(-30),
             17,
             BERLIN,
+            uid=f"grace-customer@{DOMAIN}",
             summary="Grace / Client sync",
-            attendees=[Attendee(email("grace"), "Grace Liu"), Attendee("buyer@client.example", "Buyer")],
+            attendees=customer,
         ),
         "grace",
     )
 
     # priya / hugo: overdue, Hugo declined every occurrence for the last 7 weeks.
-    ph_first = d - timedelta(days=105)
-    ph = weekly("priya-hugo", "priya", "hugo", ph_first, 9, BERLIN, rrule={"freq": "weekly", "interval": 2})
-    put(ph, "priya", "hugo")
-    for k in range(8):
-        occurrence = ph_first + timedelta(days=14 * k)
-        if d - timedelta(days=49) <= occurrence < d:
+    ph = series("priya", "hugo", day(-105), 9, BERLIN, rrule={"freq": "weekly", "interval": 2})
+    for offset in range(-105, 0, 14):
+        if offset >= -49:
             declined = override(
                 ph,
-                _at(occurrence, 9, BERLIN),
+                _at(day(offset), 9, BERLIN),
                 attendees=_pair("priya", "hugo", "DECLINED"),
-                last_modified=datetime.combine(occurrence - timedelta(days=2), time(9), tzinfo=UTC),
+                last_modified=modified(offset - 2, 9),
             )
             put(declined, "priya", "hugo")
 
     # sam / yuki: peer; omar / sam: skip-level every 4 weeks; ava / ethan: cross-team.
-    put(weekly("sam-yuki", "sam", "yuki", d - timedelta(days=60), 12, BERLIN), "sam", "yuki")
-    put(
-        weekly(
-            "omar-sam",
-            "omar",
-            "sam",
-            d - timedelta(days=6 + 28 * 2),
-            16,
-            BERLIN,
-            rrule={"freq": "weekly", "interval": 4},
-        ),
-        "omar",
-        "sam",
-    )
-    put(
-        weekly(
-            "ava-ethan",
-            "ava",
-            "ethan",
-            d - timedelta(days=45),
-            17,
-            BERLIN,
-            rrule={"freq": "weekly", "interval": 3},
-        ),
-        "ava",
-        "ethan",
-    )
+    series("sam", "yuki", day(-60), 12, BERLIN)
+    series("omar", "sam", day(-6 - 28 * 2), 16, BERLIN, rrule={"freq": "weekly", "interval": 4})
+    series("ava", "ethan", day(-45), 17, BERLIN, rrule={"freq": "weekly", "interval": 3})
     return cal
 
 
