@@ -62,18 +62,20 @@ def resolve(calendars: Iterable[CalendarData]) -> Resolved:
         master = newest.get(series_id)
         if master is not None and master.cancelled:
             continue  # the newest word on the series is that all of it is cancelled
-        claims: list[tuple[tuple[int, datetime], int, Occurrence | None]] = [
-            (occ.version.key(), _rank(occ), occ) for occ in candidates
+        # (version, state, complete guest list): the newest wins, then the strongest state, then the
+        # copy that shows every participant.
+        claims: list[tuple[tuple[int, datetime], int, bool, Occurrence | None]] = [
+            (occ.version.key(), _rank(occ), occ.participants_complete, occ) for occ in candidates
         ]
         if rid is not None:
             # A calendar that holds the series but not this occurrence says it does not exist.
             present = {occ.calendar for occ in candidates}
             claims.extend(
-                (c.version.key(), _ABSENT, None)
+                (c.version.key(), _ABSENT, True, None)
                 for c in copies.get(series_id, ())
                 if c.calendar not in present
             )
-        winner = max(claims, key=lambda claim: (claim[0], claim[1]))[2]
+        winner = max(claims, key=lambda claim: claim[:3])[3]
         if winner is not None:
             merged.append(winner)
     merged.sort(key=lambda o: (o.start.astimezone(UTC), o.series_id))
@@ -105,6 +107,8 @@ def one_on_ones(occurrences: Iterable[Occurrence], is_member: Callable[[str], bo
             continue
         if occurrence.cancelled and occurrence.recurrence_id is None:
             continue  # a one-off event cancelled as a whole is not a meeting
+        if not occurrence.participants_complete:
+            continue  # some guests are hidden from this copy: whether it is a 1:1 is unknown
         people = human_participants(occurrence)
         if len(people) != 2:
             continue

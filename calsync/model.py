@@ -85,6 +85,9 @@ class Occurrence:
     all_day: bool = False
     version: Version = field(default_factory=Version)
     recurrence: str | None = None  # the series' RRULE (without "RRULE:"), None for one-offs
+    # False when the provider says the guest list was cut (Google's attendeesOmitted): this copy alone
+    # cannot tell whether the meeting is a 1:1.
+    participants_complete: bool = True
 
     @property
     def original_start(self) -> datetime:

@@ -58,6 +58,8 @@ _RESPONSES = {
     "NEEDS-ACTION": Response.NEEDS_ACTION,
 }
 _RESOURCE_TYPES = {"ROOM", "RESOURCE"}
+#: Set (to TRUE) by providers whose copy of an event does not list every guest.
+ATTENDEES_OMITTED = "X-CALSYNC-ATTENDEES-OMITTED"
 
 
 class IcsSource:
@@ -180,7 +182,6 @@ def read_ics(
     Returns ``None`` (and a problem) when the document as a whole is unreadable; a broken event is
     reported and skipped and the rest of the document is still read.
     """
-    problems: list[Problem] = []
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError and friends on malformed documents
@@ -189,14 +190,31 @@ def read_ics(
         return None, [
             Problem(label, "not a valid iCalendar file: no complete VCALENDAR in it (empty or cut off?)")
         ]
+    problems: list[Problem] = []
+    standard = []
+    for cal in calendars:
+        try:
+            standard.append(x_wr_timezone.to_standard(cal))
+        except Exception as exc:
+            problems.append(Problem(label, f"X-WR-TIMEZONE ignored: {_short(exc)}"))
+            standard.append(cal)
+    calendar, more = read_calendars(standard, label, window, default_tz)
+    return calendar, problems + more
 
+
+def read_calendars(
+    calendars: Iterable[icalendar.Component], label: str, window: Window, default_tz: tzinfo
+) -> tuple[CalendarData, list[Problem]]:
+    """The normalised model of parsed VCALENDARs that make up one calendar (one file, one mailbox).
+
+    Events are grouped by UID and each group is read on its own: a broken event is reported and
+    skipped, and the others are still read. Other providers build VEVENTs and come through here too,
+    so that recurrence, EXDATEs and versions are handled in one place.
+    """
+    problems: list[Problem] = []
     timezones: list[icalendar.Component] = []
     groups: dict[str, list[icalendar.Component]] = {}
     for cal in calendars:
-        try:
-            cal = x_wr_timezone.to_standard(cal)
-        except Exception as exc:
-            problems.append(Problem(label, f"X-WR-TIMEZONE ignored: {_short(exc)}"))
         timezones.extend(cal.walk("VTIMEZONE"))
         for event in cal.walk("VEVENT"):
             uid = str(event.get("UID", "")).strip()
@@ -348,6 +366,7 @@ def _occurrence(
         all_day=all_day,
         version=_version(version_of if version_of is not None else component),
         recurrence=rrule,
+        participants_complete=str(component.get(ATTENDEES_OMITTED, "")).upper() != "TRUE",
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -225,3 +227,14 @@ def test_newest_claim_wins_and_ties_favour_removal_in_any_order(copies, rnd):
             else ("declined" if winner.participants[1].response == "declined" else "confirmed")
         )
         assert state == expected
+
+
+def test_a_copy_with_hidden_guests_is_not_counted_but_loses_ties_to_a_complete_one():
+    partial = replace(occ(at(-3), calendar="bob"), participants_complete=False)
+    assert one_on_ones([partial], member).pairs == {}
+    complete = occ(at(-3), calendar="ann")
+    for order in ([partial, complete], [complete, partial]):
+        assert resolve([cal(o.calendar, o) for o in order]).occurrences == (complete,)
+    # ...but a newer or stronger claim still wins: a cancellation seen only in the partial copy stands
+    cancelled = replace(partial, status=Status.CANCELLED)
+    assert resolve([cal("bob", cancelled), cal("ann", complete)]).occurrences == (cancelled,)

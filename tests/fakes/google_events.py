@@ -1,0 +1,109 @@
+"""The demo's / tests' event specs as Google Calendar event resources, the way Google stores them.
+
+Google has no floating times or Windows zone names: such events carry the zone the user's client
+resolved (here: the org's). A cancelled exception is stored as Google's stripped tombstone (id,
+recurringEventId, originalStartTime, status only), which is what ``events.list`` returns for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from calsync.demo import EventSpec, ics_event
+
+WINDOWS_ZONES = {"W. Europe Standard Time": "Europe/Berlin"}
+
+
+def event_id(uid: str) -> str:
+    """Google event ids are base32hex-like: lowercase letters a-v and digits."""
+    digest = hashlib.sha1(uid.encode(), usedforsecurity=False).hexdigest()
+    return "".join(c if c in "0123456789abcdefghijklmnopqrstuv" else "a" for c in digest)[:26]
+
+
+def _zone_name(spec: EventSpec, value: datetime, org_tz: str) -> str:
+    if spec.floating:
+        return org_tz
+    if spec.tzid:
+        return WINDOWS_ZONES.get(spec.tzid, spec.tzid)
+    tz = value.tzinfo
+    return tz.key if isinstance(tz, ZoneInfo) else "UTC"
+
+
+def _time(spec: EventSpec, value: date | datetime, org_tz: str) -> dict[str, str]:
+    if not isinstance(value, datetime):
+        return {"date": value.isoformat()}
+    zone = _zone_name(spec, value, org_tz)
+    local = value.replace(tzinfo=ZoneInfo(zone)) if (spec.floating or spec.tzid) else value
+    return {"dateTime": local.isoformat(), "timeZone": zone}
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _recurrence(spec: EventSpec, org_tz: str) -> list[str]:
+    lines: list[str] = []
+    if spec.rrule:
+        rule: Any = ics_event(spec)["RRULE"]
+        lines.append("RRULE:" + rule.to_ical().decode())
+    for name, values in (("EXDATE", spec.exdates), ("RDATE", spec.rdates)):
+        for value in values:
+            zone = _zone_name(spec, value, org_tz)
+            local = value.replace(tzinfo=ZoneInfo(zone)) if (spec.floating or spec.tzid) else value
+            local = local.astimezone(ZoneInfo(zone))
+            lines.append(f"{name};TZID={zone}:{local.strftime('%Y%m%dT%H%M%S')}")
+    return lines
+
+
+def to_google(spec: EventSpec, org_tz: str = "UTC") -> dict[str, Any]:
+    """One spec (a master, an override or a one-off) as a Google event resource."""
+    master_id = event_id(spec.uid)
+    resource: dict[str, Any] = {}
+    if spec.recurrence_id is not None:
+        rid = spec.recurrence_id
+        resource["id"] = f"{master_id}_{rid.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        resource["recurringEventId"] = master_id
+        resource["originalStartTime"] = _time(spec, rid, org_tz)
+        if spec.status == "CANCELLED":  # Google's stripped tombstone
+            return {**resource, "status": "cancelled"}
+    else:
+        resource["id"] = master_id
+    start = spec.start
+    resource.update(
+        {
+            "iCalUID": spec.uid,
+            "status": "cancelled" if spec.status == "CANCELLED" else "confirmed",
+            "summary": spec.summary,
+            "start": _time(spec, start, org_tz),
+            "end": _time(spec, start + spec.duration if isinstance(start, datetime) else start, org_tz),
+            "sequence": spec.sequence,
+        }
+    )
+    if not isinstance(start, datetime):
+        resource["end"] = {"date": date.fromordinal(start.toordinal() + 1).isoformat()}
+    if spec.last_modified is not None:
+        resource["updated"] = _rfc3339(spec.last_modified)
+    if spec.rrule or spec.exdates or spec.rdates:
+        resource["recurrence"] = _recurrence(spec, org_tz)
+    if spec.organizer:
+        resource["organizer"] = {"email": spec.organizer}
+    resource["attendees"] = [
+        {
+            "email": a.email,
+            **({"displayName": a.name} if a.name else {}),
+            "responseStatus": {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}.get(
+                a.partstat, "needsAction"
+            ),
+            **({"resource": True} if a.cutype in ("ROOM", "RESOURCE") else {}),
+        }
+        for a in spec.attendees
+    ]
+    return resource
+
+
+def calendar_events(specs: Iterable[EventSpec], org_tz: str = "UTC") -> list[dict[str, Any]]:
+    return [to_google(spec, org_tz) for spec in specs]
