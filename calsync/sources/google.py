@@ -20,16 +20,31 @@ Quirks fixed here, at the boundary:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import http.client
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import google_auth_httplib2
+import httplib2
 import icalendar
+from google.auth.exceptions import RefreshError
+from google.oauth2 import service_account
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
 
 from calsync.model import CalendarData, Problem
-from calsync.sources.base import Window
+from calsync.sources.base import SourceResult, Window
 from calsync.sources.ics import ATTENDEES_OMITTED, read_calendars
+from calsync.store import CalendarState, StateStore
 
 Event = Mapping[str, Any]
 
@@ -167,3 +182,286 @@ def _describe(event: Event) -> str:
     summary = event.get("summary")
     ident = event.get("id", "?")
     return f"event {summary!r} (id {ident})" if summary else f"event (id {ident})"
+
+
+# -- sync --------------------------------------------------------------------------------------------
+
+#: Read-only access to events is all a report needs (agendas will ask for more, and only then).
+READ_SCOPES = ("https://www.googleapis.com/auth/calendar.events.readonly",)
+PAGE_SIZE = 2500  # the most events.list allows
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_RETRY_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+
+
+class CalendarUnavailable(Exception):
+    """One calendar could not be synced: reported with its owner, the others go on."""
+
+
+class SyncTokenExpired(Exception):
+    """Google answered 410: the calendar's state must be dropped and fully synced again."""
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter; Retry-After wins when the server sends it."""
+
+    attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay * 5)
+        return self.jitter() * min(self.max_delay, self.base_delay * 2.0**attempt)
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests per key in any 60 seconds (Google allows 600 per user)."""
+
+    def __init__(
+        self,
+        per_minute: int = 600,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self.sleep = sleep
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> None:
+        while True:
+            with self._lock:
+                now = self.clock()
+                sent = self._sent.setdefault(key, deque())
+                while sent and now - sent[0] >= 60.0:
+                    sent.popleft()
+                if len(sent) < self.per_minute:
+                    sent.append(now)
+                    return
+                wait = 60.0 - (now - sent[0])
+            self.sleep(wait)
+
+
+def _error_reason(exc: HttpError) -> tuple[str, str]:
+    """Google's error envelope: the first ``reason`` and the ``message``."""
+    try:
+        error = json.loads(exc.content.decode("utf-8", "replace")).get("error", {})
+        details = error.get("errors") or [{}]
+        return str(details[0].get("reason", "")), str(error.get("message", ""))
+    except (ValueError, AttributeError):
+        return "", ""
+
+
+def _retry_after(exc: HttpError) -> float | None:
+    value = exc.resp.get("retry-after") if exc.resp is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    httplib2.HttpLib2Error,
+    http.client.HTTPException,
+)
+
+
+class CalendarClient:
+    """Calendar v3 ``events.list`` for one calendar owner, with retries and the rate limit."""
+
+    def __init__(self, service: Any, owner: str, retry: RetryPolicy, limiter: RateLimiter) -> None:
+        self.service = service
+        self.owner = owner
+        self.retry = retry
+        self.limiter = limiter
+        self.requests = 0
+
+    def list_events(self, calendar_id: str, sync_token: str | None) -> tuple[list[Event], str, str | None]:
+        """Every page of a full (no token) or incremental listing: items, nextSyncToken, time zone."""
+        items: list[Event] = []
+        page_token: str | None = None
+        time_zone: str | None = None
+        while True:
+            params: dict[str, Any] = {"calendarId": calendar_id, "maxResults": PAGE_SIZE, "showDeleted": True}
+            if sync_token:
+                params["syncToken"] = sync_token
+            if page_token:
+                params["pageToken"] = page_token
+            page = self._execute(self.service.events().list(**params))
+            items.extend(page.get("items") or ())
+            time_zone = page.get("timeZone") or time_zone
+            page_token = page.get("nextPageToken")
+            if page_token:
+                continue  # pages may be short or even empty and still go on
+            next_sync = page.get("nextSyncToken")
+            if not next_sync:
+                raise CalendarUnavailable("the last page of events carried no nextSyncToken")
+            return items, str(next_sync), time_zone
+
+    def _execute(self, request: Any) -> dict[str, Any]:
+        last = ""
+        for attempt in range(self.retry.attempts):
+            self.limiter.acquire(self.owner)
+            self.requests += 1
+            retry_after: float | None = None
+            try:
+                result: dict[str, Any] = request.execute(num_retries=0)
+                return result
+            except HttpError as exc:
+                status = int(exc.resp.status)
+                reason, message = _error_reason(exc)
+                if status == 410:
+                    raise SyncTokenExpired(message or "sync token expired") from exc
+                if not (status in _RETRY_STATUS or (status == 403 and reason in _RETRY_REASONS)):
+                    raise CalendarUnavailable(_explain(status, reason, message)) from exc
+                retry_after = _retry_after(exc)
+                last = f"HTTP {status} {reason or message}".strip()
+            except _NETWORK_ERRORS as exc:
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if attempt + 1 < self.retry.attempts:
+                self.retry.sleep(self.retry.delay(attempt, retry_after))
+        raise CalendarUnavailable(f"gave up after {self.retry.attempts} attempts; last: {last}")
+
+
+def _explain(status: int, reason: str, message: str) -> str:
+    hint = {
+        401: "the credentials were refused",
+        403: "no access to this calendar",
+        404: "no such calendar, or the account cannot see it",
+    }.get(status, "")
+    detail = f"HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
+    return f"{hint} ({detail})" if hint else detail
+
+
+def merge_changes(events: dict[str, dict[str, Any]], changes: Iterable[Event]) -> None:
+    """Apply an incremental listing to the stored events.
+
+    A deletion arrives as a stripped tombstone. It keeps what it replaces (UID, times, people), so
+    that it still outvotes stale copies of the event elsewhere, and it is newer than that: without a
+    SEQUENCE of its own it gets the old one plus one.
+    """
+    for change in changes:
+        if "id" not in change:
+            continue
+        ident = str(change["id"])
+        previous = events.get(ident)
+        if previous is not None and change.get("status") == "cancelled":
+            merged = {**previous, **change}
+            if "sequence" not in change:
+                merged["sequence"] = int(previous.get("sequence", 0)) + 1
+            events[ident] = merged
+        else:
+            events[ident] = dict(change)
+
+
+class GoogleSource:
+    """Google Calendar for a list of calendars, each read as its owner (domain-wide delegation)."""
+
+    def __init__(
+        self,
+        name: str,
+        calendars: Iterable[str],
+        service_for: Callable[[str], Any],
+        store: StateStore,
+        *,
+        default_tz: tzinfo,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.name = name
+        self.calendars = list(calendars)
+        self.service_for = service_for
+        self.store = store
+        self.default_tz = default_tz
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self.requests = 0
+
+    def fetch(self, window: Window) -> SourceResult:
+        result = SourceResult()
+        for calendar in self.calendars:
+            try:
+                state = self.sync(calendar)
+            except CalendarUnavailable as exc:
+                result.problems.append(Problem(f"{self.name}: {calendar}", str(exc)))
+                continue
+            data, problems = google_calendar_data(
+                state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
+            )
+            result.calendars.append(data)
+            result.problems.extend(problems)
+        return result
+
+    def sync(self, calendar: str) -> CalendarState:
+        """Bring one calendar's stored state up to date: incrementally if possible, else in full."""
+        try:
+            client = CalendarClient(self.service_for(calendar), calendar, self.retry, self.limiter)
+        except RefreshError as exc:
+            raise CalendarUnavailable(_auth_problem(exc)) from exc
+        try:
+            state = self.store.load(self.name, calendar)
+            if state is not None and state.cursor:
+                try:
+                    changes, cursor, zone = client.list_events(calendar, state.cursor)
+                except SyncTokenExpired:
+                    self.store.drop(self.name, calendar)
+                    state = None
+                else:
+                    merge_changes(state.events, changes)
+                    state.cursor, state.time_zone = cursor, zone or state.time_zone
+            if state is None or not state.cursor:
+                items, cursor, zone = client.list_events(calendar, None)
+                state = CalendarState(calendar, cursor, zone, {})
+                merge_changes(state.events, items)
+        except RefreshError as exc:
+            raise CalendarUnavailable(_auth_problem(exc)) from exc
+        finally:
+            self.requests += client.requests
+        self.store.save(self.name, state)
+        return state
+
+
+def _auth_problem(exc: RefreshError) -> str:
+    text = str(exc)
+    if "unauthorized_client" in text:
+        return (
+            "the service account may not act as this user: grant domain-wide delegation for its client ID "
+            "with the calendar scope in the Admin console (Security > API controls)"
+        )
+    if "invalid_grant" in text:
+        return "the sign-in was refused (invalid_grant): run `calsync auth google` again"
+    return f"could not get an access token: {text}"
+
+
+def service_account_service(
+    key_file: Path,
+    *,
+    scopes: Iterable[str] = READ_SCOPES,
+    endpoint: str | None = None,
+    ca_bundle: Path | None = None,
+    timeout: float = 30.0,
+) -> Callable[[str], Any]:
+    """A function giving a Calendar v3 client that acts as a given user (domain-wide delegation)."""
+    base = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+        str(key_file), scopes=list(scopes)
+    )
+
+    def service_for(user: str) -> Any:
+        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+        authed = google_auth_httplib2.AuthorizedHttp(base.with_subject(user), http=http)
+        options = {"api_endpoint": endpoint} if endpoint else None
+        return build(
+            "calendar",
+            "v3",
+            http=authed,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options=options,
+        )
+
+    return service_for

@@ -1,0 +1,220 @@
+"""The Google sync engine with the real client library over scripted HTTP (googleapiclient's mocks)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from google.auth.exceptions import RefreshError
+from googleapiclient.discovery import build
+from googleapiclient.http import HttpMockSequence
+
+from calsync.sources.base import Window
+from calsync.sources.google import (
+    GoogleSource,
+    RateLimiter,
+    RetryPolicy,
+    merge_changes,
+)
+from calsync.store import StateStore
+
+WINDOW = Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC))
+ANN = "ann@acme.test"
+MASTER = {
+    "id": "m1",
+    "iCalUID": "m1@google.com",
+    "status": "confirmed",
+    "summary": "Ann / Bob",
+    "start": {"dateTime": "2026-10-06T10:00:00+02:00", "timeZone": "Europe/Berlin"},
+    "end": {"dateTime": "2026-10-06T10:30:00+02:00", "timeZone": "Europe/Berlin"},
+    "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
+    "organizer": {"email": ANN},
+    "attendees": [{"email": ANN}, {"email": "bob@acme.test"}],
+    "updated": "2026-10-01T08:00:00.000Z",
+}
+ONE_OFF = {**MASTER, "id": "o1", "iCalUID": "o1@google.com", "recurrence": []}
+
+
+def page(
+    items: list[dict[str, Any]], *, next_page: str | None = None, sync: str | None = None
+) -> tuple[dict[str, str], str]:
+    body: dict[str, Any] = {"kind": "calendar#events", "timeZone": "Europe/Berlin", "items": items}
+    if next_page:
+        body["nextPageToken"] = next_page
+    if sync:
+        body["nextSyncToken"] = sync
+    return {"status": "200"}, json.dumps(body)
+
+
+def error(status: int, reason: str, message: str = "x", **headers: str) -> tuple[dict[str, str], str]:
+    envelope = {
+        "error": {
+            "errors": [{"domain": "global", "reason": reason, "message": message}],
+            "code": status,
+            "message": message,
+        }
+    }
+    return {"status": str(status), **headers}, json.dumps(envelope)
+
+
+class Scripted:
+    """An httplib2-like object: scripted responses, or an exception to raise, in order; records URIs."""
+
+    def __init__(self, *steps: tuple[dict[str, str], str] | BaseException) -> None:
+        self.steps = list(steps)
+        self.uris: list[str] = []
+
+    def request(self, uri: str, method: str = "GET", body: Any = None, headers: Any = None, **kw: Any) -> Any:
+        self.uris.append(uri)
+        step = self.steps.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        return HttpMockSequence([step]).request(uri, method, body, headers)
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def source(tmp_path: Path, https: dict[str, Scripted], sleeps: Sleeps | None = None) -> GoogleSource:
+    def service_for(user: str) -> Any:
+        if user not in https:
+            raise RefreshError("unauthorized_client: Client is unauthorized to retrieve access tokens")  # type: ignore[no-untyped-call]
+        return build("calendar", "v3", http=https[user], static_discovery=True, cache_discovery=False)
+
+    return GoogleSource(
+        "workspace",
+        list(https) + [u for u in ("nodelegation@acme.test",) if u not in https],
+        service_for,
+        StateStore(tmp_path / "state.json"),
+        default_tz=ZoneInfo("Europe/Berlin"),
+        retry=RetryPolicy(attempts=4, sleep=sleeps if sleeps is not None else Sleeps(), jitter=lambda: 1.0),
+        limiter=RateLimiter(per_minute=600, sleep=lambda s: None),
+    )
+
+
+def test_full_sync_pages_through_short_and_empty_pages_then_one_request_when_nothing_changed(
+    tmp_path: Path,
+) -> None:
+    http = Scripted(page([], next_page="p2"), page([MASTER], next_page="p3"), page([ONE_OFF], sync="s1"))
+    src = source(tmp_path, {ANN: http})
+    result = src.fetch(WINDOW)
+    assert [p.message for p in result.problems if ANN in p.source] == []
+    (calendar,) = result.calendars
+    assert {o.series_id for o in calendar.occurrences} == {"m1@google.com", "o1@google.com"}
+    assert len(http.uris) == 3
+    assert "showDeleted=true" in http.uris[0] and "maxResults=2500" in http.uris[0]
+    assert "pageToken=p2" in http.uris[1] and "syncToken" not in http.uris[0]
+
+    # a later run: one incremental request, nothing changed, same calendar from the stored state
+    http2 = Scripted(page([], sync="s2"))
+    src2 = source(tmp_path, {ANN: http2})
+    again = src2.fetch(WINDOW)
+    assert len(http2.uris) == 1 and "syncToken=s1" in http2.uris[0]
+    assert again.calendars[0].occurrences == calendar.occurrences
+    assert src2.store.load("workspace", ANN).cursor == "s2"  # type: ignore[union-attr]
+
+
+def test_incremental_tombstone_keeps_what_google_strips(tmp_path: Path) -> None:
+    source(tmp_path, {ANN: Scripted(page([MASTER, ONE_OFF], sync="s1"))}).fetch(WINDOW)
+    tombstone = {"id": "o1", "status": "cancelled"}
+    http = Scripted(page([tombstone], sync="s2"))
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert {o.series_id for o in result.calendars[0].occurrences} == {"m1@google.com", "o1@google.com"}
+    cancelled = [o for o in result.calendars[0].occurrences if o.series_id == "o1@google.com"]
+    assert [o.status for o in cancelled] == ["cancelled"]  # the one-off is now cancelled as a whole
+
+
+def test_410_drops_the_state_and_syncs_in_full(tmp_path: Path) -> None:
+    source(tmp_path, {ANN: Scripted(page([MASTER, ONE_OFF], sync="s1"))}).fetch(WINDOW)
+    gone = error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+    http = Scripted(gone, page([MASTER], sync="s9"))
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert len(http.uris) == 2 and "syncToken=s1" in http.uris[0] and "syncToken" not in http.uris[1]
+    assert {o.series_id for o in result.calendars[0].occurrences} == {
+        "m1@google.com"
+    }  # o1 gone with the state
+
+
+def test_429_and_rate_limit_403_are_retried_honouring_retry_after(tmp_path: Path) -> None:
+    sleeps = Sleeps()
+    http = Scripted(
+        error(429, "rateLimitExceeded", **{"retry-after": "7"}),
+        error(403, "userRateLimitExceeded"),
+        error(503, "backendError"),
+        page([MASTER], sync="s1"),
+    )
+    result = source(tmp_path, {ANN: http}, sleeps).fetch(WINDOW)
+    assert [p for p in result.problems if ANN in p.source] == []
+    assert sleeps == [7.0, 2.0, 4.0]  # Retry-After, then exponential backoff (jitter pinned to 1)
+    assert len(result.calendars) == 1
+
+
+def test_network_errors_are_retried(tmp_path: Path) -> None:
+    http = Scripted(TimeoutError("timed out"), ConnectionResetError("reset"), page([MASTER], sync="s1"))
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert len(result.calendars) == 1 and len(http.uris) == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [(404, "notFound", "no such calendar"), (403, "forbidden", "no access"), (400, "invalid", "HTTP 400")],
+)
+def test_errors_that_retrying_cannot_fix_are_reported_at_once(
+    tmp_path: Path, status, reason, expected
+) -> None:
+    http = Scripted(error(status, reason))
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert len(http.uris) == 1  # never retried
+    (problem,) = [p for p in result.problems if ANN in p.source]
+    assert problem.source == f"workspace: {ANN}" and expected in problem.message
+    assert result.calendars == []  # an error, never an empty calendar
+
+
+def test_giving_up_after_the_bounded_attempts(tmp_path: Path) -> None:
+    http = Scripted(*[error(503, "backendError")] * 4)
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    (problem,) = [p for p in result.problems if ANN in p.source]
+    assert "gave up after 4 attempts" in problem.message and len(http.uris) == 4
+    assert StateStore(tmp_path / "state.json").load("workspace", ANN) is None
+
+
+def test_a_calendar_without_delegation_is_reported_and_the_others_synced(tmp_path: Path) -> None:
+    result = source(tmp_path, {ANN: Scripted(page([MASTER], sync="s1"))}).fetch(WINDOW)
+    assert len(result.calendars) == 1
+    (problem,) = result.problems
+    assert problem.source == "workspace: nodelegation@acme.test"
+    assert "domain-wide delegation" in problem.message
+
+
+def test_rate_limiter_keeps_a_user_under_its_quota() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(per_minute=3, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        limiter.acquire("ann")
+    limiter.acquire("bob")  # another user has their own quota
+    assert waits == []
+    limiter.acquire("ann")
+    assert waits == [60.0]
+
+
+def test_merge_changes_replaces_by_id_and_a_tombstone_keeps_what_it_replaces() -> None:
+    old = {"id": "m1_x", "iCalUID": "m1@google.com", "recurringEventId": "m1", "summary": "s", "sequence": 2}
+    events = {"m1_x": dict(old)}
+    merge_changes(
+        events, [{"id": "m1_x", "status": "cancelled"}, {"id": "n", "summary": "new"}, {"summary": "?"}]
+    )
+    assert events["m1_x"] == {**old, "status": "cancelled", "sequence": 3}  # newer than what it deletes
+    assert events["n"] == {"id": "n", "summary": "new"}
+    assert len(events) == 2
