@@ -16,6 +16,7 @@ from calsync.config import ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_for
 from calsync.report import Report, render_csv, render_json, render_table
+from calsync.store import StateError
 
 # Exit codes scripts can rely on (also in the README).
 EXIT_OK = 0  # the report is complete
@@ -220,7 +221,7 @@ def main(
     except ConfigError as exc:
         print(f"calsync: the config has problems:\n{exc}", file=err)
         return EXIT_USAGE
-    except RosterError as exc:
+    except (RosterError, StateError) as exc:
         print(f"calsync: {exc}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:

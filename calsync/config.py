@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from calsync.org import timezone_problem
 from calsync.redact import redact_url
 
-SOURCE_TYPES = ("ics",)
+SOURCE_TYPES = ("ics", "google")
 _URL_SCHEMES = ("http", "https", "webcal")
 _HINT = "see config/calsync.example.toml for every key, or run `calsync demo` to see a working example"
 
@@ -78,6 +78,29 @@ class IcsSourceConfig:
 
 
 @dataclass(frozen=True)
+class GoogleSourceConfig:
+    """One ``[[sources]]`` entry of type ``google``: Google Workspace through a service account."""
+
+    name: str
+    service_account_key: Path  # the key file (JSON) of a service account with domain-wide delegation
+    calendars: tuple[str, ...] | None = None  # None: every roster person who manages someone
+    endpoint: str | None = None  # Calendar API root override (tests, emulators, proxies)
+    ca_bundle: Path | None = None  # CA certificates to trust for the endpoint
+    timeout_seconds: float = 30.0
+    type: str = "google"
+
+
+SourceConfig = IcsSourceConfig | GoogleSourceConfig
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """``[state]``: where calsync keeps what it has synced."""
+
+    path: Path  # absolute
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -85,7 +108,8 @@ class Config:
     org: OrgConfig
     cadence: CadenceConfig
     report: ReportConfig
-    sources: tuple[IcsSourceConfig, ...]
+    sources: tuple[SourceConfig, ...]
+    state: StateConfig | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -98,7 +122,21 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "cadence": ("default_days", "grace_days", "skip_level_days"),
     "report": ("lookback_days", "lookahead_days"),
     "sources": ("type", "path", "name", "timeout_seconds"),
+    "state": ("path",),
 }
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "ics": ("type", "name", "path", "timeout_seconds"),
+    "google": (
+        "type",
+        "name",
+        "service_account_key",
+        "calendars",
+        "endpoint",
+        "ca_bundle",
+        "timeout_seconds",
+    ),
+}
+DEFAULT_STATE_FILE = "calsync-state.json"
 
 
 def load_config(path: Path) -> Config:
@@ -154,9 +192,18 @@ class _Checker:
         cadence = self.cadence(self.section(data, "cadence") or {})
         report = self.report(self.section(data, "report") or {})
         sources = self.sources(data)
+        state = self.state(self.section(data, "state") or {})
         if self.problems or org is None:
             raise ConfigError(self.problems or [f"{self.label}: [org]: invalid"])
-        return Config(path=self.path, org=org, cadence=cadence, report=report, sources=sources)
+        return Config(path=self.path, org=org, cadence=cadence, report=report, sources=sources, state=state)
+
+    def state(self, section: dict[str, Any]) -> StateConfig:
+        value = section.get("path", DEFAULT_STATE_FILE)
+        path = self.resolve(value) if isinstance(value, str) and value.strip() else None
+        if path is None:
+            self.problem("[state] path", f"expected the path of calsync's state file, got {_describe(value)}")
+            path = self.path.parent / DEFAULT_STATE_FILE
+        return StateConfig(path=path)
 
     # -- sections --------------------------------------------------------------------------------------
 
@@ -275,7 +322,7 @@ class _Checker:
             lookahead_days=_or(self.integer(section, "report", "lookahead_days", 1), default.lookahead_days),
         )
 
-    def sources(self, data: Mapping[str, Any]) -> tuple[IcsSourceConfig, ...]:
+    def sources(self, data: Mapping[str, Any]) -> tuple[SourceConfig, ...]:
         example = '[[sources]] with type = "ics" and path = "calendars"'
         if "sources" not in data:
             self.problem("[[sources]]", f"missing; add at least one {example}")
@@ -293,7 +340,7 @@ class _Checker:
         if not value:
             self.problem("[[sources]]", f"empty; add at least one {example}")
             return ()
-        sources: list[IcsSourceConfig] = []
+        sources: list[SourceConfig] = []
         names: dict[str, int] = {}
         for index, item in enumerate(value, start=1):
             source = self.source(index, item)
@@ -310,13 +357,18 @@ class _Checker:
             sources.append(source)
         return tuple(sources)
 
-    def source(self, index: int, item: dict[str, Any]) -> IcsSourceConfig | None:
+    def source(self, index: int, item: dict[str, Any]) -> SourceConfig | None:
         prefix = f"[[sources]] #{index}"
-        for key in item:
-            if key not in _SECTIONS["sources"]:
-                self.unknown(f"{prefix} {key}", key, _SECTIONS["sources"], section="sources")
-        ok = True
         kind = item.get("type")
+        known = (
+            _SOURCE_KEYS.get(kind, _SECTIONS["sources"]) if isinstance(kind, str) else _SECTIONS["sources"]
+        )
+        for key in item:
+            if key not in known:
+                self.unknown(f"{prefix} {key}", key, known, section="sources")
+        if kind == "google":
+            return self.google_source(prefix, item)
+        ok = True
         if kind is None:
             self.problem(f"{prefix} type", f"missing; expected one of: {', '.join(SOURCE_TYPES)}")
             ok = False
@@ -341,6 +393,67 @@ class _Checker:
         if not ok or location is None or name is None or timeout is None:
             return None
         return IcsSourceConfig(location=location, name=name, timeout_seconds=timeout, type="ics")
+
+    def google_source(self, prefix: str, item: dict[str, Any]) -> GoogleSourceConfig | None:
+        ok = True
+        name = item.get("name", "google")
+        if not isinstance(name, str) or not name.strip():
+            self.problem(f"{prefix} name", f"expected a non-empty string, got {_describe(name)}")
+            ok = False
+        key_file = self.existing_file(
+            item,
+            f"{prefix} service_account_key",
+            "service_account_key",
+            "the service account's JSON key file",
+            required=True,
+        )
+        ca_bundle = self.existing_file(
+            item, f"{prefix} ca_bundle", "ca_bundle", "a PEM file of CA certificates"
+        )
+        calendars: tuple[str, ...] | None = None
+        if "calendars" in item:
+            value = item["calendars"]
+            if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+                self.problem(
+                    f"{prefix} calendars", f"expected a list of email addresses, got {_describe(value)}"
+                )
+                ok = False
+            else:
+                calendars = tuple(v.strip().lower() for v in value)
+        endpoint = item.get("endpoint")
+        if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.startswith("https://")):
+            self.problem(f"{prefix} endpoint", f"expected an https:// URL, got {_describe(endpoint)}")
+            ok = False
+        timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
+        if not ok or key_file is None or timeout is None or ("ca_bundle" in item and ca_bundle is None):
+            return None
+        return GoogleSourceConfig(
+            name=str(name),
+            service_account_key=key_file,
+            calendars=calendars,
+            endpoint=endpoint,
+            ca_bundle=ca_bundle,
+            timeout_seconds=timeout,
+        )
+
+    def existing_file(
+        self, item: dict[str, Any], where: str, key: str, what: str, *, required: bool = False
+    ) -> Path | None:
+        if key not in item:
+            if required:
+                self.problem(where, f"missing; expected the path of {what}")
+            return None
+        value = item[key]
+        path = self.resolve(value) if isinstance(value, str) and value.strip() else None
+        if path is None:
+            self.problem(where, f"expected the path of {what}, got {_describe(value)}")
+            return None
+        if not path.is_file():
+            self.problem(
+                where, f"not found: {path} (relative paths start at {self.path.parent}); expected {what}"
+            )
+            return None
+        return path
 
     def location(self, prefix: str, item: dict[str, Any]) -> str | None:
         where = f"{prefix} path"

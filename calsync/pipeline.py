@@ -7,14 +7,16 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from calsync.cadence import Clock
-from calsync.config import Config
+from calsync.config import Config, GoogleSourceConfig
 from calsync.detect import resolve
 from calsync.model import CalendarData, Problem
 from calsync.org import Org, load_roster
 from calsync.progress import Progress
 from calsync.report import Policy, Report, build_report
 from calsync.sources.base import Source, Window, display_path
+from calsync.sources.google import GoogleSource, service_account_service
 from calsync.sources.ics import IcsSource
+from calsync.store import StateStore
 
 #: Extra days synced on both sides of the report's windows, so that occurrences moved across a
 #: window's edge are still seen with their original dates.
@@ -45,19 +47,41 @@ def sync_window(clock: Clock) -> Window:
     return Window(start - margin, clock.horizon + margin)
 
 
-def make_sources(config: Config, progress: Progress | None = None) -> list[Source]:
+def make_sources(
+    config: Config, org: Org, store: StateStore | None, progress: Progress | None = None
+) -> tuple[list[Source], list[Problem]]:
+    """The configured sources, ready to fetch; a source that cannot even be set up is a problem."""
     tz = org_timezone(config)
-    return [
-        IcsSource(
-            source.location,
-            name=source.name,
-            default_tz=tz,
-            label_root=config.base_dir,
-            timeout_seconds=source.timeout_seconds,
-            progress=progress,
-        )
-        for source in config.sources
-    ]
+    sources: list[Source] = []
+    problems: list[Problem] = []
+    for source in config.sources:
+        if isinstance(source, GoogleSourceConfig):
+            assert store is not None
+            # Every 1:1 with a manager is on the manager's calendar: by default, sync the managers'.
+            calendars = source.calendars or tuple(sorted({manager for manager, _ in org.direct_pairs()}))
+            try:
+                service_for = service_account_service(
+                    source.service_account_key,
+                    endpoint=source.endpoint,
+                    ca_bundle=source.ca_bundle,
+                    timeout=source.timeout_seconds,
+                )
+            except (OSError, ValueError) as exc:
+                problems.append(Problem(source.name, f"cannot use the service account key: {exc}"))
+                continue
+            sources.append(GoogleSource(source.name, calendars, service_for, store, default_tz=tz))
+        else:
+            sources.append(
+                IcsSource(
+                    source.location,
+                    name=source.name,
+                    default_tz=tz,
+                    label_root=config.base_dir,
+                    timeout_seconds=source.timeout_seconds,
+                    progress=progress,
+                )
+            )
+    return sources, problems
 
 
 def load_org(config: Config) -> tuple[Org, list[Problem]]:
@@ -80,7 +104,15 @@ def run_report(config: Config, as_of: date | None = None, progress: Progress | N
     """Read the roster and every source, and build the cadence report."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
-    calendars, source_problems = collect(make_sources(config, progress), sync_window(clock))
+    needs_state = any(isinstance(source, GoogleSourceConfig) for source in config.sources)
+    store = StateStore(config.state.path) if needs_state and config.state is not None else None
+    try:
+        sources, setup_problems = make_sources(config, org, store, progress)
+        calendars, source_problems = collect(sources, sync_window(clock))
+    finally:
+        if store is not None:
+            store.close()
+    source_problems = setup_problems + source_problems
     policy = Policy(
         default_days=config.cadence.default_days,
         grace_days=config.cadence.grace_days,

@@ -12,6 +12,7 @@ from calsync.config import (
     CadenceConfig,
     Config,
     ConfigError,
+    GoogleSourceConfig,
     IcsSourceConfig,
     ReportConfig,
     load_config,
@@ -28,6 +29,11 @@ roster = "org.csv"
 type = "ics"
 path = "calendars"
 """
+
+
+def ics_sources(config: Config) -> list[IcsSourceConfig]:
+    assert all(isinstance(source, IcsSourceConfig) for source in config.sources)
+    return [source for source in config.sources if isinstance(source, IcsSourceConfig)]
 
 
 def setup_dir(tmp_path: Path, text: str = MINIMAL, name: str = "calsync.toml") -> Path:
@@ -107,7 +113,7 @@ timeout_seconds = 5
     assert config.org.timezone == "Europe/Berlin"
     assert config.cadence == CadenceConfig(default_days=7, grace_days=0, skip_level_days=30)
     assert config.report == ReportConfig(lookback_days=30, lookahead_days=14)
-    (source,) = config.sources
+    (source,) = ics_sources(config)
     assert source.location == str((tmp_path / "feeds" / "ann.ics").resolve())
     assert source.name == "Ann"
     assert source.timeout_seconds == 5.0
@@ -125,7 +131,7 @@ def test_paths_are_relative_to_the_config_file_not_the_cwd(tmp_path, monkeypatch
     assert config.path == config_path
     assert config.base_dir == conf_dir
     assert config.org.roster == (conf_dir / "org.csv").resolve()
-    assert config.sources[0].location == str((conf_dir / "calendars").resolve())
+    assert ics_sources(config)[0].location == str((conf_dir / "calendars").resolve())
 
 
 def test_url_sources_are_kept_as_urls(tmp_path):
@@ -148,7 +154,7 @@ path = "HTTP://cal.example.test/eve.ics"
 """
     )
     config = load_config(setup_dir(tmp_path, text))
-    files, ann, bob, eve = config.sources
+    files, ann, bob, eve = ics_sources(config)
     assert not files.is_url
     assert ann.location == "https://cal.example.test/ann.ics?token=abc"
     assert ann.is_url
@@ -200,6 +206,11 @@ def test_the_example_config_documents_every_key():
         "timeout_seconds",
         "cadence_days",
         "manager_email",
+        "service_account_key",
+        "calendars",
+        "endpoint",
+        "ca_bundle",
+        "[state]",
     ]:
         assert f"{key} " in text or f"{key}\n" in text, key
 
@@ -374,9 +385,10 @@ def test_source_without_path_or_type(tmp_path):
 
 
 def test_unknown_source_type(tmp_path):
-    text = MINIMAL + '\n[[sources]]\ntype = "google"\npath = "calendars"\nname = "g"\n'
+    text = MINIMAL + '\n[[sources]]\ntype = "caldav"\npath = "calendars"\nname = "g"\n'
     message = only_problem(setup_dir(tmp_path, text))
-    assert '[[sources]] #2 type: unknown source type "google" (a string); expected one of: ics' in message
+    expected = '[[sources]] #2 type: unknown source type "caldav" (a string); expected one of: ics, google'
+    assert expected in message
 
 
 def test_unsupported_url_scheme(tmp_path):
@@ -472,7 +484,7 @@ grace_days = true
 lookback_days = 0
 
 [[sources]]
-type = "google"
+type = "caldav"
 path = "no-such-dir"
 """
     problems = problems_of(setup_dir(tmp_path, text))
@@ -494,3 +506,58 @@ def test_config_error_from_a_single_message():
     error = ConfigError("calsync.toml: bad")
     assert error.problems == ["calsync.toml: bad"]
     assert str(error) == "calsync.toml: bad"
+
+
+GOOGLE = """
+[[sources]]
+type = "google"
+name = "workspace"
+service_account_key = "sa.json"
+calendars = ["Ann@Acme.test", "bob@acme.test"]
+endpoint = "https://127.0.0.1:8443/calendar/v3/"
+ca_bundle = "ca.pem"
+timeout_seconds = 5
+"""
+
+
+def test_google_source_keys(tmp_path):
+    path = setup_dir(tmp_path, MINIMAL + GOOGLE + '\n[state]\npath = "var/state.json"\n')
+    (tmp_path / "sa.json").write_text("{}")
+    (tmp_path / "ca.pem").write_text("x")
+    config = load_config(path)
+    google = config.sources[1]
+    assert isinstance(google, GoogleSourceConfig)
+    assert google.name == "workspace"
+    assert google.service_account_key == (tmp_path / "sa.json").resolve()
+    assert google.calendars == ("ann@acme.test", "bob@acme.test")
+    assert google.endpoint == "https://127.0.0.1:8443/calendar/v3/"
+    assert google.ca_bundle == (tmp_path / "ca.pem").resolve()
+    assert google.timeout_seconds == 5
+    assert config.state is not None and config.state.path == (tmp_path / "var" / "state.json").resolve()
+
+
+def test_google_source_defaults_and_state_default(tmp_path):
+    path = setup_dir(tmp_path, MINIMAL + '\n[[sources]]\ntype = "google"\nservice_account_key = "sa.json"\n')
+    (tmp_path / "sa.json").write_text("{}")
+    config = load_config(path)
+    google = config.sources[1]
+    assert isinstance(google, GoogleSourceConfig)
+    assert (google.name, google.calendars, google.endpoint, google.ca_bundle) == ("google", None, None, None)
+    assert config.state is not None and config.state.path == (tmp_path / "calsync-state.json").resolve()
+
+
+def test_google_source_problems_are_all_reported(tmp_path):
+    bad = (
+        GOOGLE.replace('calendars = ["Ann@Acme.test", "bob@acme.test"]', 'calendars = "ann"').replace(
+            "https://127.0.0.1", "http://127.0.0.1"
+        )
+        + 'path = "calendars"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(setup_dir(tmp_path, MINIMAL + bad))
+    text = str(caught.value)
+    assert "[[sources]] #2 service_account_key: not found" in text
+    assert "[[sources]] #2 ca_bundle: not found" in text
+    assert "[[sources]] #2 calendars: expected a list of email addresses" in text
+    assert "[[sources]] #2 endpoint: expected an https:// URL" in text
+    assert "[[sources]] #2 path: unknown key" in text  # an ics key on a google source
