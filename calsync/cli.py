@@ -134,7 +134,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write (default: ./calsync-demo)",
     )
     output_options(demo)
+    auth = commands.add_parser(
+        "auth",
+        help="sign in to your own calendar (for trying calsync on one person's calendar)",
+        description="Sign in once with a browser; later runs refresh the stored token silently.",
+    )
+    providers = auth.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
+    google = providers.add_parser(
+        "google",
+        help="Google Calendar, with the installed-app (browser) sign-in",
+        description="Run Google's sign-in for an installed app and store the token (mode 0600). Create "
+        "the OAuth client in the Google Cloud console (APIs & Services > Credentials > OAuth client ID > "
+        "Desktop app) and download its JSON. calsync asks only for read access to calendar events. "
+        'Then point a google source at the token: token_file = "google-token.json".',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    google.add_argument(
+        "--client-secrets",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the OAuth client's JSON (Desktop app)",
+    )
+    google.add_argument(
+        "--token",
+        type=Path,
+        default=Path("google-token.json"),
+        metavar="FILE",
+        help="where to store the token (default: ./google-token.json; written with mode 0600)",
+    )
+    google.add_argument(
+        "--no-browser", action="store_true", help="print the sign-in URL instead of opening it"
+    )
     return parser
+
+
+def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.sources.google import sign_in
+
+    if not args.client_secrets.is_file():
+        print(
+            f"calsync: {args.client_secrets}: no such file; download the OAuth client's JSON from the Google "
+            "Cloud console (APIs & Services > Credentials) and pass its path",
+            file=stderr,
+        )
+        return EXIT_USAGE
+    try:
+        scopes = sign_in(args.client_secrets, args.token, open_browser=not args.no_browser)
+    except (ValueError, KeyError) as exc:
+        print(
+            f"calsync: {args.client_secrets}: not an OAuth client file for an installed app ({exc})",
+            file=stderr,
+        )
+        return EXIT_USAGE
+    except Exception as exc:  # oauthlib's errors: access denied, state mismatch, a network failure
+        print(f"calsync: the sign-in did not complete: {type(exc).__name__}: {exc}", file=stderr)
+        return EXIT_USAGE
+    print(
+        f"Signed in (scopes: {scopes}). Token written to {args.token} (mode 0600).\n"
+        "Use it in calsync.toml:\n\n"
+        f'[[sources]]\ntype = "google"\ntoken_file = "{args.token}"',
+        file=stdout,
+    )
+    return EXIT_OK
 
 
 def _config_path(arg: Path | None) -> Path:
@@ -217,6 +279,8 @@ def main(
     try:
         if args.command == "report":
             return cmd_report(args, out, err)
+        if args.command == "auth":
+            return cmd_auth(args, out, err)
         return cmd_demo(args, out, err)
     except ConfigError as exc:
         print(f"calsync: the config has problems:\n{exc}", file=err)

@@ -82,8 +82,9 @@ class GoogleSourceConfig:
     """One ``[[sources]]`` entry of type ``google``: Google Workspace through a service account."""
 
     name: str
-    service_account_key: Path  # the key file (JSON) of a service account with domain-wide delegation
-    calendars: tuple[str, ...] | None = None  # None: every roster person who manages someone
+    service_account_key: Path | None  # the key (JSON) of a service account with domain-wide delegation
+    token_file: Path | None = None  # or: one person's sign-in, written by `calsync auth google`
+    calendars: tuple[str, ...] | None = None  # None: every manager (service account) / "primary" (token)
     endpoint: str | None = None  # Calendar API root override (tests, emulators, proxies)
     ca_bundle: Path | None = None  # CA certificates to trust for the endpoint
     timeout_seconds: float = 30.0
@@ -130,6 +131,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "type",
         "name",
         "service_account_key",
+        "token_file",
         "calendars",
         "endpoint",
         "ca_bundle",
@@ -405,8 +407,17 @@ class _Checker:
             f"{prefix} service_account_key",
             "service_account_key",
             "the service account's JSON key file",
-            required=True,
         )
+        token_file = self.existing_file(
+            item, f"{prefix} token_file", "token_file", "the token written by `calsync auth google`"
+        )
+        if ("service_account_key" in item) == ("token_file" in item):
+            self.problem(
+                f"{prefix} service_account_key",
+                "set exactly one of service_account_key (the whole org, domain-wide delegation) and "
+                "token_file (one person, from `calsync auth google`)",
+            )
+            ok = False
         ca_bundle = self.existing_file(
             item, f"{prefix} ca_bundle", "ca_bundle", "a PEM file of CA certificates"
         )
@@ -425,11 +436,17 @@ class _Checker:
             self.problem(f"{prefix} endpoint", f"expected an https:// URL, got {_describe(endpoint)}")
             ok = False
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
-        if not ok or key_file is None or timeout is None or ("ca_bundle" in item and ca_bundle is None):
+        if (
+            not ok
+            or (key_file is None and token_file is None)
+            or timeout is None
+            or ("ca_bundle" in item and ca_bundle is None)
+        ):
             return None
         return GoogleSourceConfig(
             name=str(name),
             service_account_key=key_file,
+            token_file=token_file,
             calendars=calendars,
             endpoint=endpoint,
             ca_bundle=ca_bundle,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from calsync.cadence import Clock
@@ -14,7 +15,7 @@ from calsync.org import Org, load_roster
 from calsync.progress import Progress
 from calsync.report import Policy, Report, build_report
 from calsync.sources.base import Source, Window, display_path
-from calsync.sources.google import GoogleSource, service_account_service
+from calsync.sources.google import GoogleSource, service_account_service, user_token_service
 from calsync.sources.ics import IcsSource
 from calsync.store import StateStore
 
@@ -57,17 +58,24 @@ def make_sources(
     for source in config.sources:
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            # Every 1:1 with a manager is on the manager's calendar: by default, sync the managers'.
-            calendars = source.calendars or tuple(sorted({manager for manager, _ in org.direct_pairs()}))
+            options: dict[str, Any] = {
+                "endpoint": source.endpoint,
+                "ca_bundle": source.ca_bundle,
+                "timeout": source.timeout_seconds,
+            }
             try:
-                service_for = service_account_service(
-                    source.service_account_key,
-                    endpoint=source.endpoint,
-                    ca_bundle=source.ca_bundle,
-                    timeout=source.timeout_seconds,
-                )
+                if source.token_file is not None:
+                    # One person's sign-in: their own calendar unless the config lists others.
+                    calendars = source.calendars or ("primary",)
+                    service_for = user_token_service(source.token_file, **options)
+                else:
+                    assert source.service_account_key is not None
+                    # Every 1:1 with a manager is on the manager's calendar: by default, the managers'.
+                    calendars = source.calendars or tuple(sorted({m for m, _ in org.direct_pairs()}))
+                    service_for = service_account_service(source.service_account_key, **options)
             except (OSError, ValueError) as exc:
-                problems.append(Problem(source.name, f"cannot use the service account key: {exc}"))
+                what = "token file" if source.token_file is not None else "service account key"
+                problems.append(Problem(source.name, f"cannot use the {what}: {exc}"))
                 continue
             sources.append(GoogleSource(source.name, calendars, service_for, store, default_tz=tz))
         else:

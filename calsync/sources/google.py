@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import random
 import threading
 import time
@@ -38,6 +39,8 @@ import httplib2
 import icalendar
 from google.auth.exceptions import RefreshError
 from google.oauth2 import service_account
+from google.oauth2.credentials import Credentials as UserCredentials
+from google_auth_oauthlib.flow import InstalledAppFlow
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
@@ -454,6 +457,71 @@ def service_account_service(
     def service_for(user: str) -> Any:
         http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
         authed = google_auth_httplib2.AuthorizedHttp(base.with_subject(user), http=http)
+        options = {"api_endpoint": endpoint} if endpoint else None
+        return build(
+            "calendar",
+            "v3",
+            http=authed,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options=options,
+        )
+
+    return service_for
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that holds a secret: created 0600, replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def sign_in(
+    client_secrets: Path,
+    token_file: Path,
+    *,
+    scopes: Iterable[str] = READ_SCOPES,
+    open_browser: bool = True,
+    flow_factory: Callable[..., Any] | None = None,
+) -> str:
+    """The installed-app flow for one person: a browser sign-in, then the token stored 0600.
+
+    Returns the granted scopes. ``flow_factory`` defaults to google-auth-oauthlib's InstalledAppFlow.
+    """
+    factory = flow_factory or InstalledAppFlow.from_client_secrets_file
+    flow = factory(str(client_secrets), scopes=list(scopes))
+    credentials = flow.run_local_server(
+        host="localhost",
+        port=0,
+        open_browser=open_browser,
+        authorization_prompt_message="Open this URL in a browser and sign in:\n{url}",
+        success_message="calsync is signed in. You may close this window.",
+    )
+    write_private(token_file, credentials.to_json())
+    return " ".join(credentials.scopes or scopes)
+
+
+def user_token_service(
+    token_file: Path,
+    *,
+    scopes: Iterable[str] = READ_SCOPES,
+    endpoint: str | None = None,
+    ca_bundle: Path | None = None,
+    timeout: float = 30.0,
+) -> Callable[[str], Any]:
+    """A Calendar v3 client acting as the person who ran ``calsync auth google``."""
+    credentials = UserCredentials.from_authorized_user_file(  # type: ignore[no-untyped-call]
+        str(token_file), scopes=list(scopes)
+    )
+
+    def service_for(calendar: str) -> Any:
+        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+        authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
         options = {"api_endpoint": endpoint} if endpoint else None
         return build(
             "calendar",

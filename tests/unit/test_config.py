@@ -561,3 +561,20 @@ def test_google_source_problems_are_all_reported(tmp_path):
     assert "[[sources]] #2 calendars: expected a list of email addresses" in text
     assert "[[sources]] #2 endpoint: expected an https:// URL" in text
     assert "[[sources]] #2 path: unknown key" in text  # an ics key on a google source
+
+
+def test_google_source_takes_exactly_one_way_to_sign_in(tmp_path):
+    (tmp_path / "sa.json").write_text("{}")
+    (tmp_path / "token.json").write_text("{}")
+    both = '\n[[sources]]\ntype = "google"\nservice_account_key = "sa.json"\ntoken_file = "token.json"\n'
+    with pytest.raises(ConfigError, match="set exactly one of service_account_key"):
+        load_config(setup_dir(tmp_path, MINIMAL + both))
+    neither = '\n[[sources]]\ntype = "google"\n'
+    with pytest.raises(ConfigError, match="set exactly one of service_account_key"):
+        load_config(setup_dir(tmp_path, MINIMAL + neither))
+    personal = load_config(
+        setup_dir(tmp_path, MINIMAL + '\n[[sources]]\ntype = "google"\ntoken_file = "token.json"\n')
+    )
+    google = personal.sources[1]
+    assert isinstance(google, GoogleSourceConfig)
+    assert google.token_file == (tmp_path / "token.json").resolve() and google.service_account_key is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from calsync.sources.google import (
     RateLimiter,
     RetryPolicy,
     merge_changes,
+    sign_in,
 )
 from calsync.store import StateStore
 
@@ -218,3 +220,44 @@ def test_merge_changes_replaces_by_id_and_a_tombstone_keeps_what_it_replaces() -
     assert events["m1_x"] == {**old, "status": "cancelled", "sequence": 3}  # newer than what it deletes
     assert events["n"] == {"id": "n", "summary": "new"}
     assert len(events) == 2
+
+
+def test_sign_in_stores_the_token_privately(tmp_path: Path) -> None:
+    class Creds:
+        scopes = ("https://www.googleapis.com/auth/calendar.events.readonly",)
+
+        def to_json(self) -> str:
+            return json.dumps({"refresh_token": "r", "client_id": "c"})
+
+    class Flow:
+        def __init__(self) -> None:
+            self.kwargs: dict[str, Any] = {}
+
+        def run_local_server(self, **kwargs: Any) -> Creds:
+            self.kwargs = kwargs
+            return Creds()
+
+    flow = Flow()
+    seen: dict[str, Any] = {}
+
+    def factory(path: str, scopes: list[str]) -> Flow:
+        seen.update(path=path, scopes=scopes)
+        return flow
+
+    token = tmp_path / "conf" / "google-token.json"
+    scopes = sign_in(tmp_path / "client.json", token, open_browser=False, flow_factory=factory)
+    assert scopes == "https://www.googleapis.com/auth/calendar.events.readonly"
+    assert seen["scopes"] == ["https://www.googleapis.com/auth/calendar.events.readonly"]  # read-only only
+    assert flow.kwargs["open_browser"] is False and flow.kwargs["port"] == 0
+    assert json.loads(token.read_text()) == {"refresh_token": "r", "client_id": "c"}
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+
+
+def test_a_revoked_sign_in_says_to_sign_in_again(tmp_path: Path) -> None:
+    def service_for(user: str) -> Any:
+        raise RefreshError("invalid_grant: Token has been expired or revoked.")  # type: ignore[no-untyped-call]
+
+    src = GoogleSource("me", ["primary"], service_for, StateStore(tmp_path / "s.json"), default_tz=UTC)
+    (problem,) = src.fetch(WINDOW).problems
+    assert problem.source == "me: primary"
+    assert "run `calsync auth google` again" in problem.message
