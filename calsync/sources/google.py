@@ -192,6 +192,7 @@ def _describe(event: Event) -> str:
 #: Read-only access to events is all a report needs (agendas will ask for more, and only then).
 READ_SCOPES = ("https://www.googleapis.com/auth/calendar.events.readonly",)
 PAGE_SIZE = 2500  # the most events.list allows
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _RETRY_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
@@ -487,6 +488,7 @@ def sign_in(
     *,
     scopes: Iterable[str] = READ_SCOPES,
     open_browser: bool = True,
+    browser: str | None = None,
     flow_factory: Callable[..., Any] | None = None,
 ) -> str:
     """The installed-app flow for one person: a browser sign-in, then the token stored 0600.
@@ -499,11 +501,33 @@ def sign_in(
         host="localhost",
         port=0,
         open_browser=open_browser,
+        browser=browser,
         authorization_prompt_message="Open this URL in a browser and sign in:\n{url}",
         success_message="calsync is signed in. You may close this window.",
     )
     write_private(token_file, credentials.to_json())
     return " ".join(credentials.scopes or scopes)
+
+
+def load_user_credentials(token_file: Path, scopes: Iterable[str] = READ_SCOPES) -> UserCredentials:
+    """The credentials ``calsync auth google`` stored.
+
+    google-auth's own loader always refreshes at Google's token endpoint, whatever the file says;
+    calsync wrote this file itself from the OAuth client it was given, so its token endpoint is kept
+    (which is how tests, emulators and proxies are reached).
+    """
+    info = json.loads(token_file.read_text(encoding="utf-8"))
+    missing = [key for key in ("refresh_token", "client_id", "client_secret") if not info.get(key)]
+    if missing:
+        raise ValueError(f"{token_file} lacks {', '.join(missing)}: run `calsync auth google` again")
+    return UserCredentials(  # type: ignore[no-untyped-call]
+        token=None,
+        refresh_token=info["refresh_token"],
+        token_uri=info.get("token_uri") or GOOGLE_TOKEN_URI,
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        scopes=list(scopes),
+    )
 
 
 def user_token_service(
@@ -515,9 +539,7 @@ def user_token_service(
     timeout: float = 30.0,
 ) -> Callable[[str], Any]:
     """A Calendar v3 client acting as the person who ran ``calsync auth google``."""
-    credentials = UserCredentials.from_authorized_user_file(  # type: ignore[no-untyped-call]
-        str(token_file), scopes=list(scopes)
-    )
+    credentials = load_user_credentials(token_file, scopes)
 
     def service_for(calendar: str) -> Any:
         http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
