@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -107,32 +108,95 @@ def test_google_source_gives_the_ics_report_then_one_request_per_calendar(
     assert all("syncToken" in r.query for r in fake.requests if EVENTS_PATH in r.path)
 
 
-def test_incremental_sync_sees_a_cancelled_occurrence_and_a_deleted_series(
-    tmp_path: Path, fake: FakeGoogle
-) -> None:
+def master_of(fake: FakeGoogle, calendar: str, uid: str) -> dict[str, Any]:
+    return next(e for e in fake.events(calendar) if e.get("iCalUID") == uid)
+
+
+def exception(master: dict[str, Any], original: str, zone: str, **changes: Any) -> dict[str, Any]:
+    """An exception of one occurrence of ``master`` (originally at ``original``, local ISO time)."""
+    start = datetime.fromisoformat(original).replace(tzinfo=ZoneInfo(zone))
+    stamp = start.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    resource = {
+        k: v for k, v in master.items() if k not in ("recurrence", "etag", "updated", "created", "htmlLink")
+    }
+    resource.update(
+        id=f"{master['id']}_{stamp}",
+        recurringEventId=master["id"],
+        originalStartTime={"dateTime": start.isoformat(), "timeZone": zone},
+        start={"dateTime": start.isoformat(), "timeZone": zone},
+        end={"dateTime": (start + timedelta(minutes=30)).isoformat(), "timeZone": zone},
+    )
+    resource.update(changes)
+    return resource
+
+
+def test_incremental_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGoogle) -> None:
     config, expected, owners = setup(tmp_path, fake)
     assert report(config)["pairs"] == expected["pairs"]
-    maya_omar = next(e for e in fake.events("maya@acme.test") if e["iCalUID"] == "maya-omar@acme.test")
-    occurrence = "2026-11-16T09:00:00-05:00"  # the last one held before as_of
-    for owner in ("maya@acme.test", "omar@acme.test"):
-        fake.put_event(
-            owner,
-            {
-                "id": f"{maya_omar['id']}_20261116T140000Z",
-                "recurringEventId": maya_omar["id"],
-                "originalStartTime": {"dateTime": occurrence, "timeZone": "America/New_York"},
-                "status": "cancelled",
-            },
-        )
-    ava_ethan = next(e for e in fake.events("ava@acme.test") if e["iCalUID"] == "ava-ethan@acme.test")
+
+    def both(a: str, b: str, event: dict[str, Any]) -> None:
+        for owner in (a, b):
+            fake.put_event(f"{owner}@acme.test", event)
+
+    # a cancelled occurrence (Google's stripped tombstone), Maya / Omar on 16 Nov
+    mo = master_of(fake, "maya@acme.test", "maya-omar@acme.test")
+    tombstone = exception(mo, "2026-11-16T09:00:00", "America/New_York")
+    both(
+        "maya",
+        "omar",
+        {k: tombstone[k] for k in ("id", "recurringEventId", "originalStartTime")} | {"status": "cancelled"},
+    )
+    # a moved occurrence: Diego / Ava from 17 Nov 10:00 to 18 Nov 11:00
+    da = master_of(fake, "diego@acme.test", "diego-ava@acme.test")
+    moved = exception(da, "2026-11-17T10:00:00", "America/New_York")
+    moved["start"] = {"dateTime": "2026-11-18T11:00:00-05:00", "timeZone": "America/New_York"}
+    moved["end"] = {"dateTime": "2026-11-18T11:30:00-05:00", "timeZone": "America/New_York"}
+    moved["sequence"] = 1
+    both("diego", "ava", moved)
+    # a declined occurrence: Chloe declines 18 Nov
+    dc = master_of(fake, "diego@acme.test", "diego-chloe@acme.test")
+    declined = exception(dc, "2026-11-18T09:00:00", "Europe/Berlin")
+    declined["attendees"] = [
+        {**a, "responseStatus": "declined"} if a["email"] == "chloe@acme.test" else a for a in dc["attendees"]
+    ]
+    both("diego", "chloe", declined)
+    # a new series: Priya and Ethan start weekly 1:1s
+    new = {
+        "id": "priyaethanweekly",
+        "iCalUID": "priya-ethan-new@acme.test",
+        "summary": "Priya / Ethan",
+        "start": {"dateTime": "2026-11-02T10:00:00+01:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2026-11-02T10:30:00+01:00", "timeZone": "Europe/Berlin"},
+        "recurrence": ["RRULE:FREQ=WEEKLY"],
+        "organizer": {"email": "priya@acme.test"},
+        "attendees": [
+            {"email": "priya@acme.test", "responseStatus": "accepted"},
+            {"email": "ethan@acme.test", "responseStatus": "accepted"},
+        ],
+    }
+    both("priya", "ethan", new)
+    # a deleted series: Ava / Ethan
+    ae = master_of(fake, "ava@acme.test", "ava-ethan@acme.test")
     for owner in ("ava@acme.test", "ethan@acme.test"):
-        fake.delete_event(owner, ava_ethan["id"])
+        fake.delete_event(owner, ae["id"])
+
     fake.reset_log()
     after = {tuple(p["people"]): p for p in report(config)["pairs"]}
-    pair = after[("maya@acme.test", "omar@acme.test")]
-    assert "2026-11-16" in pair["cancelled"] and "2026-11-16" not in pair["held"]
-    assert ("ava@acme.test", "ethan@acme.test") not in after  # the deleted series is gone
     assert fake.count("GET", EVENTS_PATH) == len(owners)  # one incremental request per calendar
+
+    maya_omar = after[("maya@acme.test", "omar@acme.test")]
+    assert "2026-11-16" in maya_omar["cancelled"] and "2026-11-16" not in maya_omar["held"]
+    ava = after[("ava@acme.test", "diego@acme.test")]
+    assert "2026-11-18" in ava["held"] and "2026-11-17" not in ava["held"]
+    chloe = after[("chloe@acme.test", "diego@acme.test")]
+    assert chloe["declined"] == ["2026-11-18"] and chloe["last_held"] == "2026-11-11"
+    ethan = after[("ethan@acme.test", "priya@acme.test")]
+    assert (ethan["status"], ethan["held"], ethan["next_scheduled"]) == (
+        "ok",
+        ["2026-11-02", "2026-11-09", "2026-11-16"],
+        "2026-11-23",
+    )
+    assert ("ava@acme.test", "ethan@acme.test") not in after  # the deleted series is gone
 
 
 def test_expired_sync_tokens_and_faults_end_in_the_same_report(tmp_path: Path, fake: FakeGoogle) -> None:
