@@ -42,8 +42,9 @@ class OrgConfig:
     """``[org]``: who belongs to the organisation."""
 
     domains: tuple[str, ...]  # lower case, e.g. ("acme.test",)
-    roster: Path  # absolute path of the roster CSV
+    roster: Path | None  # absolute path of the roster CSV; None: read the Google Directory
     timezone: str | None = None  # IANA name; None means UTC
+    directory_admin: str | None = None  # with the Google Directory: the admin the service account acts as
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class GoogleSourceConfig:
     token_file: Path | None = None  # or: one person's sign-in, written by `calsync auth google`
     calendars: tuple[str, ...] | None = None  # None: every manager (service account) / "primary" (token)
     endpoint: str | None = None  # Calendar API root override (tests, emulators, proxies)
+    directory_endpoint: str | None = None  # Directory API root override
     ca_bundle: Path | None = None  # CA certificates to trust for the endpoint
     timeout_seconds: float = 30.0
     type: str = "google"
@@ -119,7 +121,7 @@ class Config:
 
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "org": ("domains", "roster", "timezone"),
+    "org": ("domains", "roster", "timezone", "directory_admin"),
     "cadence": ("default_days", "grace_days", "skip_level_days"),
     "report": ("lookback_days", "lookahead_days"),
     "sources": ("type", "path", "name", "timeout_seconds"),
@@ -132,6 +134,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "name",
         "service_account_key",
         "token_file",
+        "directory_endpoint",
         "calendars",
         "endpoint",
         "ca_bundle",
@@ -139,6 +142,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }
 DEFAULT_STATE_FILE = "calsync-state.json"
+GOOGLE_DIRECTORY = "google-directory"
 
 
 def load_config(path: Path) -> Config:
@@ -195,6 +199,18 @@ class _Checker:
         report = self.report(self.section(data, "report") or {})
         sources = self.sources(data)
         state = self.state(self.section(data, "state") or {})
+        if (
+            org is not None
+            and org.roster is None
+            and not any(
+                isinstance(s, GoogleSourceConfig) and s.service_account_key is not None for s in sources
+            )
+        ):
+            self.problem(
+                "[org] roster",
+                f'"{GOOGLE_DIRECTORY}" needs a google source with a service_account_key '
+                "to read the directory with",
+            )
         if self.problems or org is None:
             raise ConfigError(self.problems or [f"{self.label}: [org]: invalid"])
         return Config(path=self.path, org=org, cadence=cadence, report=report, sources=sources, state=state)
@@ -230,11 +246,25 @@ class _Checker:
         if section is None:  # already reported
             return None
         domains = self.domains(section)
-        roster = self.roster(section)
+        directory = section.get("roster") == GOOGLE_DIRECTORY
+        roster = None if directory else self.roster(section)
         timezone = self.timezone(section)
-        if domains is None or roster is None:
+        admin = section.get("directory_admin")
+        if directory and (not isinstance(admin, str) or "@" not in admin):
+            self.problem(
+                "[org] directory_admin",
+                f'required with roster = "{GOOGLE_DIRECTORY}": the email of a Workspace admin whom the '
+                f"service account acts as to read the directory, got {_describe(admin)}",
+            )
             return None
-        return OrgConfig(domains=domains, roster=roster, timezone=timezone)
+        if domains is None or (roster is None and not directory):
+            return None
+        return OrgConfig(
+            domains=domains,
+            roster=roster,
+            timezone=timezone,
+            directory_admin=admin.strip().lower() if directory and isinstance(admin, str) else None,
+        )
 
     def domains(self, section: dict[str, Any]) -> tuple[str, ...] | None:
         where = "[org] domains"
@@ -432,9 +462,11 @@ class _Checker:
             else:
                 calendars = tuple(v.strip().lower() for v in value)
         endpoint = item.get("endpoint")
-        if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.startswith("https://")):
-            self.problem(f"{prefix} endpoint", f"expected an https:// URL, got {_describe(endpoint)}")
-            ok = False
+        directory_endpoint = item.get("directory_endpoint")
+        for key, value in (("endpoint", endpoint), ("directory_endpoint", directory_endpoint)):
+            if value is not None and (not isinstance(value, str) or not value.startswith("https://")):
+                self.problem(f"{prefix} {key}", f"expected an https:// URL, got {_describe(value)}")
+                ok = False
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
         if (
             not ok
@@ -449,6 +481,7 @@ class _Checker:
             token_file=token_file,
             calendars=calendars,
             endpoint=endpoint,
+            directory_endpoint=directory_endpoint,
             ca_bundle=ca_bundle,
             timeout_seconds=timeout,
         )

@@ -7,15 +7,28 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from google.auth.exceptions import RefreshError
+
 from calsync.cadence import Clock
 from calsync.config import Config, GoogleSourceConfig
 from calsync.detect import resolve
 from calsync.model import CalendarData, Problem
-from calsync.org import Org, load_roster
+from calsync.org import Org, RosterError, load_roster, parse_roster
 from calsync.progress import Progress
 from calsync.report import Policy, Report, build_report
 from calsync.sources.base import Source, Window, display_path
-from calsync.sources.google import GoogleSource, service_account_service, user_token_service
+from calsync.sources.google import (
+    DIRECTORY_SCOPES,
+    CalendarUnavailable,
+    GoogleSource,
+    RateLimiter,
+    RetryPolicy,
+    directory_roster_csv,
+    directory_users,
+    service_account_directory,
+    service_account_service,
+    user_token_service,
+)
 from calsync.sources.ics import IcsSource
 from calsync.store import StateStore
 
@@ -93,9 +106,31 @@ def make_sources(
 
 
 def load_org(config: Config) -> tuple[Org, list[Problem]]:
-    return load_roster(
-        config.org.roster, config.org.domains, label=display_path(config.org.roster, config.base_dir)
+    """The roster CSV, or the Google Directory (``roster = "google-directory"``)."""
+    roster = config.org.roster
+    if roster is not None:
+        return load_roster(roster, config.org.domains, label=display_path(roster, config.base_dir))
+    source = next(
+        s for s in config.sources if isinstance(s, GoogleSourceConfig) and s.service_account_key is not None
     )
+    admin = config.org.directory_admin
+    assert source.service_account_key is not None and admin is not None
+    try:
+        service = service_account_directory(
+            source.service_account_key,
+            admin,
+            endpoint=source.directory_endpoint,
+            ca_bundle=source.ca_bundle,
+            timeout=source.timeout_seconds,
+        )
+        users = directory_users(service, admin, RetryPolicy(), RateLimiter())
+    except (CalendarUnavailable, RefreshError, OSError, ValueError) as exc:
+        raise RosterError(
+            f"google-directory: cannot read the directory as {admin}: {exc}. The service account needs "
+            f"domain-wide delegation for {DIRECTORY_SCOPES[0]}, and directory_admin must be an admin who "
+            "may list users."
+        ) from exc
+    return parse_roster(directory_roster_csv(users), config.org.domains, "google-directory")
 
 
 def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], list[Problem]]:

@@ -20,7 +20,9 @@ Quirks fixed here, at the boundary:
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 import os
 import random
@@ -308,28 +310,37 @@ class CalendarClient:
             return items, str(next_sync), time_zone
 
     def _execute(self, request: Any) -> dict[str, Any]:
-        last = ""
-        for attempt in range(self.retry.attempts):
-            self.limiter.acquire(self.owner)
-            self.requests += 1
-            retry_after: float | None = None
-            try:
-                result: dict[str, Any] = request.execute(num_retries=0)
-                return result
-            except HttpError as exc:
-                status = int(exc.resp.status)
-                reason, message = _error_reason(exc)
-                if status == 410:
-                    raise SyncTokenExpired(message or "sync token expired") from exc
-                if not (status in _RETRY_STATUS or (status == 403 and reason in _RETRY_REASONS)):
-                    raise CalendarUnavailable(_explain(status, reason, message)) from exc
-                retry_after = _retry_after(exc)
-                last = f"HTTP {status} {reason or message}".strip()
-            except _NETWORK_ERRORS as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            if attempt + 1 < self.retry.attempts:
-                self.retry.sleep(self.retry.delay(attempt, retry_after))
-        raise CalendarUnavailable(f"gave up after {self.retry.attempts} attempts; last: {last}")
+        self.requests += 1
+        return execute(request, self.owner, self.retry, self.limiter)
+
+
+def execute(request: Any, key: str, retry: RetryPolicy, limiter: RateLimiter) -> dict[str, Any]:
+    """Run one Google API request: rate-limited per ``key``, retried when retrying can help.
+
+    410 raises :class:`SyncTokenExpired`; errors that retrying cannot fix, and exhausted retries,
+    raise :class:`CalendarUnavailable` with a message that says why.
+    """
+    last = ""
+    for attempt in range(retry.attempts):
+        limiter.acquire(key)
+        retry_after: float | None = None
+        try:
+            result: dict[str, Any] = request.execute(num_retries=0)
+            return result
+        except HttpError as exc:
+            status = int(exc.resp.status)
+            reason, message = _error_reason(exc)
+            if status == 410:
+                raise SyncTokenExpired(message or "sync token expired") from exc
+            if not (status in _RETRY_STATUS or (status == 403 and reason in _RETRY_REASONS)):
+                raise CalendarUnavailable(_explain(status, reason, message)) from exc
+            retry_after = _retry_after(exc)
+            last = f"HTTP {status} {reason or message}".strip()
+        except _NETWORK_ERRORS as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if attempt + 1 < retry.attempts:
+            retry.sleep(retry.delay(attempt, retry_after))
+    raise CalendarUnavailable(f"gave up after {retry.attempts} attempts; last: {last}")
 
 
 def _explain(status: int, reason: str, message: str) -> str:
@@ -340,6 +351,28 @@ def _explain(status: int, reason: str, message: str) -> str:
     }.get(status, "")
     detail = f"HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
     return f"{hint} ({detail})" if hint else detail
+
+
+def matters(event: Event) -> bool:
+    """Whether an event is worth keeping in the state: whether it could ever count for a 1:1.
+
+    Exceptions and tombstones always are (they may change or cancel an occurrence that counts), and
+    so is a copy whose guest list is incomplete; all-day events and meetings of three or more people
+    are not. A later change to such an event arrives whole and is judged again.
+    """
+    if event.get("status") == "cancelled" or "recurringEventId" in event or event.get("attendeesOmitted"):
+        return True
+    if "date" in (event.get("start") or {}):
+        return False
+    people = {
+        str(a["email"]).lower()
+        for a in event.get("attendees") or ()
+        if a.get("email") and not a.get("resource")
+    }
+    organizer = (event.get("organizer") or {}).get("email")
+    if organizer:
+        people.add(str(organizer).lower())
+    return len(people) <= 2
 
 
 def merge_changes(events: dict[str, dict[str, Any]], changes: Iterable[Event]) -> None:
@@ -359,8 +392,10 @@ def merge_changes(events: dict[str, dict[str, Any]], changes: Iterable[Event]) -
             if "sequence" not in change:
                 merged["sequence"] = int(previous.get("sequence", 0)) + 1
             events[ident] = merged
-        else:
+        elif matters(change):
             events[ident] = dict(change)
+        else:
+            events.pop(ident, None)  # e.g. a third person was invited: no longer a possible 1:1
 
 
 class GoogleSource:
@@ -555,3 +590,62 @@ def user_token_service(
         )
 
     return service_for
+
+
+# -- the org chart from the Google Directory -----------------------------------------------------------
+
+DIRECTORY_SCOPES = ("https://www.googleapis.com/auth/admin.directory.user.readonly",)
+
+
+def directory_users(service: Any, admin: str, retry: RetryPolicy, limiter: RateLimiter) -> list[Event]:
+    """Every user of the Workspace account (``users.list``, all pages)."""
+    users: list[Event] = []
+    request = service.users().list(customer="my_customer", maxResults=500, projection="full", orderBy="email")
+    while request is not None:
+        page = execute(request, admin, retry, limiter)
+        users.extend(page.get("users") or ())
+        request = service.users().list_next(request, page)
+    return users
+
+
+def directory_roster_csv(users: Iterable[Event]) -> str:
+    """The roster CSV the directory stands for: active users, their names and their managers.
+
+    Going through the CSV means the directory gets exactly the roster's checks (unknown managers,
+    duplicates, cycles).
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["email", "name", "manager_email"])
+    for user in users:
+        if user.get("suspended") or not user.get("primaryEmail"):
+            continue
+        name = (user.get("name") or {}).get("fullName") or ""
+        managers = [r.get("value", "") for r in user.get("relations") or () if r.get("type") == "manager"]
+        writer.writerow([user["primaryEmail"], name, managers[0] if managers else ""])
+    return out.getvalue()
+
+
+def service_account_directory(
+    key_file: Path,
+    admin: str,
+    *,
+    endpoint: str | None = None,
+    ca_bundle: Path | None = None,
+    timeout: float = 30.0,
+) -> Any:
+    """A Directory API client acting as ``admin`` (domain-wide delegation, read-only user scope)."""
+    credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+        str(key_file), scopes=list(DIRECTORY_SCOPES)
+    ).with_subject(admin)
+    http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return build(
+        "admin",
+        "directory_v1",
+        http=authed,
+        static_discovery=True,
+        cache_discovery=False,
+        client_options=options,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from calsync.config import load_config
 from calsync.demo import demo_calendars, write_demo
+from calsync.org import RosterError
 from calsync.pipeline import run_report
 from calsync.report import report_to_json
 from tests.fakes.google import FakeGoogle
@@ -227,4 +229,57 @@ def test_a_calendar_without_delegation_is_reported_and_the_rest_synced(
     pairs = {tuple(p["people"]): p for p in result["pairs"]}
     assert pairs[("lena@acme.test", "sam@acme.test")] == next(
         p for p in expected["pairs"] if p["people"] == ["lena@acme.test", "sam@acme.test"]
+    )
+
+
+def directory_config(config: Path, fake: FakeGoogle, admin: str) -> None:
+    text = config.read_text().replace(
+        'roster = "demo/org.csv"', f'roster = "google-directory"\ndirectory_admin = "{admin}"'
+    )
+    config.write_text(
+        text.replace(
+            "timeout_seconds = 10", f'timeout_seconds = 10\ndirectory_endpoint = "{fake.directory_endpoint}"'
+        )
+    )
+
+
+def test_the_org_chart_from_the_google_directory(tmp_path: Path, fake: FakeGoogle) -> None:
+    config, expected, _ = setup(tmp_path, fake)
+    with (tmp_path / "demo" / "org.csv").open() as roster:
+        for row in csv.DictReader(roster):
+            fake.add_user(row["email"], row["name"], row["manager_email"] or None)
+    fake.add_user("gone@acme.test", "Left Last Year", "maya@acme.test", suspended=True)
+    fake.directory_admins.add("maya@acme.test")
+    directory_config(config, fake, "maya@acme.test")
+
+    result = report(config)
+
+    assert fake.count("GET", "/admin/directory/v1/users") >= 1
+    assert [r.subject for r in fake.requests if "/admin/directory" in r.path] == ["maya@acme.test"]
+    shape = {(tuple(p["people"]), p["relationship"], p["manager"], p["report"]) for p in result["pairs"]}
+    assert shape == {
+        (tuple(p["people"]), p["relationship"], p["manager"], p["report"]) for p in expected["pairs"]
+    }
+    statuses = {tuple(p["people"]): p["status"] for p in result["pairs"]}
+    assert statuses == {tuple(p["people"]): p["status"] for p in expected["pairs"]}
+    assert not any("gone@acme.test" in p["people"] for p in result["pairs"])  # suspended users are left out
+
+
+def test_reading_the_directory_as_a_non_admin_is_a_clear_error(tmp_path: Path, fake: FakeGoogle) -> None:
+    config, _, _ = setup(tmp_path, fake)
+    fake.add_user("maya@acme.test", "Maya Chen")
+    directory_config(config, fake, "sam@acme.test")
+    with pytest.raises(RosterError, match=r"cannot read the directory as sam@acme\.test"):
+        report(config)
+    result = subprocess.run(
+        [sys.executable, "-m", "calsync", "report", "-c", str(config), "--as-of", AS_OF.isoformat()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (
+        result.returncode == 2
+        and "domain-wide delegation" in result.stderr
+        and "Traceback" not in result.stderr
     )

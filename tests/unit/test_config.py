@@ -578,3 +578,22 @@ def test_google_source_takes_exactly_one_way_to_sign_in(tmp_path):
     google = personal.sources[1]
     assert isinstance(google, GoogleSourceConfig)
     assert google.token_file == (tmp_path / "token.json").resolve() and google.service_account_key is None
+
+
+def test_roster_from_the_google_directory_needs_an_admin_and_a_service_account(tmp_path):
+    (tmp_path / "sa.json").write_text("{}")
+    directory = MINIMAL.replace('roster = "org.csv"', 'roster = "google-directory"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(setup_dir(tmp_path, directory))
+    text = str(caught.value)
+    assert '[org] directory_admin: required with roster = "google-directory"' in text
+    with_admin = directory.replace(
+        'roster = "google-directory"', 'roster = "google-directory"\ndirectory_admin = "it@acme.test"'
+    )
+    with pytest.raises(ConfigError, match="needs a google source with a service_account_key"):
+        load_config(setup_dir(tmp_path, with_admin))
+    google = '\n[[sources]]\ntype = "google"\nservice_account_key = "sa.json"\ndirectory_endpoint = "https://127.0.0.1:1/"\n'
+    config = load_config(setup_dir(tmp_path, with_admin + google))
+    assert config.org.roster is None and config.org.directory_admin == "it@acme.test"
+    source = config.sources[1]
+    assert isinstance(source, GoogleSourceConfig) and source.directory_endpoint == "https://127.0.0.1:1/"

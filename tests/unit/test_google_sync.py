@@ -261,3 +261,16 @@ def test_a_revoked_sign_in_says_to_sign_in_again(tmp_path: Path) -> None:
     (problem,) = src.fetch(WINDOW).problems
     assert problem.source == "me: primary"
     assert "run `calsync auth google` again" in problem.message
+
+
+def test_only_events_that_could_count_are_kept() -> None:
+    three = {**ONE_OFF, "id": "t", "attendees": [*MASTER["attendees"], {"email": "carl@acme.test"}]}
+    room = {**ONE_OFF, "id": "r", "attendees": [*MASTER["attendees"], {"email": "room@x", "resource": True}]}
+    all_day = {**ONE_OFF, "id": "d", "start": {"date": "2026-10-06"}, "end": {"date": "2026-10-07"}}
+    hidden = {**three, "id": "h", "attendeesOmitted": True}
+    exception = {**three, "id": "m1_x", "recurringEventId": "m1"}
+    events: dict[str, dict[str, Any]] = {}
+    merge_changes(events, [MASTER, ONE_OFF, three, room, all_day, hidden, exception])
+    assert sorted(events) == ["h", "m1", "m1_x", "o1", "r"]
+    merge_changes(events, [{**ONE_OFF, "attendees": three["attendees"]}])  # a third person was invited
+    assert "o1" not in events
