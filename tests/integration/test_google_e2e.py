@@ -209,12 +209,15 @@ def test_expired_sync_tokens_and_faults_end_in_the_same_report(tmp_path: Path, f
     fake.fail_next(1, 503, reason="backendError", path_contains=EVENTS_PATH)
     fake.fail_next(1, 403, reason="userRateLimitExceeded", path_contains=EVENTS_PATH)
     fake.drop_next(1, path_contains=EVENTS_PATH)
+    fake.slow_next(1, 3.0, path_contains=EVENTS_PATH)  # longer than the client's timeout
+    config.write_text(config.read_text().replace("timeout_seconds = 10", "timeout_seconds = 1"))
     fake.reset_log()
     again = report(config)
     assert again["pairs"] == expected["pairs"]
     assert again["errors"] == []
     statuses = [r.status for r in fake.requests if EVENTS_PATH in r.path]
-    assert statuses.count(410) == len(owners)  # every token expired: each calendar was read in full again
+    # every token expired: each calendar was told so, and read in full again
+    assert {r.subject for r in fake.requests if EVENTS_PATH in r.path and r.status == 410} == set(owners)
     assert {429, 503, 403} <= set(statuses)
 
 

@@ -274,3 +274,17 @@ def test_only_events_that_could_count_are_kept() -> None:
     assert sorted(events) == ["h", "m1", "m1_x", "o1", "r"]
     merge_changes(events, [{**ONE_OFF, "attendees": three["attendees"]}])  # a third person was invited
     assert "o1" not in events
+
+
+def test_410_in_the_middle_of_an_incremental_sync_discards_the_partial_pages(tmp_path: Path) -> None:
+    source(tmp_path, {ANN: Scripted(page([MASTER, ONE_OFF], sync="s1"))}).fetch(WINDOW)
+    half = {**ONE_OFF, "summary": "changed on page one"}
+    gone = error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+    http = Scripted(page([half], next_page="p2"), gone, page([MASTER], sync="s9"))
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert len(http.uris) == 3 and "pageToken=p2" in http.uris[1] and "syncToken" not in http.uris[2]
+    assert {o.series_id for o in result.calendars[0].occurrences} == {
+        "m1@google.com"
+    }  # the full listing only
+    state = StateStore(tmp_path / "state.json").load("workspace", ANN)
+    assert state is not None and state.cursor == "s9" and sorted(state.events) == ["m1"]
