@@ -477,6 +477,19 @@ def _auth_problem(exc: RefreshError) -> str:
     return f"could not get an access token: {text}"
 
 
+def build_client(
+    api: str, version: str, credentials: Any, endpoint: str | None, ca_bundle: Path | None, timeout: float
+) -> Any:
+    """A googleapiclient client from the bundled discovery document (works offline), with its own
+    HTTP connection: its timeout, the CA bundle to trust, and another API root when configured."""
+    http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return build(
+        api, version, http=authed, static_discovery=True, cache_discovery=False, client_options=options
+    )
+
+
 def service_account_service(
     key_file: Path,
     *,
@@ -491,17 +504,7 @@ def service_account_service(
     )
 
     def service_for(user: str) -> Any:
-        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
-        authed = google_auth_httplib2.AuthorizedHttp(base.with_subject(user), http=http)
-        options = {"api_endpoint": endpoint} if endpoint else None
-        return build(
-            "calendar",
-            "v3",
-            http=authed,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options=options,
-        )
+        return build_client("calendar", "v3", base.with_subject(user), endpoint, ca_bundle, timeout)
 
     return service_for
 
@@ -577,17 +580,7 @@ def user_token_service(
     credentials = load_user_credentials(token_file, scopes)
 
     def service_for(calendar: str) -> Any:
-        http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
-        authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
-        options = {"api_endpoint": endpoint} if endpoint else None
-        return build(
-            "calendar",
-            "v3",
-            http=authed,
-            static_discovery=True,
-            cache_discovery=False,
-            client_options=options,
-        )
+        return build_client("calendar", "v3", credentials, endpoint, ca_bundle, timeout)
 
     return service_for
 
@@ -638,14 +631,4 @@ def service_account_directory(
     credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
         str(key_file), scopes=list(DIRECTORY_SCOPES)
     ).with_subject(admin)
-    http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
-    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
-    options = {"api_endpoint": endpoint} if endpoint else None
-    return build(
-        "admin",
-        "directory_v1",
-        http=authed,
-        static_discovery=True,
-        cache_discovery=False,
-        client_options=options,
-    )
+    return build_client("admin", "directory_v1", credentials, endpoint, ca_bundle, timeout)
