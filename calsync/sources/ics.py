@@ -60,6 +60,10 @@ _RESPONSES = {
 _RESOURCE_TYPES = {"ROOM", "RESOURCE"}
 #: Set (to TRUE) by providers whose copy of an event does not list every guest.
 ATTENDEES_OMITTED = "X-CALSYNC-ATTENDEES-OMITTED"
+#: Set on a series master by providers that list its instances (Graph's calendarView): between these
+#: two instants (ISO 8601) every instance that exists is listed as an override.
+LISTED_FROM = "X-CALSYNC-LISTED-FROM"
+LISTED_TO = "X-CALSYNC-LISTED-TO"
 
 
 class IcsSource:
@@ -282,12 +286,30 @@ def _read_group(
     by_rid = {_instant(_when(c, "RECURRENCE-ID"), default_tz): c for c in overrides}
     occs: list[Occurrence] = []
     seen: set[datetime] = set()
+    listed = _listed_span(master)
     for expanded in _expand([master, *overrides], timezones, window):
         rid = _instant(_original(expanded), default_tz)
         seen.add(rid)
         raw = by_rid.get(rid, master)
+        status = None
+        if listed is not None and raw is master:
+            # The provider listed every instance in its span, and not this one: it was cancelled.
+            # Outside the span nothing is known about it.
+            if not listed[0] <= rid < listed[1]:
+                continue
+            status = Status.CANCELLED
         occs.append(
-            _occurrence(expanded, uid, label, default_tz, master, recurring=True, version_of=raw, rrule=rrule)
+            _occurrence(
+                expanded,
+                uid,
+                label,
+                default_tz,
+                master,
+                recurring=True,
+                version_of=raw,
+                rrule=rrule,
+                status=status,
+            )
         )
 
     if "EXDATE" in master:
@@ -371,6 +393,16 @@ def _occurrence(
 
 
 # -- small readers -----------------------------------------------------------------------------------
+
+
+def _listed_span(master: icalendar.Component) -> tuple[datetime, datetime] | None:
+    """The span in which the provider listed every instance of this series (LISTED_FROM/LISTED_TO)."""
+    if LISTED_FROM not in master or LISTED_TO not in master:
+        return None
+    return (
+        datetime.fromisoformat(str(master[LISTED_FROM])).astimezone(UTC),
+        datetime.fromisoformat(str(master[LISTED_TO])).astimezone(UTC),
+    )
 
 
 def _prop(component: icalendar.Component, name: str) -> Any:
