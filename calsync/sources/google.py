@@ -48,7 +48,7 @@ from googleapiclient.errors import HttpError
 
 from calsync.model import CalendarData, Problem
 from calsync.sources.base import SourceResult, Window
-from calsync.sources.ics import ATTENDEES_OMITTED, read_calendars
+from calsync.sources.ics import ATTENDEES_OMITTED, read_converted
 from calsync.store import CalendarState, StateStore
 
 Event = Mapping[str, Any]
@@ -68,20 +68,9 @@ def google_calendar_data(
     """The normalised model of one Google calendar's events (as ``events.list`` returns them)."""
     events = list(events)
     by_id = {str(e["id"]): e for e in events if "id" in e}
-    calendar = icalendar.Calendar()
-    calendar.add("prodid", "-//calsync//google//EN")
-    calendar.add("version", "2.0")
-    problems: list[Problem] = []
-    for event in events:
-        try:
-            vevent = to_vevent(event, by_id, calendar_tz)
-        except (KeyError, TypeError, ValueError) as exc:
-            problems.append(Problem(label, f"{_describe(event)}: skipped: {exc}"))
-            continue
-        if vevent is not None:
-            calendar.add_component(vevent)
-    data, more = read_calendars([calendar], label, window, default_tz)
-    return data, problems + more
+    return read_converted(
+        events, lambda event: to_vevent(event, by_id, calendar_tz), _describe, label, window, default_tz
+    )
 
 
 def to_vevent(event: Event, by_id: Mapping[str, Event], calendar_tz: str) -> icalendar.Event | None:

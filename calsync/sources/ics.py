@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -48,6 +48,7 @@ from calsync.model import (
 from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window, display_path
 
+T = TypeVar("T")
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 USER_AGENT = "calsync (+https://github.com/calsync/calsync)"
 
@@ -240,6 +241,35 @@ def read_calendars(
             series.append(copy_)
         problems.extend(event_problems)
     return CalendarData(label, tuple(occurrences), tuple(series)), problems
+
+
+def read_converted(
+    items: Iterable[T],
+    convert: Callable[[T], icalendar.Component | None],
+    describe: Callable[[T], str],
+    label: str,
+    window: Window,
+    default_tz: tzinfo,
+) -> tuple[CalendarData, list[Problem]]:
+    """Another provider's resources, each converted to the VEVENT it stands for, through this reader.
+
+    A resource that cannot be converted (KeyError, TypeError, ValueError) is reported and skipped;
+    ``convert`` returns None for one that stands for nothing (e.g. a tombstone of an unknown event).
+    """
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//calsync//converted//EN")
+    calendar.add("version", "2.0")
+    problems: list[Problem] = []
+    for item in items:
+        try:
+            vevent = convert(item)
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(Problem(label, f"{describe(item)}: skipped: {exc}"))
+            continue
+        if vevent is not None:
+            calendar.add_component(vevent)
+    data, more = read_calendars([calendar], label, window, default_tz)
+    return data, problems + more
 
 
 def _read_group(

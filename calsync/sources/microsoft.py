@@ -28,7 +28,7 @@ import icalendar
 from calsync.model import CalendarData, Problem
 from calsync.sources.base import Window
 from calsync.sources.graph_recurrence import iana_zone, rrule_for
-from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_calendars
+from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_converted
 
 Event = Mapping[str, Any]
 
@@ -52,26 +52,14 @@ def graph_calendar_data(
     default_tz: tzinfo,
 ) -> tuple[CalendarData, list[Problem]]:
     """One mailbox's calendar: the view's instances (listed over ``listed``) and their series masters."""
-    calendar = icalendar.Calendar()
-    calendar.add("prodid", "-//calsync//microsoft//EN")
-    calendar.add("version", "2.0")
-    problems: list[Problem] = []
     owner = mailbox.lower()
-    for master in masters.values():
-        try:
-            calendar.add_component(_master(master, owner, listed))
-        except (KeyError, TypeError, ValueError) as exc:
-            problems.append(Problem(mailbox, f"{_describe(master)}: skipped: {exc}"))
-    for instance in instances:
-        try:
-            vevent = _instance(instance, masters, owner)
-        except (KeyError, TypeError, ValueError) as exc:
-            problems.append(Problem(mailbox, f"{_describe(instance)}: skipped: {exc}"))
-            continue
-        if vevent is not None:
-            calendar.add_component(vevent)
-    data, more = read_calendars([calendar], mailbox, window, default_tz)
-    return data, problems + more
+
+    def convert(item: tuple[bool, Event]) -> icalendar.Event | None:
+        is_master, event = item
+        return _master(event, owner, listed) if is_master else _instance(event, masters, owner)
+
+    items = [(True, master) for master in masters.values()] + [(False, instance) for instance in instances]
+    return read_converted(items, convert, lambda item: _describe(item[1]), mailbox, window, default_tz)
 
 
 def _zone_of(event: Event) -> tzinfo:
