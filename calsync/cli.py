@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from calsync import __version__
-from calsync.config import ConfigError, load_config
+from calsync.config import MICROSOFT_AUTHORITY_HOST, ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_for
 from calsync.report import Report, render_csv, render_json, render_table
@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     output_options(demo)
     auth = commands.add_parser(
         "auth",
-        help="sign in to your own calendar (for trying calsync on one person's calendar)",
-        description="Sign in once with a browser; later runs refresh the stored token silently.",
+        help="sign in to your own calendar (Google or Microsoft 365), to try calsync on it",
+        description="Sign in once (Google: in a browser; Microsoft: with a device code); later runs "
+        "refresh the stored token silently.",
     )
     providers = auth.add_subparsers(dest="provider", metavar="PROVIDER", required=True)
     google = providers.add_parser(
@@ -166,10 +167,46 @@ def build_parser() -> argparse.ArgumentParser:
     google.add_argument(
         "--no-browser", action="store_true", help="print the sign-in URL instead of opening it"
     )
+    microsoft = providers.add_parser(
+        "microsoft",
+        help="Microsoft 365, with the device-code sign-in",
+        description="Sign in to Microsoft 365 with a device code: calsync prints a code and a web "
+        "address; open it on any device, enter the code and sign in. The tokens are kept in a token "
+        "cache (mode 0600) that later runs refresh silently. calsync asks only to read your calendar "
+        "(Calendars.Read) and to know who you are (User.Read). The app registration must allow public "
+        "client flows (Authentication > Allow public client flows). Then point a microsoft source at "
+        'the cache: token_cache = "microsoft-token.json".',
+    )
+    microsoft.add_argument(
+        "--tenant",
+        required=True,
+        help="the directory (tenant) ID, or a domain like acme.onmicrosoft.com ('organizations' for any)",
+    )
+    microsoft.add_argument(
+        "--client-id", required=True, help="the app registration's application (client) ID"
+    )
+    microsoft.add_argument(
+        "--token-cache",
+        type=Path,
+        default=Path("microsoft-token.json"),
+        metavar="FILE",
+        help="where to keep the tokens (default: ./microsoft-token.json; written with mode 0600)",
+    )
+    microsoft.add_argument(
+        "--authority-host",
+        default=MICROSOFT_AUTHORITY_HOST,
+        metavar="URL",
+        help=f"the sign-in service (default: {MICROSOFT_AUTHORITY_HOST}; national clouds and tests differ)",
+    )
+    microsoft.add_argument(
+        "--ca-bundle", type=Path, metavar="FILE", help="CA certificates to trust for the sign-in service"
+    )
     return parser
 
 
 def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.provider == "microsoft":
+        return cmd_auth_microsoft(args, stdout, stderr)
     from calsync.sources.google import sign_in
 
     if not args.client_secrets.is_file():
@@ -194,6 +231,46 @@ def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         f"Signed in (scopes: {scopes}). Token written to {args.token} (mode 0600).\n"
         "Use it in calsync.toml:\n\n"
         f'[[sources]]\ntype = "google"\ntoken_file = "{args.token}"',
+        file=stdout,
+    )
+    return EXIT_OK
+
+
+def cmd_auth_microsoft(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.config import MicrosoftSourceConfig
+    from calsync.sources.microsoft_auth import AuthError, device_sign_in
+
+    if not args.authority_host.startswith("https://"):
+        print(f"calsync: --authority-host must be an https:// URL, got {args.authority_host!r}", file=stderr)
+        return EXIT_USAGE
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        print(f"calsync: --ca-bundle {args.ca_bundle}: no such file", file=stderr)
+        return EXIT_USAGE
+    config = MicrosoftSourceConfig(
+        name="microsoft",
+        tenant=args.tenant,
+        client_id=args.client_id,
+        token_cache=args.token_cache,
+        authority_host=args.authority_host.rstrip("/"),
+        ca_bundle=args.ca_bundle,
+    )
+
+    def show(message: str) -> None:
+        print(message, file=stderr, flush=True)
+
+    try:
+        user = device_sign_in(config, show=show)
+    except AuthError as exc:
+        print(f"calsync: {exc}", file=stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"calsync: cannot write {args.token_cache}: {exc.strerror or exc}", file=stderr)
+        return EXIT_USAGE
+    print(
+        f"Signed in as {user}. Tokens kept in {args.token_cache} (mode 0600).\n"
+        "Use them in calsync.toml:\n\n"
+        f'[[sources]]\ntype = "microsoft"\ntenant = "{args.tenant}"\nclient_id = "{args.client_id}"\n'
+        f'token_cache = "{args.token_cache}"',
         file=stdout,
     )
     return EXIT_OK

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from calsync.org import timezone_problem
 from calsync.redact import redact_url
 
-SOURCE_TYPES = ("ics", "google")
+SOURCE_TYPES = ("ics", "google", "microsoft")
 _URL_SCHEMES = ("http", "https", "webcal")
 _HINT = "see config/calsync.example.toml for every key, or run `calsync demo` to see a working example"
 
@@ -42,9 +42,10 @@ class OrgConfig:
     """``[org]``: who belongs to the organisation."""
 
     domains: tuple[str, ...]  # lower case, e.g. ("acme.test",)
-    roster: Path | None  # absolute path of the roster CSV; None: read the Google Directory
+    roster: Path | None  # absolute path of the roster CSV; None: read ``org_chart``
     timezone: str | None = None  # IANA name; None means UTC
     directory_admin: str | None = None  # with the Google Directory: the admin the service account acts as
+    org_chart: str | None = None  # "google-directory" or "microsoft-graph" instead of a roster CSV
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,44 @@ class GoogleSourceConfig:
     type: str = "google"
 
 
-SourceConfig = IcsSourceConfig | GoogleSourceConfig
+MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+GRAPH_ENDPOINT = "https://graph.microsoft.com/v1.0"
+
+
+@dataclass(frozen=True)
+class MicrosoftSourceConfig:
+    """One ``[[sources]]`` entry of type ``microsoft``: Microsoft 365 through Microsoft Graph.
+
+    The whole org signs in as an app registration (client credentials: a secret read from a file or an
+    environment variable, or a certificate); one person signs in with ``calsync auth microsoft`` and
+    points ``token_cache`` at what it wrote. Exactly one of the four is set.
+    """
+
+    name: str
+    tenant: str  # directory (tenant) ID, or a verified domain
+    client_id: str  # application (client) ID of the app registration
+    client_secret_file: Path | None = None
+    client_secret_env: str | None = None  # the name of an environment variable holding the secret
+    certificate_file: Path | None = None  # PEM: the private key and its certificate
+    token_cache: Path | None = None  # one person's sign-in, written by `calsync auth microsoft`
+    mailboxes: tuple[str, ...] | None = None  # None: every manager (app) / the signed-in person (token)
+    authority_host: str = MICROSOFT_AUTHORITY_HOST
+    graph_endpoint: str = GRAPH_ENDPOINT
+    ca_bundle: Path | None = None  # CA certificates to trust for both endpoints
+    timeout_seconds: float = 30.0
+    type: str = "microsoft"
+
+    @property
+    def app_only(self) -> bool:
+        """Whether this source signs in as the app (org-wide), not as one person."""
+        return self.token_cache is None
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host.rstrip('/')}/{self.tenant}"
+
+
+SourceConfig = IcsSourceConfig | GoogleSourceConfig | MicrosoftSourceConfig
 
 
 @dataclass(frozen=True)
@@ -140,9 +178,27 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "ca_bundle",
         "timeout_seconds",
     ),
+    "microsoft": (
+        "type",
+        "name",
+        "tenant",
+        "client_id",
+        "client_secret_file",
+        "client_secret_env",
+        "certificate_file",
+        "token_cache",
+        "mailboxes",
+        "authority_host",
+        "graph_endpoint",
+        "ca_bundle",
+        "timeout_seconds",
+    ),
 }
 DEFAULT_STATE_FILE = "calsync-state.json"
 GOOGLE_DIRECTORY = "google-directory"
+MICROSOFT_GRAPH = "microsoft-graph"
+ORG_CHART_ROSTERS = (GOOGLE_DIRECTORY, MICROSOFT_GRAPH)
+_CREDENTIAL_KEYS = ("client_secret_file", "client_secret_env", "certificate_file", "token_cache")
 
 
 def load_config(path: Path) -> Config:
@@ -201,7 +257,7 @@ class _Checker:
         state = self.state(self.section(data, "state") or {})
         if (
             org is not None
-            and org.roster is None
+            and org.org_chart == GOOGLE_DIRECTORY
             and not any(
                 isinstance(s, GoogleSourceConfig) and s.service_account_key is not None for s in sources
             )
@@ -210,6 +266,15 @@ class _Checker:
                 "[org] roster",
                 f'"{GOOGLE_DIRECTORY}" needs a google source with a service_account_key '
                 "to read the directory with",
+            )
+        if (
+            org is not None
+            and org.org_chart == MICROSOFT_GRAPH
+            and not any(isinstance(s, MicrosoftSourceConfig) for s in sources)
+        ):
+            self.problem(
+                "[org] roster",
+                f'"{MICROSOFT_GRAPH}" needs a microsoft source to read the users and their managers with',
             )
         if self.problems or org is None:
             raise ConfigError(self.problems or [f"{self.label}: [org]: invalid"])
@@ -246,24 +311,27 @@ class _Checker:
         if section is None:  # already reported
             return None
         domains = self.domains(section)
-        directory = section.get("roster") == GOOGLE_DIRECTORY
-        roster = None if directory else self.roster(section)
+        chart = section.get("roster") if section.get("roster") in ORG_CHART_ROSTERS else None
+        roster = None if chart else self.roster(section)
         timezone = self.timezone(section)
         admin = section.get("directory_admin")
-        if directory and (not isinstance(admin, str) or "@" not in admin):
+        if chart == GOOGLE_DIRECTORY and (not isinstance(admin, str) or "@" not in admin):
             self.problem(
                 "[org] directory_admin",
                 f'required with roster = "{GOOGLE_DIRECTORY}": the email of a Workspace admin whom the '
                 f"service account acts as to read the directory, got {_describe(admin)}",
             )
             return None
-        if domains is None or (roster is None and not directory):
+        if domains is None or (roster is None and not chart):
             return None
         return OrgConfig(
             domains=domains,
             roster=roster,
             timezone=timezone,
-            directory_admin=admin.strip().lower() if directory and isinstance(admin, str) else None,
+            directory_admin=admin.strip().lower()
+            if chart == GOOGLE_DIRECTORY and isinstance(admin, str)
+            else None,
+            org_chart=chart,
         )
 
     def domains(self, section: dict[str, Any]) -> tuple[str, ...] | None:
@@ -400,6 +468,8 @@ class _Checker:
                 self.unknown(f"{prefix} {key}", key, known, section="sources")
         if kind == "google":
             return self.google_source(prefix, item)
+        if kind == "microsoft":
+            return self.microsoft_source(prefix, item)
         ok = True
         if kind is None:
             self.problem(f"{prefix} type", f"missing; expected one of: {', '.join(SOURCE_TYPES)}")
@@ -482,6 +552,115 @@ class _Checker:
             calendars=calendars,
             endpoint=endpoint,
             directory_endpoint=directory_endpoint,
+            ca_bundle=ca_bundle,
+            timeout_seconds=timeout,
+        )
+
+    def microsoft_source(self, prefix: str, item: dict[str, Any]) -> MicrosoftSourceConfig | None:
+        ok = True
+        name = item.get("name", "microsoft")
+        if not isinstance(name, str) or not name.strip():
+            self.problem(f"{prefix} name", f"expected a non-empty string, got {_describe(name)}")
+            ok = False
+        ids: dict[str, str] = {}
+        for key, what in (
+            ("tenant", "the directory (tenant) ID, or a verified domain like acme.onmicrosoft.com"),
+            ("client_id", "the application (client) ID of the app registration"),
+        ):
+            value = item.get(key)
+            if not isinstance(value, str) or not value.strip() or any(c.isspace() or c == "/" for c in value):
+                self.problem(f"{prefix} {key}", f"expected {what}, got {_describe(value)}")
+                ok = False
+            else:
+                ids[key] = value.strip()
+        given = [key for key in _CREDENTIAL_KEYS if key in item]
+        if len(given) != 1:
+            self.problem(
+                f"{prefix} {given[1] if len(given) > 1 else 'client_secret_file'}",
+                "set exactly one of client_secret_file, client_secret_env or certificate_file (the whole "
+                "org, as the app) and token_cache (one person, from `calsync auth microsoft`)"
+                + (f"; got {', '.join(given)}" if given else ""),
+            )
+            ok = False
+        secret_file = self.existing_file(
+            item, f"{prefix} client_secret_file", "client_secret_file", "a file holding the client secret"
+        )
+        certificate = self.existing_file(
+            item,
+            f"{prefix} certificate_file",
+            "certificate_file",
+            "a PEM file with the app's private key and certificate",
+        )
+        token_cache = self.existing_file(
+            item,
+            f"{prefix} token_cache",
+            "token_cache",
+            "the token cache written by `calsync auth microsoft` (run it first)",
+        )
+        secret_env = item.get("client_secret_env")
+        if "client_secret_env" in item and (
+            not isinstance(secret_env, str) or not secret_env.strip() or "=" in secret_env
+        ):
+            self.problem(
+                f"{prefix} client_secret_env",
+                "expected the NAME of an environment variable that holds the client secret (never the "
+                f"secret itself), got {'a value' if isinstance(secret_env, str) else _describe(secret_env)}",
+            )
+            ok = False
+        if any(
+            key in item and value is None
+            for key, value in (
+                ("client_secret_file", secret_file),
+                ("certificate_file", certificate),
+                ("token_cache", token_cache),
+            )
+        ):
+            ok = False
+        mailboxes: tuple[str, ...] | None = None
+        if "mailboxes" in item:
+            value = item["mailboxes"]
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and "@" in v for v in value)
+            ):
+                self.problem(
+                    f"{prefix} mailboxes", f"expected a list of email addresses, got {_describe(value)}"
+                )
+                ok = False
+            else:
+                mailboxes = tuple(v.strip().lower() for v in value)
+        endpoints: dict[str, str] = {}
+        for key in ("authority_host", "graph_endpoint"):
+            value = item.get(key)
+            if value is None:
+                continue
+            if (
+                not isinstance(value, str)
+                or not value.startswith("https://")
+                or len(value) <= len("https://")
+            ):
+                self.problem(f"{prefix} {key}", f"expected an https:// URL, got {_describe(value)}")
+                ok = False
+            else:
+                endpoints[key] = value.rstrip("/")
+        ca_bundle = self.existing_file(
+            item, f"{prefix} ca_bundle", "ca_bundle", "a PEM file of CA certificates"
+        )
+        timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
+        if not ok or timeout is None or ("ca_bundle" in item and ca_bundle is None):
+            return None
+        return MicrosoftSourceConfig(
+            name=str(name),
+            tenant=ids["tenant"],
+            client_id=ids["client_id"],
+            client_secret_file=secret_file,
+            client_secret_env=secret_env.strip() if isinstance(secret_env, str) else None,
+            certificate_file=certificate,
+            token_cache=token_cache,
+            mailboxes=mailboxes,
+            authority_host=endpoints.get("authority_host", MICROSOFT_AUTHORITY_HOST),
+            graph_endpoint=endpoints.get("graph_endpoint", GRAPH_ENDPOINT),
             ca_bundle=ca_bundle,
             timeout_seconds=timeout,
         )

@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo
 from google.auth.exceptions import RefreshError
 
 from calsync.cadence import Clock
-from calsync.config import Config, GoogleSourceConfig
+from calsync.config import (
+    GOOGLE_DIRECTORY,
+    MICROSOFT_GRAPH,
+    Config,
+    GoogleSourceConfig,
+    MicrosoftSourceConfig,
+)
 from calsync.detect import resolve
 from calsync.model import CalendarData, Problem
 from calsync.org import Org, RosterError, load_roster, parse_roster
@@ -21,8 +27,6 @@ from calsync.sources.google import (
     DIRECTORY_SCOPES,
     CalendarUnavailable,
     GoogleSource,
-    RateLimiter,
-    RetryPolicy,
     directory_roster_csv,
     directory_users,
     service_account_directory,
@@ -30,6 +34,15 @@ from calsync.sources.google import (
     user_token_service,
 )
 from calsync.sources.ics import IcsSource
+from calsync.sources.microsoft import (
+    MailboxUnavailable,
+    MicrosoftSource,
+    graph_client,
+    graph_roster_csv,
+    graph_users,
+)
+from calsync.sources.microsoft_auth import AuthError
+from calsync.sources.retry import RateLimiter, RetryPolicy
 from calsync.store import StateStore
 
 #: Extra days synced on both sides of the report's windows, so that occurrences moved across a
@@ -66,50 +79,81 @@ def make_sources(
 ) -> tuple[list[Source], list[Problem]]:
     """The configured sources, ready to fetch; a source that cannot even be set up is a problem."""
     tz = org_timezone(config)
+    managers = tuple(sorted({m for m, _ in org.direct_pairs()}))
     sources: list[Source] = []
     problems: list[Problem] = []
     for source in config.sources:
+        made: Source | Problem
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            options: dict[str, Any] = {
-                "endpoint": source.endpoint,
-                "ca_bundle": source.ca_bundle,
-                "timeout": source.timeout_seconds,
-            }
-            try:
-                if source.token_file is not None:
-                    # One person's sign-in: their own calendar unless the config lists others.
-                    calendars = source.calendars or ("primary",)
-                    service_for = user_token_service(source.token_file, **options)
-                else:
-                    assert source.service_account_key is not None
-                    # Every 1:1 with a manager is on the manager's calendar: by default, the managers'.
-                    calendars = source.calendars or tuple(sorted({m for m, _ in org.direct_pairs()}))
-                    service_for = service_account_service(source.service_account_key, **options)
-            except (OSError, ValueError) as exc:
-                what = "token file" if source.token_file is not None else "service account key"
-                problems.append(Problem(source.name, f"cannot use the {what}: {exc}"))
-                continue
-            sources.append(GoogleSource(source.name, calendars, service_for, store, default_tz=tz))
+            made = _google_source(source, managers, store, tz)
+        elif isinstance(source, MicrosoftSourceConfig):
+            assert store is not None
+            made = _microsoft_source(source, managers, store, tz)
         else:
-            sources.append(
-                IcsSource(
-                    source.location,
-                    name=source.name,
-                    default_tz=tz,
-                    label_root=config.base_dir,
-                    timeout_seconds=source.timeout_seconds,
-                    progress=progress,
-                )
+            made = IcsSource(
+                source.location,
+                name=source.name,
+                default_tz=tz,
+                label_root=config.base_dir,
+                timeout_seconds=source.timeout_seconds,
+                progress=progress,
             )
+        if isinstance(made, Problem):
+            problems.append(made)
+        else:
+            sources.append(made)
     return sources, problems
 
 
+def _google_source(
+    source: GoogleSourceConfig, managers: tuple[str, ...], store: StateStore, tz: tzinfo
+) -> Source | Problem:
+    options: dict[str, Any] = {
+        "endpoint": source.endpoint,
+        "ca_bundle": source.ca_bundle,
+        "timeout": source.timeout_seconds,
+    }
+    try:
+        if source.token_file is not None:
+            # One person's sign-in: their own calendar unless the config lists others.
+            calendars = source.calendars or ("primary",)
+            service_for = user_token_service(source.token_file, **options)
+        else:
+            assert source.service_account_key is not None
+            # Every 1:1 with a manager is on the manager's calendar: by default, the managers'.
+            calendars = source.calendars or managers
+            service_for = service_account_service(source.service_account_key, **options)
+    except (OSError, ValueError) as exc:
+        what = "token file" if source.token_file is not None else "service account key"
+        return Problem(source.name, f"cannot use the {what}: {exc}")
+    return GoogleSource(source.name, calendars, service_for, store, default_tz=tz)
+
+
+def _microsoft_source(
+    source: MicrosoftSourceConfig, managers: tuple[str, ...], store: StateStore, tz: tzinfo
+) -> Source | Problem:
+    try:
+        client = graph_client(source)
+    except AuthError as exc:
+        return Problem(source.name, f"cannot sign in: {exc}")
+    if source.mailboxes:
+        mailboxes: tuple[str, ...] = source.mailboxes
+    elif client.tokens.user is not None:
+        mailboxes = (client.tokens.user,)  # one person's sign-in: their own mailbox
+    else:
+        mailboxes = managers  # every 1:1 with a manager is in the manager's mailbox
+    return MicrosoftSource(source.name, mailboxes, client, store, default_tz=tz)
+
+
 def load_org(config: Config) -> tuple[Org, list[Problem]]:
-    """The roster CSV, or the Google Directory (``roster = "google-directory"``)."""
+    """The roster CSV, or the org chart of the Google Directory or of Microsoft Entra ID."""
     roster = config.org.roster
     if roster is not None:
         return load_roster(roster, config.org.domains, label=display_path(roster, config.base_dir))
+    if config.org.org_chart == MICROSOFT_GRAPH:
+        return _graph_org(config)
+    assert config.org.org_chart == GOOGLE_DIRECTORY
     source = next(
         s for s in config.sources if isinstance(s, GoogleSourceConfig) and s.service_account_key is not None
     )
@@ -133,6 +177,19 @@ def load_org(config: Config) -> tuple[Org, list[Problem]]:
     return parse_roster(directory_roster_csv(users), config.org.domains, "google-directory")
 
 
+def _graph_org(config: Config) -> tuple[Org, list[Problem]]:
+    candidates = [s for s in config.sources if isinstance(s, MicrosoftSourceConfig)]
+    source = next((s for s in candidates if s.app_only), candidates[0])
+    try:
+        users = graph_users(graph_client(source))
+    except (AuthError, MailboxUnavailable) as exc:
+        raise RosterError(
+            f"{MICROSOFT_GRAPH}: cannot read the users and their managers with source {source.name!r}: "
+            f"{exc}. The app needs the User.Read.All application permission with admin consent."
+        ) from exc
+    return parse_roster(graph_roster_csv(users), config.org.domains, MICROSOFT_GRAPH)
+
+
 def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], list[Problem]]:
     calendars: list[CalendarData] = []
     problems: list[Problem] = []
@@ -147,7 +204,7 @@ def run_report(config: Config, as_of: date | None = None, progress: Progress | N
     """Read the roster and every source, and build the cadence report."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
-    needs_state = any(isinstance(source, GoogleSourceConfig) for source in config.sources)
+    needs_state = any(isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig) for s in config.sources)
     store = StateStore(config.state.path) if needs_state and config.state is not None else None
     try:
         sources, setup_problems = make_sources(config, org, store, progress)

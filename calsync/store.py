@@ -83,6 +83,7 @@ class CalendarState:
     cursor: str | None = None  # Google's nextSyncToken, Graph's deltaLink
     time_zone: str | None = None
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # by provider event id
+    extra: dict[str, Any] = field(default_factory=dict)  # what else a provider keeps (Graph: masters)
 
 
 class StateStore:
@@ -104,6 +105,7 @@ class StateStore:
             cursor=doc.get("cursor"),
             time_zone=doc.get("time_zone"),
             events=dict(doc.get("events") or {}),
+            extra=dict(doc.get("extra") or {}),
         )
 
     def save(self, source: str, state: CalendarState) -> None:
@@ -113,6 +115,7 @@ class StateStore:
             "cursor": state.cursor,
             "time_zone": state.time_zone,
             "events": state.events,
+            "extra": state.extra,
         }
         self._db.table(source).upsert(document, Query().calendar == state.calendar)
 
@@ -121,3 +124,14 @@ class StateStore:
 
     def calendars(self, source: str) -> list[str]:
         return sorted(str(doc["calendar"]) for doc in self._db.table(source).all())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file that holds a secret: created 0600, replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)

@@ -24,13 +24,7 @@ import csv
 import http.client
 import io
 import json
-import os
-import random
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -49,7 +43,8 @@ from googleapiclient.errors import HttpError
 from calsync.model import CalendarData, Problem
 from calsync.sources.base import SourceResult, Window
 from calsync.sources.ics import ATTENDEES_OMITTED, read_converted
-from calsync.store import CalendarState, StateStore
+from calsync.sources.retry import RateLimiter, RetryPolicy
+from calsync.store import CalendarState, StateStore, write_private
 
 Event = Mapping[str, Any]
 
@@ -194,51 +189,6 @@ class CalendarUnavailable(Exception):
 
 class SyncTokenExpired(Exception):
     """Google answered 410: the calendar's state must be dropped and fully synced again."""
-
-
-@dataclass
-class RetryPolicy:
-    """Bounded exponential backoff with full jitter; Retry-After wins when the server sends it."""
-
-    attempts: int = 6
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    sleep: Callable[[float], None] = time.sleep
-    jitter: Callable[[], float] = random.random
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_delay * 5)
-        return self.jitter() * min(self.max_delay, self.base_delay * 2.0**attempt)
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests per key in any 60 seconds (Google allows 600 per user)."""
-
-    def __init__(
-        self,
-        per_minute: int = 600,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self.sleep = sleep
-        self._sent: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, key: str) -> None:
-        while True:
-            with self._lock:
-                now = self.clock()
-                sent = self._sent.setdefault(key, deque())
-                while sent and now - sent[0] >= 60.0:
-                    sent.popleft()
-                if len(sent) < self.per_minute:
-                    sent.append(now)
-                    return
-                wait = 60.0 - (now - sent[0])
-            self.sleep(wait)
 
 
 def _error_reason(exc: HttpError) -> tuple[str, str]:
@@ -496,17 +446,6 @@ def service_account_service(
         return build_client("calendar", "v3", base.with_subject(user), endpoint, ca_bundle, timeout)
 
     return service_for
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file that holds a secret: created 0600, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    tmp.chmod(0o600)
-    tmp.replace(path)
 
 
 def sign_in(

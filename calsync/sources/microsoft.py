@@ -1,5 +1,8 @@
-"""Microsoft Graph: calendarView instances and series masters -> the normalised model (groundwork for
-the Microsoft 365 source; no sync or auth yet).
+"""Microsoft 365 through Microsoft Graph: delta sync of each mailbox's calendarView, and its conversion
+to the normalised model.
+
+Conversion
+----------
 
 Graph's ``calendarView`` returns instances, not rules: ``occurrence`` and ``exception`` items of a
 series (pointing at it by ``seriesMasterId``) and ``singleInstance`` events. A series master, fetched
@@ -14,21 +17,44 @@ ICS reader, so Graph series are expanded by the same engine as every other provi
 - ``isCancelled`` instances are cancelled; stubs without subject or attendees inherit the master's;
 - the mailbox owner's own answer (``responseStatus``) is their attendee status; ``resource``
   attendees are rooms; ``isAllDay`` events are whole days.
+
+Sync
+----
+Each mailbox is read with ``calendarView/delta`` over a fixed span (the report's sync window plus
+:data:`RELIST_DAYS` ahead), following ``@odata.nextLink`` to the ``@odata.deltaLink``, which is kept in
+the state file. Later runs GET that link and apply what changed (``@removed`` items leave); a run with
+no changes is one request per mailbox. Series masters are fetched once each, and again only when the
+delta lists instances of their series. When Graph answers 410 (``SyncStateNotFound``) or the report
+window has moved past the span, the mailbox's state is dropped and read in full again.
+Requests carry ``Prefer: outlook.timezone="UTC"`` and ``odata.maxpagesize``; 429 and 503 are retried
+after their ``Retry-After``, other 5xx and network errors with backoff, never more than
+:data:`PER_MAILBOX` at once per mailbox (Exchange's limit).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import re
-from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, tzinfo
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import icalendar
+import requests
 
+from calsync.config import MicrosoftSourceConfig
 from calsync.model import CalendarData, Problem
-from calsync.sources.base import Window
+from calsync.sources.base import SourceResult, Window
 from calsync.sources.graph_recurrence import iana_zone, rrule_for
 from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_converted
+from calsync.sources.microsoft_auth import AuthError, TokenProvider, session_for, token_provider
+from calsync.sources.retry import RateLimiter, RetryPolicy
+from calsync.store import CalendarState, StateStore
 
 Event = Mapping[str, Any]
 
@@ -76,10 +102,15 @@ def _moment(value: Mapping[str, Any], zone: tzinfo) -> datetime:
 
 
 def _times(event: Event, zone: tzinfo) -> tuple[date | datetime, date | datetime]:
-    start, end = _moment(event["start"], zone), _moment(event["end"], zone)
     if event.get("isAllDay"):
-        return start.date(), end.date()
-    return start, end
+        # Whole days are dates wherever one is: read them as written, never shifted by the zone the
+        # request preferred (an all-day event in New York read in UTC would start the day before).
+        return _date(event["start"]), _date(event["end"])
+    return _moment(event["start"], zone), _moment(event["end"], zone)
+
+
+def _date(value: Mapping[str, Any]) -> date:
+    return date.fromisoformat(str(value["dateTime"])[:10])
 
 
 def _common(vevent: icalendar.Event, event: Event, owner: str, zone: tzinfo) -> None:
@@ -152,3 +183,367 @@ def _describe(event: Event) -> str:
     subject = event.get("subject")
     ident = event.get("id", "?")
     return f"event {subject!r} (id {ident})" if subject else f"event (id {ident})"
+
+
+# -- sync --------------------------------------------------------------------------------------------
+
+#: Exchange allows 4 concurrent requests per mailbox (and 10,000 per 10 minutes).
+PER_MAILBOX = 4
+#: Mailboxes synced at the same time.
+PARALLEL_MAILBOXES = 4
+#: Items per page of the delta answer.
+PAGE_SIZE = 100
+#: The delta span reaches this many days past the sync window, so that it is re-read about monthly.
+RELIST_DAYS = 28
+PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'
+#: What a series master is fetched with.
+MASTER_FIELDS = (
+    "id,type,iCalUId,subject,start,end,originalStartTimeZone,recurrence,organizer,attendees,"
+    "responseStatus,isAllDay,isCancelled,lastModifiedDateTime"
+)
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class MailboxUnavailable(Exception):
+    """One mailbox could not be synced: reported with its address, the others go on."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DeltaExpired(Exception):
+    """Graph answered 410: the mailbox's delta state is gone and must be rebuilt with a full read."""
+
+
+class GraphClient:
+    """GET requests to Graph: bearer token, retries with ``Retry-After``, at most :data:`PER_MAILBOX`
+    requests in flight per mailbox, and links followed only on Graph's own host."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        endpoint: str,
+        tokens: TokenProvider,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.session = session
+        self.endpoint = endpoint.rstrip("/")
+        self.tokens = tokens
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter(per_minute=1000)  # 10,000 per 10 minutes per mailbox
+        self.requests = 0
+        self._origin = urllib.parse.urlsplit(self.endpoint)[:2]
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def url(self, *segments: str) -> str:
+        return self.endpoint + "".join("/" + urllib.parse.quote(s, safe="@") for s in segments)
+
+    @contextlib.contextmanager
+    def _slot(self, mailbox: str) -> Iterator[None]:
+        with self._lock:
+            slot = self._slots.setdefault(mailbox, threading.BoundedSemaphore(PER_MAILBOX))
+        with slot:
+            yield
+
+    def get(self, url: str, mailbox: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One GET, retried when retrying can help; 410 raises :class:`DeltaExpired`, anything else
+        that fails raises :class:`MailboxUnavailable` saying why."""
+        if urllib.parse.urlsplit(url)[:2] != self._origin:
+            raise MailboxUnavailable(
+                f"Graph sent a link to another host ({urllib.parse.urlsplit(url).netloc})"
+            )
+        stale: str | None = None
+        refreshed = False
+        last = ""
+        for attempt in range(self.retry.attempts):
+            self.limiter.acquire(mailbox)
+            try:
+                token = self.tokens.token(stale)
+            except AuthError as exc:
+                raise MailboxUnavailable(str(exc)) from exc
+            headers = {"Authorization": f"Bearer {token}", "Prefer": PREFER, "Accept": "application/json"}
+            retry_after: float | None = None
+            try:
+                with self._slot(mailbox):
+                    with self._lock:
+                        self.requests += 1
+                    response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                status = response.status_code
+                if status == 200:
+                    return _json(response)
+                code, message = _error(response)
+                if status == 401 and not refreshed:
+                    stale, refreshed = token, True  # the token expired or was revoked: get a new one
+                    continue
+                if status == 410:
+                    raise DeltaExpired(f"{code or 'HTTP 410'}: {message}".strip(": "))
+                if status not in _RETRY_STATUS:
+                    raise MailboxUnavailable(_explain(status, code, message), status)
+                retry_after = _retry_after(response) if status in (429, 503) else None
+                last = f"HTTP {status} {code or message}".strip()
+            if attempt + 1 < self.retry.attempts:
+                self.retry.sleep(self.retry.delay(attempt, retry_after))
+        raise MailboxUnavailable(f"gave up after {self.retry.attempts} attempts; last: {last}")
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise MailboxUnavailable("Graph answered 200 with something that is not a JSON object")
+    return body
+
+
+def _error(response: requests.Response) -> tuple[str, str]:
+    """Graph's error envelope: ``{"error": {"code": ..., "message": ...}}``."""
+    try:
+        error = response.json().get("error") or {}
+        return str(error.get("code") or ""), str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        return "", ""
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _explain(status: int, code: str, message: str) -> str:
+    hint = {
+        401: "the token was refused",
+        403: "no access to this mailbox: the app needs admin consent for Calendars.Read, and the "
+        "mailbox must be in its Exchange RBAC scope",
+        404: "no such mailbox, or it has no Exchange Online calendar",
+    }.get(status, "")
+    detail = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+    return f"{hint} ({detail})" if hint else detail
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class MicrosoftSource:
+    """Microsoft 365 calendars: each mailbox's calendarView, kept up to date with delta queries."""
+
+    def __init__(
+        self,
+        name: str,
+        mailboxes: Iterable[str],
+        client: GraphClient,
+        store: StateStore,
+        *,
+        default_tz: tzinfo,
+        parallel: int = PARALLEL_MAILBOXES,
+        on_mailbox: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.mailboxes = list(dict.fromkeys(m.lower() for m in mailboxes))
+        self.client = client
+        self.store = store
+        self.default_tz = default_tz
+        self.parallel = max(1, parallel)
+        self.on_mailbox = on_mailbox
+
+    def fetch(self, window: Window) -> SourceResult:
+        result = SourceResult()
+        states = {mailbox: self.store.load(self.name, mailbox) for mailbox in self.mailboxes}
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="graph") as pool:
+            futures = {m: pool.submit(self.sync, m, states[m], window) for m in self.mailboxes}
+            for mailbox, future in futures.items():
+                try:
+                    state = future.result()
+                except MailboxUnavailable as exc:
+                    result.problems.append(Problem(f"{self.name}: {mailbox}", str(exc)))
+                    continue
+                finally:
+                    if self.on_mailbox is not None:
+                        self.on_mailbox(mailbox)
+                self.store.save(self.name, state)
+                data, problems = graph_calendar_data(
+                    state.events.values(),
+                    state.extra["masters"],
+                    mailbox,
+                    _listed(state),
+                    window,
+                    self.default_tz,
+                )
+                result.calendars.append(data)
+                result.problems.extend(problems)
+        return result
+
+    def sync(self, mailbox: str, state: CalendarState | None, window: Window) -> CalendarState:
+        """Bring one mailbox's state up to date: incrementally when its delta link still covers the
+        window, else with a full read. Never touches the store (it runs in a worker thread)."""
+        if state is not None and state.cursor and "masters" in state.extra and _covers(state, window):
+            try:
+                items, link = self._round(mailbox, state.cursor, None)
+            except DeltaExpired:
+                state = None  # Graph lost the sync state: read the mailbox again
+            else:
+                changed = _merge(state.events, items)
+                state.cursor = link
+                self._refresh_masters(mailbox, state, changed)
+                return state
+        listed = Window(window.start, window.end + timedelta(days=RELIST_DAYS))
+        params = {"startDateTime": _z(listed.start), "endDateTime": _z(listed.end)}
+        url = self.client.url("users", mailbox, "calendarView", "delta")
+        try:
+            items, link = self._round(mailbox, url, params)
+        except DeltaExpired as exc:
+            raise MailboxUnavailable(f"the full read was refused as expired ({exc})") from exc
+        state = CalendarState(mailbox, link, "UTC", {}, {"listed": [_z(listed.start), _z(listed.end)]})
+        state.extra["masters"] = {}
+        changed = _merge(state.events, items)
+        self._refresh_masters(mailbox, state, changed)
+        return state
+
+    def _round(
+        self, mailbox: str, url: str, params: Mapping[str, str] | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every page of one delta round: the items, and the deltaLink for the next round."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.client.get(url, mailbox, params)
+            values = page.get("value")
+            if not isinstance(values, list):
+                raise MailboxUnavailable("a page of the delta answer has no list of events ('value')")
+            items.extend(item for item in values if isinstance(item, dict))
+            if page.get("@odata.nextLink"):
+                url, params = str(page["@odata.nextLink"]), None
+                continue
+            if page.get("@odata.deltaLink"):
+                return items, str(page["@odata.deltaLink"])
+            raise MailboxUnavailable("a page of the delta answer has neither a nextLink nor a deltaLink")
+
+    def _refresh_masters(self, mailbox: str, state: CalendarState, changed: set[str]) -> None:
+        """Fetch the masters of series that changed or are new; forget those no instance needs."""
+        masters: dict[str, Any] = state.extra["masters"]
+        needed = {str(e["seriesMasterId"]) for e in state.events.values() if e.get("seriesMasterId")}
+        for ident in list(masters):
+            if ident not in needed:
+                del masters[ident]
+        wanted = sorted((changed & needed) | (needed - masters.keys()))
+        if not wanted:
+            return
+
+        def fetch(ident: str) -> tuple[str, dict[str, Any] | None]:
+            url = self.client.url("users", mailbox, "events", ident)
+            try:
+                return ident, self.client.get(url, mailbox, {"$select": MASTER_FIELDS})
+            except MailboxUnavailable as exc:
+                if exc.status == 404:
+                    return ident, None  # the series was deleted since: its instances go too
+                raise
+
+        with ThreadPoolExecutor(max_workers=PER_MAILBOX, thread_name_prefix="graph-master") as pool:
+            fetched = list(pool.map(fetch, wanted))
+        for ident, master in fetched:
+            if master is None:
+                masters.pop(ident, None)
+                for key in [k for k, e in state.events.items() if e.get("seriesMasterId") == ident]:
+                    del state.events[key]
+            else:
+                masters[ident] = master
+
+
+def _merge(events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]]) -> set[str]:
+    """Apply one delta round to the stored instances; the series whose instances changed."""
+    changed: set[str] = set()
+    for item in items:
+        ident = item.get("id")
+        if not ident:
+            continue
+        if "@removed" in item:
+            removed = events.pop(str(ident), None)
+            if removed is not None and removed.get("seriesMasterId"):
+                changed.add(str(removed["seriesMasterId"]))
+            continue
+        events[str(ident)] = item
+        if item.get("seriesMasterId"):
+            changed.add(str(item["seriesMasterId"]))
+    return changed
+
+
+def _listed(state: CalendarState) -> Window:
+    start, end = state.extra["listed"]
+    return Window(datetime.fromisoformat(start), datetime.fromisoformat(end))
+
+
+def _covers(state: CalendarState, window: Window) -> bool:
+    try:
+        listed = _listed(state)
+    except (KeyError, ValueError, TypeError):
+        return False
+    return listed.start <= window.start and window.end <= listed.end
+
+
+# -- the org chart from Microsoft Entra ID -----------------------------------------------------------
+
+USER_FIELDS = "id,displayName,mail,userPrincipalName,accountEnabled"
+
+
+def graph_users(client: GraphClient) -> list[dict[str, Any]]:
+    """Every user of the tenant with their manager (``/users?$expand=manager``, all pages)."""
+    users: list[dict[str, Any]] = []
+    url = client.url("users")
+    params: dict[str, str] | None = {
+        "$select": USER_FIELDS,
+        "$expand": "manager($select=id,mail,userPrincipalName)",
+        "$top": "999",
+    }
+    while True:
+        page = client.get(url, "directory", params)
+        values = page.get("value")
+        if not isinstance(values, list):
+            raise MailboxUnavailable("a page of users has no list of users ('value')")
+        users.extend(user for user in values if isinstance(user, dict))
+        if not page.get("@odata.nextLink"):
+            return users
+        url, params = str(page["@odata.nextLink"]), None
+
+
+def _address(user: Mapping[str, Any]) -> str:
+    return str(user.get("mail") or user.get("userPrincipalName") or "")
+
+
+def graph_roster_csv(users: Iterable[Mapping[str, Any]]) -> str:
+    """The roster CSV the org chart stands for: enabled users with an address, and their managers.
+
+    Going through the CSV means the org chart gets exactly the roster's checks (unknown managers,
+    duplicates, cycles)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["email", "name", "manager_email"])
+    for user in users:
+        if user.get("accountEnabled") is False or not _address(user):
+            continue
+        manager = user.get("manager") or {}
+        writer.writerow([_address(user), user.get("displayName") or "", _address(manager)])
+    return out.getvalue()
+
+
+def graph_client(config: MicrosoftSourceConfig, **options: Any) -> GraphClient:
+    """The Graph client a ``type = "microsoft"`` source reads with (signs in on creation)."""
+    session = session_for(config)
+    return GraphClient(
+        session,
+        config.graph_endpoint,
+        token_provider(config, session),
+        timeout=config.timeout_seconds,
+        **options,
+    )

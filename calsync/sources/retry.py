@@ -1,0 +1,55 @@
+"""Retries and rate limits shared by the API sources (Google Calendar, Microsoft Graph)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter; Retry-After wins when the server sends it."""
+
+    attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay * 5)
+        return self.jitter() * min(self.max_delay, self.base_delay * 2.0**attempt)
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests per key in any 60 seconds (Google allows 600 per user)."""
+
+    def __init__(
+        self,
+        per_minute: int = 600,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self.sleep = sleep
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> None:
+        while True:
+            with self._lock:
+                now = self.clock()
+                sent = self._sent.setdefault(key, deque())
+                while sent and now - sent[0] >= 60.0:
+                    sent.popleft()
+                if len(sent) < self.per_minute:
+                    sent.append(now)
+                    return
+                wait = 60.0 - (now - sent[0])
+            self.sleep(wait)
