@@ -16,6 +16,7 @@ is reached directly).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -100,21 +101,22 @@ def _certificate(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AuthError(f"cannot read certificate_file {path}: {exc}") from exc
-    if "PRIVATE KEY-----" not in text or "BEGIN CERTIFICATE-----" not in text:
+    key = _PEM_KEY.search(text)
+    certificate = _PEM_CERTIFICATE.search(text)
+    if key is None or certificate is None:
         raise AuthError(
             f"certificate_file {path} must hold both the private key and the certificate in PEM "
             "(cat key.pem cert.pem > calsync-app.pem)"
         )
-    start = text.index("-----BEGIN CERTIFICATE-----")
-    end = text.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-    certificate = text[start:end] + "\n"
     try:
-        x509.load_pem_x509_certificate(certificate.encode())
+        x509.load_pem_x509_certificate(certificate.group(0).encode())
     except ValueError as exc:
         raise AuthError(f"certificate_file {path}: the certificate cannot be read ({exc})") from exc
-    key_start = text.index("-----BEGIN", text.index("PRIVATE KEY-----") - 40)
-    key_end = text.index("PRIVATE KEY-----", text.index("-----END", key_start)) + len("PRIVATE KEY-----")
-    return {"private_key": text[key_start:key_end] + "\n", "public_certificate": certificate}
+    return {"private_key": key.group(0) + "\n", "public_certificate": certificate.group(0) + "\n"}
+
+
+_PEM_KEY = re.compile(r"-----BEGIN ((?:[A-Z]+ )?PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL)
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def _explain(result: dict[str, Any], who: str) -> str:

@@ -14,6 +14,7 @@ from calsync.config import (
     ConfigError,
     GoogleSourceConfig,
     IcsSourceConfig,
+    MicrosoftSourceConfig,
     ReportConfig,
     load_config,
 )
@@ -211,6 +212,19 @@ def test_the_example_config_documents_every_key():
         "endpoint",
         "ca_bundle",
         "[state]",
+        "directory_admin",
+        "token_file",
+        "directory_endpoint",
+        "tenant",
+        "client_id",
+        "client_secret_file",
+        "client_secret_env",
+        "certificate_file",
+        "token_cache",
+        "mailboxes",
+        "authority_host",
+        "graph_endpoint",
+        '"microsoft-graph"',
     ]:
         assert f"{key} " in text or f"{key}\n" in text, key
 
@@ -597,3 +611,92 @@ def test_roster_from_the_google_directory_needs_an_admin_and_a_service_account(t
     assert config.org.roster is None and config.org.directory_admin == "it@acme.test"
     source = config.sources[1]
     assert isinstance(source, GoogleSourceConfig) and source.directory_endpoint == "https://127.0.0.1:1/"
+
+
+MICROSOFT = """
+[[sources]]
+type = "microsoft"
+name = "m365"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret_env = "CALSYNC_M365_SECRET"
+mailboxes = ["Ann@Acme.test", "bob@acme.test"]
+authority_host = "https://127.0.0.1:8443/"
+graph_endpoint = "https://127.0.0.1:8443/v1.0/"
+ca_bundle = "ca.pem"
+timeout_seconds = 5
+"""
+
+
+def test_microsoft_source_keys(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    config = load_config(setup_dir(tmp_path, MINIMAL + MICROSOFT))
+    source = config.sources[1]
+    assert isinstance(source, MicrosoftSourceConfig)
+    assert (source.name, source.tenant, source.client_id) == (
+        "m365",
+        "contoso.onmicrosoft.com",
+        "11111111-2222-3333-4444-555555555555",
+    )
+    assert source.client_secret_env == "CALSYNC_M365_SECRET" and source.app_only
+    assert source.mailboxes == ("ann@acme.test", "bob@acme.test")
+    assert source.authority == "https://127.0.0.1:8443/contoso.onmicrosoft.com"
+    assert source.graph_endpoint == "https://127.0.0.1:8443/v1.0"
+    assert source.ca_bundle == (tmp_path / "ca.pem").resolve() and source.timeout_seconds == 5
+
+
+def test_microsoft_source_defaults(tmp_path):
+    (tmp_path / "cache.json").write_text("{}")
+    text = '\n[[sources]]\ntype = "microsoft"\ntenant = "t"\nclient_id = "c"\ntoken_cache = "cache.json"\n'
+    source = load_config(setup_dir(tmp_path, MINIMAL + text)).sources[1]
+    assert isinstance(source, MicrosoftSourceConfig)
+    assert source.name == "microsoft" and source.mailboxes is None and not source.app_only
+    assert source.authority == "https://login.microsoftonline.com/t"
+    assert source.graph_endpoint == "https://graph.microsoft.com/v1.0"
+    assert source.token_cache == (tmp_path / "cache.json").resolve()
+
+
+def test_microsoft_source_takes_exactly_one_credential_and_never_the_secret_itself(tmp_path):
+    (tmp_path / "secret").write_text("s3cret")
+    base = '\n[[sources]]\ntype = "microsoft"\ntenant = "t"\nclient_id = "c"\n'
+    with pytest.raises(ConfigError, match="set exactly one of client_secret_file"):
+        load_config(setup_dir(tmp_path, MINIMAL + base))
+    both = base + 'client_secret_file = "secret"\nclient_secret_env = "X"\n'
+    with pytest.raises(ConfigError, match="got client_secret_file, client_secret_env"):
+        load_config(setup_dir(tmp_path, MINIMAL + both))
+    inline = base + 'client_secret = "s3cret"\n'
+    problems = problems_of(setup_dir(tmp_path, MINIMAL + inline))
+    assert any("client_secret: unknown key" in p for p in problems), problems
+    assert not any("s3cret" in p for p in problems)
+    value = base + 'client_secret_env = "SECRET=s3cret"\n'
+    text = only_problem(setup_dir(tmp_path, MINIMAL + value))
+    assert "the NAME of an environment variable" in text and "s3cret" not in text
+    ok = load_config(setup_dir(tmp_path, MINIMAL + base + 'client_secret_file = "secret"\n')).sources[1]
+    assert isinstance(ok, MicrosoftSourceConfig) and ok.client_secret_file == (tmp_path / "secret").resolve()
+
+
+def test_microsoft_source_problems_are_all_reported(tmp_path):
+    text = (
+        '\n[[sources]]\ntype = "microsoft"\ntenant = ""\nclient_id = 7\ncertificate_file = "nope.pem"\n'
+        'mailboxes = ["ann"]\ngraph_endpoint = "http://graph"\nservice_account_key = "sa.json"\n'
+    )
+    joined = "\n".join(problems_of(setup_dir(tmp_path, MINIMAL + text)))
+    for expected in (
+        "#2 tenant: expected the directory (tenant) ID",
+        "#2 client_id: expected the application (client) ID",
+        "#2 certificate_file: not found",
+        "#2 mailboxes: expected a list of email addresses",
+        "#2 graph_endpoint: expected an https:// URL",
+        "#2 service_account_key: unknown key",
+    ):
+        assert expected in joined, joined
+
+
+def test_roster_from_microsoft_graph_needs_a_microsoft_source(tmp_path):
+    chart = MINIMAL.replace('roster = "org.csv"', 'roster = "microsoft-graph"')
+    with pytest.raises(ConfigError, match='"microsoft-graph" needs a microsoft source'):
+        load_config(setup_dir(tmp_path, chart))
+    (tmp_path / "ca.pem").write_text("x")
+    config = load_config(setup_dir(tmp_path, chart + MICROSOFT))
+    assert config.org.roster is None and config.org.org_chart == "microsoft-graph"
+    assert config.org.directory_admin is None

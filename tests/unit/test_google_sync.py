@@ -15,13 +15,8 @@ from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
 from calsync.sources.base import Window
-from calsync.sources.google import (
-    GoogleSource,
-    RateLimiter,
-    RetryPolicy,
-    merge_changes,
-    sign_in,
-)
+from calsync.sources.google import GoogleSource, merge_changes, sign_in
+from calsync.sources.retry import RateLimiter, RetryPolicy
 from calsync.store import StateStore
 
 WINDOW = Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC))

@@ -1,0 +1,105 @@
+"""The pure parts of the Microsoft source: merging delta rounds, the listed span, the org chart CSV,
+and where the app's credential comes from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from calsync.config import MicrosoftSourceConfig
+from calsync.sources.base import Window
+from calsync.sources.microsoft import _covers, _merge, graph_roster_csv
+from calsync.sources.microsoft_auth import AuthError, client_credential
+from calsync.store import CalendarState
+
+
+def test_merge_applies_changes_and_removals_and_names_the_series_touched():
+    events = {
+        "a": {"id": "a", "type": "occurrence", "seriesMasterId": "M1"},
+        "b": {"id": "b", "type": "singleInstance"},
+        "c": {"id": "c", "type": "occurrence", "seriesMasterId": "M2"},
+    }
+    changed = _merge(
+        events,
+        [
+            {"id": "b", "@removed": {"reason": "deleted"}},
+            {"id": "c", "@removed": {"reason": "deleted"}},
+            {"id": "d", "type": "exception", "seriesMasterId": "M3", "subject": "moved"},
+            {"id": "e", "type": "singleInstance"},
+            {"@removed": {"reason": "deleted"}},  # no id: nothing to do
+        ],
+    )
+    assert sorted(events) == ["a", "d", "e"]
+    assert changed == {"M2", "M3"}
+
+
+def _state(start: str, end: str) -> CalendarState:
+    return CalendarState("ann@acme.test", "link", "UTC", {}, {"listed": [start, end], "masters": {}})
+
+
+def test_the_delta_span_must_cover_the_window():
+    state = _state("2026-08-01T00:00:00Z", "2026-12-31T00:00:00Z")
+    inside = Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    later = Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2027, 1, 5, tzinfo=UTC))
+    earlier = Window(datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    assert _covers(state, inside)
+    assert not _covers(state, later) and not _covers(state, earlier)
+    assert not _covers(CalendarState("x", "link"), inside)  # an older state without a span
+
+
+def test_org_chart_csv_keeps_enabled_users_with_an_address_and_their_managers():
+    csv_text = graph_roster_csv(
+        [
+            {"displayName": "Maya", "mail": "maya@acme.test", "accountEnabled": True},
+            {
+                "displayName": "Omar, Jr.",
+                "mail": None,
+                "userPrincipalName": "omar@acme.test",
+                "manager": {"mail": "maya@acme.test"},
+            },
+            {"displayName": "Gone", "mail": "gone@acme.test", "accountEnabled": False},
+            {"displayName": "Room", "mail": None, "userPrincipalName": None},
+        ]
+    )
+    assert csv_text.splitlines() == [
+        "email,name,manager_email",
+        "maya@acme.test,Maya,",
+        'omar@acme.test,"Omar, Jr.",maya@acme.test',
+    ]
+
+
+def _config(tmp_path: Path, **kwargs: object) -> MicrosoftSourceConfig:
+    return MicrosoftSourceConfig(name="m", tenant="t", client_id="c", **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_secret_comes_from_an_environment_variable_or_a_file(tmp_path):
+    env = {"M365": "  s3cret\n"}
+    assert client_credential(_config(tmp_path, client_secret_env="M365"), env.get) == "s3cret"
+    with pytest.raises(AuthError, match=r"M365_OTHER .* is not set"):
+        client_credential(_config(tmp_path, client_secret_env="M365_OTHER"), env.get)
+    secret = tmp_path / "secret"
+    secret.write_text("from-file\n")
+    assert client_credential(_config(tmp_path, client_secret_file=secret)) == "from-file"
+    secret.write_text("\n")
+    with pytest.raises(AuthError, match="is empty"):
+        client_credential(_config(tmp_path, client_secret_file=secret))
+
+
+def test_a_certificate_file_needs_the_key_and_the_certificate(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("calsync.test")
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(leaf.private_key_pem.bytes() + leaf.cert_chain_pems[0].bytes())
+    credential = client_credential(_config(tmp_path, certificate_file=pem))
+    assert isinstance(credential, dict)
+    assert (
+        credential["private_key"].startswith("-----BEGIN") and "PRIVATE KEY-----" in credential["private_key"]
+    )
+    assert "CERTIFICATE" not in credential["private_key"]
+    assert credential["public_certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    pem.write_bytes(leaf.cert_chain_pems[0].bytes())
+    with pytest.raises(AuthError, match="both the private key and the certificate"):
+        client_credential(_config(tmp_path, certificate_file=pem))
