@@ -86,10 +86,10 @@ def make_sources(
         made: Source | Problem
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            made = _google_source(source, managers, store, tz)
+            made = _google_source(source, managers, store, tz, progress)
         elif isinstance(source, MicrosoftSourceConfig):
             assert store is not None
-            made = _microsoft_source(source, managers, store, tz)
+            made = _microsoft_source(source, managers, store, tz, progress)
         else:
             made = IcsSource(
                 source.location,
@@ -107,7 +107,11 @@ def make_sources(
 
 
 def _google_source(
-    source: GoogleSourceConfig, managers: tuple[str, ...], store: StateStore, tz: tzinfo
+    source: GoogleSourceConfig,
+    managers: tuple[str, ...],
+    store: StateStore,
+    tz: tzinfo,
+    progress: Progress | None,
 ) -> Source | Problem:
     options: dict[str, Any] = {
         "endpoint": source.endpoint,
@@ -127,14 +131,19 @@ def _google_source(
     except (OSError, ValueError) as exc:
         what = "token file" if source.token_file is not None else "service account key"
         return Problem(source.name, f"cannot use the {what}: {exc}")
-    return GoogleSource(source.name, calendars, service_for, store, default_tz=tz)
+    return GoogleSource(source.name, calendars, service_for, store, default_tz=tz, progress=progress)
 
 
 def _microsoft_source(
-    source: MicrosoftSourceConfig, managers: tuple[str, ...], store: StateStore, tz: tzinfo
+    source: MicrosoftSourceConfig,
+    managers: tuple[str, ...],
+    store: StateStore,
+    tz: tzinfo,
+    progress: Progress | None,
 ) -> Source | Problem:
     try:
         client = graph_client(source)
+        client.tokens.token()  # a refused credential is one problem of the source, not one per mailbox
     except AuthError as exc:
         return Problem(source.name, f"cannot sign in: {exc}")
     if source.mailboxes:
@@ -143,7 +152,7 @@ def _microsoft_source(
         mailboxes = (client.tokens.user,)  # one person's sign-in: their own mailbox
     else:
         mailboxes = managers  # every 1:1 with a manager is in the manager's mailbox
-    return MicrosoftSource(source.name, mailboxes, client, store, default_tz=tz)
+    return MicrosoftSource(source.name, mailboxes, client, store, default_tz=tz, progress=progress)
 
 
 def load_org(config: Config) -> tuple[Org, list[Problem]]:

@@ -41,6 +41,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from calsync.model import CalendarData, Problem
+from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window
 from calsync.sources.ics import ATTENDEES_OMITTED, read_converted
 from calsync.sources.retry import RateLimiter, RetryPolicy
@@ -350,9 +351,11 @@ class GoogleSource:
         default_tz: tzinfo,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.name = name
         self.calendars = list(calendars)
+        self.progress: Progress = progress if progress is not None else NoProgress()
         self.service_for = service_for
         self.store = store
         self.default_tz = default_tz
@@ -362,18 +365,26 @@ class GoogleSource:
 
     def fetch(self, window: Window) -> SourceResult:
         result = SourceResult()
-        for calendar in self.calendars:
-            try:
-                state = self.sync(calendar)
-            except CalendarUnavailable as exc:
-                result.problems.append(Problem(f"{self.name}: {calendar}", str(exc)))
-                continue
-            data, problems = google_calendar_data(
-                state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
-            )
-            result.calendars.append(data)
-            result.problems.extend(problems)
+        self.progress.start(f"syncing {self.name}", len(self.calendars))
+        try:
+            for calendar in self.calendars:
+                self._fetch_one(calendar, window, result)
+                self.progress.advance()
+        finally:
+            self.progress.done()
         return result
+
+    def _fetch_one(self, calendar: str, window: Window, result: SourceResult) -> None:
+        try:
+            state = self.sync(calendar)
+        except CalendarUnavailable as exc:
+            result.problems.append(Problem(f"{self.name}: {calendar}", str(exc)))
+            return
+        data, problems = google_calendar_data(
+            state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
+        )
+        result.calendars.append(data)
+        result.problems.extend(problems)
 
     def sync(self, calendar: str) -> CalendarState:
         """Bring one calendar's stored state up to date: incrementally if possible, else in full."""

@@ -39,7 +39,7 @@ import io
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -49,6 +49,7 @@ import requests
 
 from calsync.config import MicrosoftSourceConfig
 from calsync.model import CalendarData, Problem
+from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window
 from calsync.sources.graph_recurrence import iana_zone, rrule_for
 from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_converted
@@ -349,7 +350,7 @@ class MicrosoftSource:
         *,
         default_tz: tzinfo,
         parallel: int = PARALLEL_MAILBOXES,
-        on_mailbox: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.name = name
         self.mailboxes = list(dict.fromkeys(m.lower() for m in mailboxes))
@@ -357,11 +358,21 @@ class MicrosoftSource:
         self.store = store
         self.default_tz = default_tz
         self.parallel = max(1, parallel)
-        self.on_mailbox = on_mailbox
+        self.progress: Progress = progress if progress is not None else NoProgress()
 
     def fetch(self, window: Window) -> SourceResult:
         result = SourceResult()
         states = {mailbox: self.store.load(self.name, mailbox) for mailbox in self.mailboxes}
+        self.progress.start(f"syncing {self.name}", len(self.mailboxes))
+        try:
+            self._collect(states, window, result)
+        finally:
+            self.progress.done()
+        return result
+
+    def _collect(
+        self, states: Mapping[str, CalendarState | None], window: Window, result: SourceResult
+    ) -> None:
         with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="graph") as pool:
             futures = {m: pool.submit(self.sync, m, states[m], window) for m in self.mailboxes}
             for mailbox, future in futures.items():
@@ -371,8 +382,7 @@ class MicrosoftSource:
                     result.problems.append(Problem(f"{self.name}: {mailbox}", str(exc)))
                     continue
                 finally:
-                    if self.on_mailbox is not None:
-                        self.on_mailbox(mailbox)
+                    self.progress.advance()
                 self.store.save(self.name, state)
                 data, problems = graph_calendar_data(
                     state.events.values(),
@@ -384,7 +394,6 @@ class MicrosoftSource:
                 )
                 result.calendars.append(data)
                 result.problems.extend(problems)
-        return result
 
     def sync(self, mailbox: str, state: CalendarState | None, window: Window) -> CalendarState:
         """Bring one mailbox's state up to date: incrementally when its delta link still covers the
