@@ -275,6 +275,11 @@ class GraphClient:
                     with self._lock:
                         self.requests += 1
                     response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+            except requests.exceptions.SSLError as exc:
+                raise MailboxUnavailable(
+                    f"the TLS certificate of {self._origin[1]} was not trusted ({exc}); set ca_bundle if a "
+                    "proxy or a private CA stands in between"
+                ) from exc
             except requests.RequestException as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
