@@ -472,7 +472,7 @@ class MicrosoftSource:
                 for key in [k for k, e in state.events.items() if e.get("seriesMasterId") == ident]:
                     del state.events[key]
             else:
-                masters[ident] = master
+                masters[ident] = _lean(master)
 
 
 def _merge(events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]]) -> set[str]:
@@ -487,10 +487,15 @@ def _merge(events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]]) -
             if removed is not None and removed.get("seriesMasterId"):
                 changed.add(str(removed["seriesMasterId"]))
             continue
-        events[str(ident)] = item
+        events[str(ident)] = _lean(item)
         if item.get("seriesMasterId"):
             changed.add(str(item["seriesMasterId"]))
     return changed
+
+
+def _lean(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as it is kept: without OData's annotations (etags, types, contexts)."""
+    return {key: value for key, value in item.items() if not key.startswith("@odata.")}
 
 
 def _listed(state: CalendarState) -> Window:
