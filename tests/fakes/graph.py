@@ -1,0 +1,2705 @@
+"""A stateful fake of the Microsoft identity platform and Microsoft Graph v1.0 (calendars and users),
+served over https on 127.0.0.1 with a throwaway CA from ``trustme``.
+
+It speaks the wire protocol the real client libraries (``msal`` 1.39 with a ``requests.Session`` as
+``http_client``, and ``requests`` for Graph) expect. One server serves both hosts' paths:
+
+* Identity (``authority_host``; the authority is ``f"{authority_host}/{tenant}"``):
+
+  - ``GET /{tenant}/v2.0/.well-known/openid-configuration``: the OIDC discovery document msal reads
+    when an application object is created (its only request then, given ``instance_discovery=False``).
+  - ``POST /{tenant}/oauth2/v2.0/token``: ``client_credentials`` (a client secret in the body or in
+    HTTP Basic, or a ``client_assertion`` JWT signed with a registered certificate), the device-code
+    grant and ``refresh_token``. Errors in Entra ID's format (``error``, ``error_description`` starting
+    with an ``AADSTS`` code, ``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``).
+  - ``POST /{tenant}/oauth2/v2.0/devicecode`` and ``GET /{tenant}/discovery/v2.0/keys`` (the key the
+    fake signs id_tokens with).
+
+* Graph (``graph_endpoint`` = ``https://127.0.0.1:PORT/v1.0``): ``/users[/{id|upn}[/manager]]``,
+  ``/users/{u}/calendarView/delta``, ``/users/{u}/calendarView``, ``/users/{u}/events/{id}`` (GET,
+  PATCH, DELETE), ``/users/{u}/mailboxSettings``, and the same under ``/me`` for delegated tokens.
+  Errors in Graph's envelope ``{"error": {"code", "message", "innerError": {"date", "request-id",
+  "client-request-id"}}}``.
+
+What msal 1.39 does against a custom authority (read from its source, and what this fake relies on)
+---------------------------------------------------------------------------------------------------
+* ``instance_discovery=False`` is required: otherwise msal asks
+  ``https://login.microsoftonline.com/common/discovery/instance`` about ``127.0.0.1`` (a real network
+  request). With it, creating an application object GETs ``{authority}/v2.0/.well-known/openid-
+  configuration`` and nothing else; msal reads ``authorization_endpoint`` and ``token_endpoint``
+  (required), ``device_authorization_endpoint``, and takes the *tenant* (the cache's "realm") from the
+  first path segment of ``token_endpoint``. The ``issuer`` is only validated with ``oidc_authority``.
+  The token cache's "environment" is the authority's host name without the port (``127.0.0.1``).
+* msal wraps the session in a throttling layer *per application object*: discovery answers are
+  cached for 24 h, token-endpoint answers with 429/5xx (or any ``Retry-After``) for that long (5 s by
+  default), and plain 400 answers (other than device-code polling) for 60 s for identical requests.
+  Inject token-endpoint faults accordingly. A 5xx from the token endpoint is *raised* by msal as
+  ``msal.exceptions.MsalServiceError`` (not a ``requests`` exception); a 4xx (429 included) comes back
+  as an error dict.
+* Client secret: sent in the form body (``client_secret``), not with HTTP Basic (both are accepted).
+  Every request carries ``client_info=1``; the fake then answers ``client_info``
+  (base64url ``{"uid": oid, "utid": tenant}``), without which msal creates no account.
+* Certificates: with ``{"private_key", "thumbprint"}`` msal signs RS256 and sends ``x5t`` (the SHA-1
+  thumbprint); with ``{"private_key", "public_certificate"}`` (and no thumbprint) it signs **PS256** and
+  sends ``x5t#S256`` and ``x5c``. Claims: ``aud`` = the discovered token endpoint, ``iss`` = ``sub`` =
+  client id, ``exp`` (10 minutes), ``iat``, ``jti``. msal reuses one assertion for up to 9 minutes, so
+  the fake (like Entra ID) does not reject a replayed ``jti``.
+* Device code: scopes are sent sorted with ``openid profile offline_access`` added; msal polls the
+  token endpoint every ``interval`` seconds (it sleeps in 1 s steps, and warns when polled sooner). The
+  fake answers ``interval`` = :attr:`FakeGraph.device_interval` (1 s): a flow approved in advance
+  (``auto_approve``) completes on the first poll, one approved from another thread within a second.
+  msal sends both ``device_code`` and ``code``.
+* id_tokens are decoded but **not validated** by msal 1.39 (``iss``/``aud``/``exp`` unchecked); the
+  fake still issues proper ones (RS256, published in the JWKS). The account's ``username`` is the
+  ``preferred_username`` claim.
+* Access tokens are kept in msal's cache and considered expired 5 minutes before ``expires_in``;
+  ``acquire_token_silent`` then redeems the cached refresh token (first trying it as a "family" token,
+  which needs no request because the fake never answers ``foci``).
+
+Graph behaviour worth knowing when writing tests
+------------------------------------------------
+* Tokens are opaque random strings. Application tokens carry the app's consented roles *as they were
+  when the token was issued* (like Entra ID): :meth:`FakeGraph.set_roles` affects the next token. The
+  Exchange RBAC scope (:meth:`FakeGraph.restrict`) is checked on every request. An app token without a
+  calendar role gets 403 ``ErrorAccessDenied``; outside its RBAC scope too.
+* Order of checks on a mailbox request: 401 (token) -> 403 (no role/scope) -> 404 ``ErrorInvalidUser``
+  (unknown user) -> 403 (delegated token for someone else's mailbox, or outside the RBAC scope) -> 404
+  ``MailboxNotEnabledForRESTAPI`` (user without a mailbox).
+* Times: ``start``/``end`` are answered in the zone of ``Prefer: outlook.timezone="Z"`` (IANA or Windows
+  name; an unknown name is ignored) and in UTC without it, as ``"2026-11-10T08:00:00.0000000"``. All-day
+  events (``isAllDay``) are answered with their stored midnight-to-midnight *dates*, never shifted into
+  the preferred zone; their ``timeZone`` field still says Z. ``originalStartTimeZone`` stays what the
+  event was created with: that is the zone a client must expand a series in.
+* Series: the fake expands ``patternedRecurrence`` itself (with dateutil) in the wall-clock time of the
+  series' zone (``range.recurrenceTimeZone``, else ``originalStartTimeZone``, else ``start.timeZone``;
+  Windows names mapped with :data:`WINDOWS_ZONES`; an unknown zone counts as UTC). An
+  ``absoluteMonthly``/``absoluteYearly`` ``dayOfMonth`` past the end of a month falls on its last day.
+  ``endDate`` is inclusive (the whole day, in the series' zone).
+* Instance ids are stable: an occurrence keeps its id when it becomes an exception. An occurrence's
+  ``changeKey`` is derived from its master's, so any change to the master (an attendee added, an
+  occurrence cancelled or turned into an exception) re-lists all its occurrences in the next delta
+  round. Changing an occurrence (:meth:`FakeGraph.put_exception`, :meth:`FakeGraph.cancel_occurrence`,
+  a PATCH of an occurrence or an exception) also changes the master: a new changeKey and a
+  ``lastModifiedDateTime`` that never goes backwards.
+* calendarView/delta: the whole round's items are computed at its first request and served in pages
+  from that list (``@odata.nextLink`` with ``$skiptoken``; ``@odata.deltaLink`` with ``$deltatoken`` on
+  the last page). A round's time zone is that of the request that started it (the initial request's
+  ``Prefer``; for an incremental round the request's own ``Prefer`` if it names one, else the zone the
+  delta token was issued with). The page size is the requesting page's ``odata.maxpagesize`` when it
+  gives one, else the one remembered with the token (``page_size_default`` at first); at most 1000.
+  ``Preference-Applied`` echoes what was applied of what was asked for. Items are ordered by start
+  time, then id. Incremental rounds list instances (in the token's window) that are new or whose
+  changeKey changed, and ``{"id", "@removed": {"reason": "deleted"}}`` for those gone. Delta tokens can
+  be used more than once. A token this fake never issued (or issued for another mailbox) is a 400;
+  after :meth:`FakeGraph.expire_delta_tokens` it is a 410 ``SyncStateNotFound``.
+* Occurrences come as stubs (``id``, ``type``, ``seriesMasterId``, ``originalStart``, ``start``, ``end``,
+  ``isCancelled``) unless :attr:`FakeGraph.full_occurrences` is set. A series master is never part of a
+  calendarView; GET it by id. An exception carries every stored property plus ``originalStart``. A
+  cancelled series (master ``isCancelled``) has all its instances ``isCancelled``.
+* ``iCalUId``: exceptions and full occurrences carry the master's (real Graph gives each instance an
+  iCalUId of its own; calsync does not rely on either).
+* Concurrency: at most 4 requests in flight per mailbox on Exchange paths (calendarView, events,
+  calendar, mailboxSettings); a 5th gets 429 ``ApplicationThrottled`` with ``Retry-After: 1`` at once
+  (it takes no injected fault). :attr:`FakeGraph.max_in_flight` records the most seen per mailbox,
+  the refused request included.
+* Faults (``fail_next``, ``slow_next``, ``drop_next``) with an empty ``path_contains`` apply to Graph
+  requests only; a non-empty one is matched against any request target (raw or URL-decoded, with its
+  query), identity included. ``requests`` does not retry a dropped connection: ``drop_next(1)`` surfaces
+  as ``requests.ConnectionError``.
+* The fake's ``clock`` (default: the real time) stamps ``lastModifiedDateTime``/``createdDateTime`` and
+  ``innerError.date``; token and device-code lifetimes use the real time (msal does).
+* A bug inside the fake answers 500 (``FakeInternalError``) and appends the traceback to
+  :attr:`FakeGraph.internal_errors`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import hashlib
+import http.server
+import json
+import math
+import re
+import secrets
+import socket
+import ssl
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import trustme
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from dateutil import rrule as du
+
+__all__ = ["WINDOWS_ZONES", "DeviceCode", "FakeGraph", "RequestRecord", "make_certificate", "zone_info"]
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+TOKEN_LIFETIME = 3599
+DEVICE_CODE_LIFETIME = 900
+MAX_CONCURRENT = 4
+MAX_PAGE_SIZE = 1000
+DEFAULT_USERS_TOP = 100
+MAX_USERS_TOP = 999
+_CLOCK_SKEW = 300
+
+CALENDAR_READ = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
+CALENDAR_WRITE = frozenset({"Calendars.ReadWrite"})
+USERS_READ_ROLES = frozenset(
+    {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+)
+USERS_READ_SCOPES = USERS_READ_ROLES | {"User.ReadBasic.All"}
+SETTINGS_READ = frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"})
+#: Delegated scopes the device flow accepts (also with the ``https://graph.microsoft.com/`` prefix).
+DEVICE_SCOPES = frozenset(
+    {"Calendars.Read", "Calendars.ReadWrite", "User.Read", "User.Read.All", "MailboxSettings.Read"}
+)
+OIDC_SCOPES = frozenset({"offline_access", "openid", "profile", "email"})
+
+#: Windows time-zone names Exchange uses, as IANA zones (the fake's own small table).
+WINDOWS_ZONES = {
+    "UTC": "UTC",
+    "tzone://Microsoft/Utc": "UTC",
+    "Coordinated Universal Time": "UTC",
+    "GMT Standard Time": "Europe/London",
+    "Greenwich Standard Time": "Atlantic/Reykjavik",
+    "W. Europe Standard Time": "Europe/Berlin",
+    "Romance Standard Time": "Europe/Paris",
+    "Central Europe Standard Time": "Europe/Budapest",
+    "Central European Standard Time": "Europe/Warsaw",
+    "E. Europe Standard Time": "Europe/Chisinau",
+    "FLE Standard Time": "Europe/Kiev",
+    "Eastern Standard Time": "America/New_York",
+    "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver",
+    "US Mountain Standard Time": "America/Phoenix",
+    "Pacific Standard Time": "America/Los_Angeles",
+    "India Standard Time": "Asia/Kolkata",
+    "Tokyo Standard Time": "Asia/Tokyo",
+    "China Standard Time": "Asia/Shanghai",
+    "AUS Eastern Standard Time": "Australia/Sydney",
+}
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+_USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_DAYS = {
+    "monday": du.MO,
+    "tuesday": du.TU,
+    "wednesday": du.WE,
+    "thursday": du.TH,
+    "friday": du.FR,
+    "saturday": du.SA,
+    "sunday": du.SU,
+}
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_INDEX = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
+_PATTERN_TYPES = ("daily", "weekly", "absoluteMonthly", "relativeMonthly", "absoluteYearly", "relativeYearly")
+
+_EVENT_PROPERTIES = frozenset(
+    {
+        "id",
+        "createdDateTime",
+        "lastModifiedDateTime",
+        "changeKey",
+        "categories",
+        "transactionId",
+        "originalStartTimeZone",
+        "originalEndTimeZone",
+        "iCalUId",
+        "reminderMinutesBeforeStart",
+        "isReminderOn",
+        "hasAttachments",
+        "subject",
+        "bodyPreview",
+        "importance",
+        "sensitivity",
+        "isAllDay",
+        "isCancelled",
+        "isOrganizer",
+        "responseRequested",
+        "seriesMasterId",
+        "showAs",
+        "type",
+        "webLink",
+        "onlineMeetingUrl",
+        "isOnlineMeeting",
+        "onlineMeetingProvider",
+        "allowNewTimeProposals",
+        "occurrenceId",
+        "isDraft",
+        "hideAttendees",
+        "responseStatus",
+        "body",
+        "start",
+        "end",
+        "location",
+        "locations",
+        "recurrence",
+        "attendees",
+        "organizer",
+        "onlineMeeting",
+        "originalStart",
+    }
+)
+#: Properties a PATCH may not set (ignored, as Graph ignores most read-only properties).
+_READ_ONLY = frozenset(
+    {"id", "@odata.etag", "@odata.type", "@odata.context", "changeKey", "type", "seriesMasterId",
+     "originalStart", "createdDateTime"}
+)  # fmt: skip
+_USER_DEFAULT = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+_USER_PROPERTIES = frozenset({*_USER_DEFAULT, "accountEnabled", "department", "userType", "companyName"})
+_DELTA_FORBIDDEN = ("$select", "$filter", "$orderby", "$search", "$expand")
+_EXCHANGE_PATHS = frozenset({"calendarView", "events", "calendar", "calendars", "mailboxSettings"})
+
+_GRAPH_CODES = {
+    400: ("BadRequest", "Bad request."),
+    401: ("InvalidAuthenticationToken", "Access token validation failure."),
+    403: ("ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+    404: ("ErrorItemNotFound", "The specified object was not found in the store."),
+    409: ("ErrorIrresolvableConflict", "The send or update operation could not be performed."),
+    410: ("SyncStateNotFound", "The sync state could not be found."),
+    412: ("ErrorIrresolvableConflict", "The change key passed in the request does not match the item."),
+    429: ("TooManyRequests", "Too many requests. Please retry after some time."),
+    500: ("InternalServerError", "An internal server error occurred."),
+    502: ("BadGateway", "Bad gateway."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
+    504: ("GatewayTimeout", "Gateway timeout."),
+}
+_AAD_FAULTS = {
+    400: ("invalid_request", 900144),
+    401: ("invalid_client", 7000215),
+    429: ("temporarily_unavailable", 50196),
+    500: ("server_error", 90033),
+    503: ("temporarily_unavailable", 90033),
+}
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+@dataclass
+class RequestRecord:
+    """One request the fake received. ``path`` is URL-decoded, without the query string; ``query`` maps
+    each (decoded) parameter to its last value; ``mailbox`` is the lower-case address of the user a
+    ``/users/{u}/...`` or ``/me/...`` request is about (the path segment itself when no such user
+    exists), else None; ``status`` is 0 while the request is in flight and stays 0 for a dropped
+    connection. ``body``: the JSON of a PATCH, or the non-secret fields of an identity form."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    mailbox: str | None
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass
+class DeviceCode:
+    """One device-code sign-in, keyed by its ``user_code`` in :attr:`FakeGraph.device_codes`."""
+
+    user_code: str
+    device_code: str
+    client_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
+    state: Literal["pending", "approved", "denied", "redeemed"] = "pending"
+    user_id: str | None = None
+
+
+class _Error(Exception):
+    """An answer other than 2xx, already shaped (Graph's envelope or Entra ID's)."""
+
+    def __init__(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.payload = payload
+        self.headers = headers or {}
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def zone_info(name: str | None) -> ZoneInfo:
+    """The zone a Graph time-zone name stands for (IANA or Windows name); UTC when unknown or empty."""
+    return _known_zone(name) or ZoneInfo("UTC")
+
+
+def _known_zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    for candidate in (WINDOWS_ZONES.get(name), name):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return None
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _parse_iso(text: str) -> datetime:
+    """An ISO 8601 date-time with up to 7 fractional digits and an optional offset or Z (naive if none)."""
+    return datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
+
+
+def _parse_instant(text: str) -> datetime:
+    """A query parameter's date-time: without an offset it is UTC."""
+    moment = _parse_iso(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _local(value: Any) -> datetime:
+    """The instant of a Graph ``dateTimeTimeZone`` (an offset in ``dateTime`` wins over ``timeZone``)."""
+    if not isinstance(value, Mapping) or "dateTime" not in value:
+        raise ValueError(f"not a dateTimeTimeZone: {value!r}")
+    moment = _parse_iso(str(value["dateTime"]))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone_info(value.get("timeZone")))
+    return moment
+
+
+def _wall(moment: datetime) -> str:
+    """Graph's local date-time text: seven fractional digits, no offset."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0"
+
+
+def _utc_z(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stamp(moment: datetime) -> str:
+    """A ``DateTimeOffset`` as Graph writes ``lastModifiedDateTime``: UTC, seven fractional digits, Z."""
+    return _wall(moment.astimezone(UTC)) + "Z"
+
+
+def _dtz(moment: datetime, zone_name: str) -> dict[str, str]:
+    return {
+        "dateTime": _wall(moment.astimezone(zone_info(zone_name)).replace(tzinfo=None)),
+        "timeZone": zone_name,
+    }
+
+
+def _new_id(raw: bytes | None = None) -> str:
+    """An opaque Exchange-looking id: base64 (URL-safe alphabet) of 32 bytes, so it ends in ``=``."""
+    return "AAMkAD" + base64.urlsafe_b64encode(raw if raw is not None else secrets.token_bytes(32)).decode()
+
+
+def _change_key() -> str:
+    return "DwAAABYAAA" + base64.b64encode(secrets.token_bytes(15)).decode()
+
+
+def make_certificate(common_name: str = "calsync") -> tuple[bytes, bytes, str]:
+    """A fresh RSA key and a self-signed certificate for an app registration: (private key PEM,
+    certificate PEM, SHA-1 thumbprint as upper-case hex, as the Entra portal shows it)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    return key_pem, cert_pem, certificate.fingerprint(hashes.SHA1()).hex().upper()
+
+
+# ---------------------------------------------------------------------------------------------- recurrence
+
+
+def _recurrence_zone(master: Mapping[str, Any]) -> str:
+    rng = (master.get("recurrence") or {}).get("range") or {}
+    return str(
+        rng.get("recurrenceTimeZone")
+        or master.get("originalStartTimeZone")
+        or (master.get("start") or {}).get("timeZone")
+        or "UTC"
+    )
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    rule: du.rrule
+    zone: ZoneInfo
+    duration: timedelta
+    all_day: bool
+
+
+def _pattern(master: Mapping[str, Any]) -> _Pattern:
+    """The dateutil rule of a series master, in its zone's wall-clock time. ValueError if invalid."""
+    recurrence = master.get("recurrence")
+    if not isinstance(recurrence, Mapping):
+        raise ValueError("a series master needs a 'recurrence'")
+    pattern = recurrence.get("pattern") or {}
+    rng = recurrence.get("range") or {}
+    kind = pattern.get("type")
+    if kind not in _PATTERN_TYPES:
+        raise ValueError(f"unknown recurrence pattern type {kind!r}")
+    zone = zone_info(_recurrence_zone(master))
+    all_day = bool(master.get("isAllDay"))
+    start = _local(master.get("start"))
+    end = _local(master.get("end"))
+    if all_day:
+        first_wall = datetime.combine(
+            _parse_iso(str(master["start"]["dateTime"])).date(), datetime.min.time()
+        )
+        duration = timedelta(
+            days=max(1, (_parse_iso(str(master["end"]["dateTime"])).date() - first_wall.date()).days)
+        )
+    else:
+        first_wall = start.astimezone(zone).replace(tzinfo=None)
+        duration = end - start
+    if duration < timedelta(0):
+        raise ValueError("an event cannot end before it starts")
+    if rng.get("startDate"):
+        first_wall = datetime.combine(date.fromisoformat(str(rng["startDate"])), first_wall.time())
+    interval = int(pattern.get("interval") or 1)
+    if interval < 1:
+        raise ValueError(f"recurrence interval must be at least 1, got {interval}")
+    days = []
+    for name in pattern.get("daysOfWeek") or ():
+        try:
+            days.append(_DAYS[str(name).lower()])
+        except KeyError:
+            raise ValueError(f"unknown day of the week {name!r}") from None
+    wkst = _DAYS.get(str(pattern.get("firstDayOfWeek") or "sunday").lower(), du.SU)
+    index = _INDEX.get(str(pattern.get("index") or "first").lower())
+    if index is None:
+        raise ValueError(f"unknown week index {pattern.get('index')!r}")
+    day_of_month = int(pattern.get("dayOfMonth") or 0)
+    month = int(pattern.get("month") or 0)
+    freq: Any
+    options: dict[str, Any] = {"dtstart": first_wall, "interval": interval, "wkst": wkst}
+    if kind == "daily":
+        freq = du.DAILY
+    elif kind == "weekly":
+        freq = du.WEEKLY
+        options["byweekday"] = days or [_DAYS[_WEEKDAY_NAMES[first_wall.weekday()]]]
+    elif kind in ("absoluteMonthly", "absoluteYearly"):
+        freq = du.MONTHLY if kind == "absoluteMonthly" else du.YEARLY
+        if not 1 <= day_of_month <= 31:
+            raise ValueError(f"{kind} needs a dayOfMonth from 1 to 31, got {day_of_month}")
+        if day_of_month > 28:  # the last day of a shorter month, as Exchange does
+            options["bymonthday"] = list(range(28, day_of_month + 1))
+            options["bysetpos"] = -1
+        else:
+            options["bymonthday"] = day_of_month
+        if kind == "absoluteYearly":
+            if not 1 <= month <= 12:
+                raise ValueError(f"absoluteYearly needs a month from 1 to 12, got {month}")
+            options["bymonth"] = month
+    else:
+        freq = du.MONTHLY if kind == "relativeMonthly" else du.YEARLY
+        if not days:
+            raise ValueError(f"{kind} needs daysOfWeek")
+        options["byweekday"] = days
+        options["bysetpos"] = index
+        if kind == "relativeYearly":
+            if not 1 <= month <= 12:
+                raise ValueError(f"relativeYearly needs a month from 1 to 12, got {month}")
+            options["bymonth"] = month
+    range_type = rng.get("type") or "noEnd"
+    if range_type == "endDate":
+        if not rng.get("endDate"):
+            raise ValueError("an endDate range needs an endDate")
+        options["until"] = datetime.combine(date.fromisoformat(str(rng["endDate"])), datetime.max.time())
+    elif range_type == "numbered":
+        count = int(rng.get("numberOfOccurrences") or 0)
+        if count < 1:
+            raise ValueError("a numbered range needs numberOfOccurrences of at least 1")
+        options["count"] = count
+    elif range_type != "noEnd":
+        raise ValueError(f"unknown recurrence range type {range_type!r}")
+    return _Pattern(du.rrule(freq, **options), zone, duration, all_day)
+
+
+def _pattern_starts(pattern: _Pattern, lo: datetime, hi: datetime) -> list[datetime]:
+    """The original starts (UTC) the pattern produces in [lo, hi]."""
+    zone = pattern.zone
+    lo_wall = lo.astimezone(zone).replace(tzinfo=None) - timedelta(days=1)
+    hi_wall = hi.astimezone(zone).replace(tzinfo=None) + timedelta(days=1)
+    out = []
+    for wall in pattern.rule.between(lo_wall, hi_wall, inc=True):
+        moment = wall.replace(tzinfo=zone).astimezone(UTC)
+        if lo <= moment <= hi:
+            out.append(moment)
+    return out
+
+
+def _overlaps(start: datetime, end: datetime, lo: datetime, hi: datetime) -> bool:
+    if start == end:
+        return lo <= start < hi
+    return start < hi and end > lo
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class _App:
+    client_id: str
+    secret: str | None
+    certificate: x509.Certificate | None
+    roles: frozenset[str]
+    mailboxes: frozenset[str] | None
+
+
+@dataclass
+class _AccessToken:
+    client_id: str
+    user_id: str | None  # None: an application token
+    permissions: frozenset[str]  # roles (app) or scopes (delegated), short names
+    expires_at: float
+    expired: bool = False
+
+
+@dataclass
+class _RefreshToken:
+    client_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    revoked: bool = False
+
+
+@dataclass
+class _User:
+    user_id: str
+    email: str
+    display_name: str
+    manager: str | None
+    enabled: bool
+    mailbox: bool
+    time_zone: str
+
+
+@dataclass
+class _Event:
+    resource: dict[str, Any]
+    # a master's bookkeeping: original starts (UTC) turned into exceptions, deleted, cancelled-but-kept
+    exceptions: dict[datetime, str] = field(default_factory=dict)
+    deleted: set[datetime] = field(default_factory=set)
+    kept: set[datetime] = field(default_factory=set)
+    original: datetime | None = None  # an exception's original start (UTC)
+
+    @property
+    def kind(self) -> str:
+        return str(self.resource["type"])
+
+    @property
+    def ident(self) -> str:
+        return str(self.resource["id"])
+
+
+@dataclass
+class _Mailbox:
+    events: dict[str, _Event] = field(default_factory=dict)
+    occurrences: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # id -> (master, original)
+
+
+@dataclass(frozen=True)
+class _Instance:
+    ident: str
+    change_key: str
+    start: datetime
+    kind: str  # occurrence, exception, singleInstance
+    event: _Event  # the occurrence's master, else the event itself
+    original: datetime | None
+
+
+@dataclass
+class _Round:
+    """One delta round (or users listing): its items computed at its first request, served in pages."""
+
+    user_id: str | None
+    items: list[dict[str, Any]]
+    prefix: str
+    page_size: int
+    tz_name: str | None = None
+    window: tuple[datetime, datetime] | None = None
+    snapshot: dict[str, str] = field(default_factory=dict)
+    expired: bool = False
+    delta_token: str | None = None
+
+
+@dataclass
+class _DeltaToken:
+    user_id: str
+    window: tuple[datetime, datetime]
+    snapshot: dict[str, str]
+    tz_name: str | None
+    page_size: int
+    prefix: str
+    expired: bool = False
+
+
+@dataclass
+class _Fault:
+    kind: Literal["fail", "slow", "drop"]
+    remaining: int
+    path_contains: str
+    status: int = 0
+    code: str | None = None
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------- server
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _dispatch(self) -> None:
+        self.server.fake._handle(self)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, fake: FakeGraph, context: ssl.SSLContext) -> None:
+        self.fake = fake
+        self.ssl_context = context
+        self.open_sockets: set[ssl.SSLSocket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # the TLS handshake happens in the connection's own thread, so a slow client never blocks accept
+        request.settimeout(30)
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self.sockets_lock:
+            self.open_sockets.add(tls)
+        try:
+            _Handler(tls, client_address, self)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            with self.sockets_lock:
+                self.open_sockets.discard(tls)
+            tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away is not our problem
+
+    def close_connections(self) -> None:
+        with self.sockets_lock:
+            sockets = list(self.open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+# ---------------------------------------------------------------------------------------------- the fake
+
+
+class FakeGraph:
+    """In-memory Microsoft identity platform and Graph v1.0 calendars and users (see the module doc)."""
+
+    make_certificate = staticmethod(make_certificate)
+
+    def __init__(self, *, page_size_default: int = 10, clock: Callable[[], datetime] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="fake-graph-")
+        self._ca = trustme.CA()
+        self._server_cert = self._ca.issue_cert("127.0.0.1")
+        #: PEM of the CA that signed the server's certificate for 127.0.0.1 (removed again by stop()).
+        self.ca_path = Path(self._tmp.name) / "fake-graph-ca.pem"
+        self._ca.cert_pem.write_to_path(str(self.ca_path))
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._base_url: str | None = None
+        self.page_size_default = page_size_default
+        self._clock = clock
+        #: The directory (tenant) id; the authority is ``f"{authority_host}/{tenant}"``.
+        self.tenant = str(uuid.uuid4())
+        #: Other names the tenant answers to in the authority (e.g. a verified domain).
+        self.tenant_aliases: set[str] = set()
+
+        # identity
+        self._apps: dict[str, _App] = {}
+        self._public_clients: set[str] = set()
+        self._tokens: dict[str, _AccessToken] = {}
+        self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._signing_kid = _b64url(secrets.token_bytes(20))
+        #: Device-code sign-ins by user code.
+        self.device_codes: dict[str, DeviceCode] = {}
+        #: When set (a user's address), each device code is approved for that user as it is issued
+        #: (an unknown user is a bug in the test: the device-code request gets 500, see internal_errors).
+        self.auto_approve: str | None = None
+        #: The polling interval (seconds) the device-code answer tells the client to use.
+        self.device_interval = 1
+
+        # directory and mailboxes
+        self._users: dict[str, _User] = {}
+        self._mailboxes: dict[str, _Mailbox] = {}
+        self._rounds: dict[str, tuple[_Round, int]] = {}
+        self._delta_tokens: dict[str, _DeltaToken] = {}
+        #: When true, occurrences in calendarView carry all their master's properties, not stubs.
+        self.full_occurrences = False
+
+        # faults and observation
+        self._faults: list[_Fault] = []
+        self._in_flight: dict[str, int] = {}
+        #: The most requests seen in flight at once per mailbox (a refused one included).
+        self.max_in_flight: dict[str, int] = {}
+        self.requests: list[RequestRecord] = []
+        self.internal_errors: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeGraph:
+        if self._server is not None:
+            return self
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._server_cert.configure_cert(context)
+        server = _Server(self, context)
+        self._base_url = f"https://127.0.0.1:{server.server_address[1]}"
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> FakeGraph:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("FakeGraph is not started")
+        return self._base_url
+
+    @property
+    def authority_host(self) -> str:
+        """``https://127.0.0.1:PORT``: where login.microsoftonline.com would be."""
+        return self.base_url
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant}"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.authority}/oauth2/v2.0/token"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.authority}/v2.0"
+
+    @property
+    def graph_endpoint(self) -> str:
+        """``https://127.0.0.1:PORT/v1.0``: where https://graph.microsoft.com/v1.0 would be."""
+        return f"{self.base_url}/v1.0"
+
+    # ------------------------------------------------------------------ apps and sign-ins
+
+    def add_app(
+        self,
+        client_id: str,
+        *,
+        secret: str | None = None,
+        certificate_pem: bytes | None = None,
+        roles: Iterable[str] = ("Calendars.Read", "User.Read.All"),
+        mailboxes: set[str] | None = None,
+    ) -> None:
+        """A confidential client (app registration) with a secret and/or a certificate. ``roles``: the
+        application permissions an admin consented to (none: tokens are issued, Graph answers 403).
+        ``mailboxes``: its Exchange RBAC for Applications scope (None: every mailbox)."""
+        if secret is None and certificate_pem is None:
+            raise ValueError("an app needs a secret or a certificate")
+        certificate = x509.load_pem_x509_certificate(certificate_pem) if certificate_pem else None
+        if certificate is not None and not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+            raise ValueError("the fake verifies RSA certificates only")
+        with self._lock:
+            self._apps[client_id] = _App(
+                client_id, secret, certificate, frozenset(roles), _addresses(mailboxes)
+            )
+
+    def set_roles(self, client_id: str, roles: Iterable[str]) -> None:
+        """Change the app's consented application permissions (tokens issued from now on carry them)."""
+        with self._lock:
+            self._apps[client_id].roles = frozenset(roles)
+
+    def restrict(self, client_id: str, mailboxes: set[str] | None) -> None:
+        """The app's Exchange RBAC for Applications scope (None: every mailbox), effective at once."""
+        with self._lock:
+            self._apps[client_id].mailboxes = _addresses(mailboxes)
+
+    def add_public_client(self, client_id: str) -> None:
+        """A public client (app registration with "Allow public client flows") for the device code."""
+        with self._lock:
+            self._public_clients.add(client_id)
+
+    def approve_device(self, user_code: str, user: str) -> None:
+        """The person enters ``user_code`` in a browser and signs in as ``user`` (id or address)."""
+        with self._lock:
+            found = self._find_user(user)
+            if found is None:
+                raise KeyError(f"no user {user!r}: call add_user first")
+            code = self.device_codes[user_code]
+            code.state, code.user_id = "approved", found.user_id
+
+    def deny_device(self, user_code: str) -> None:
+        with self._lock:
+            self.device_codes[user_code].state = "denied"
+
+    def expire_device(self, user_code: str) -> None:
+        """The code runs out: the next poll gets ``expired_token``."""
+        with self._lock:
+            self.device_codes[user_code].expires_at = 0.0
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far now gets 401 from Graph (the client is expected to refresh)."""
+        with self._lock:
+            for token in self._tokens.values():
+                token.expired = True
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token issued so far is revoked (``invalid_grant``): the person signs in again."""
+        with self._lock:
+            for token in self._refresh_tokens.values():
+                token.revoked = True
+
+    # ------------------------------------------------------------------ users
+
+    def add_user(
+        self,
+        email: str,
+        display_name: str,
+        *,
+        manager: str | None = None,
+        enabled: bool = True,
+        mailbox: bool = True,
+        time_zone: str = "UTC",
+    ) -> str:
+        """A user of the tenant (UPN = ``email``); returns their object id. Adding an existing address
+        again updates that user. ``manager``: an address or id (need not exist yet)."""
+        with self._lock:
+            existing = self._find_user(email)
+            user_id = existing.user_id if existing else str(uuid.uuid4())
+            self._users[user_id] = _User(user_id, email, display_name, manager, enabled, mailbox, time_zone)
+            self._mailboxes.setdefault(user_id, _Mailbox())
+            return user_id
+
+    # ------------------------------------------------------------------ events
+
+    def put_event(self, mailbox: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Store a ``singleInstance`` or (with ``recurrence``) a ``seriesMaster``; returns the stored
+        resource. Replacing an existing id keeps a master's exceptions and cancellations."""
+        with self._lock:
+            box, user = self._box_for_put(mailbox)
+            resource = copy.deepcopy(event)
+            kind = "seriesMaster" if resource.get("recurrence") else "singleInstance"
+            if resource.get("type") not in (None, kind):
+                raise ValueError(
+                    f"put_event stores singleInstance and seriesMaster events, not {resource['type']!r} "
+                    "(use put_exception / cancel_occurrence)"
+                )
+            resource["type"] = kind
+            event_id = str(resource.get("id") or _new_id())
+            resource["id"] = event_id
+            self._normalise(resource, user)
+            if kind == "seriesMaster":
+                _pattern(resource)  # validate now, not when first listed
+            previous = box.events.get(event_id)
+            stored = _Event(resource)
+            if previous is not None and previous.kind == "seriesMaster" and kind == "seriesMaster":
+                stored.exceptions, stored.deleted, stored.kept = (
+                    previous.exceptions,
+                    previous.deleted,
+                    previous.kept,
+                )
+            elif previous is not None:
+                self._remove(box, previous)
+            self._new_version(resource, resource.get("lastModifiedDateTime"))
+            box.events[event_id] = stored
+            return copy.deepcopy(resource)
+
+    def put_exception(
+        self, mailbox: str, master_id: str, original_start: datetime, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Turn the occurrence of ``master_id`` that starts at ``original_start`` into an ``exception``
+        with ``changes`` (top-level replace: start, end, subject, attendees, responseStatus, isCancelled,
+        lastModifiedDateTime ...); an existing exception is changed further. Returns it as stored."""
+        with self._lock:
+            box, _ = self._box(mailbox)
+            master = self._master(box, master_id)
+            return copy.deepcopy(self._make_exception(box, master, original_start, changes).resource)
+
+    def cancel_occurrence(
+        self,
+        mailbox: str,
+        master_id: str,
+        original_start: datetime,
+        *,
+        keep: bool = False,
+        last_modified: datetime | None = None,
+    ) -> None:
+        """Cancel one occurrence. ``keep=False``: it is deleted and vanishes from calendarView (the
+        organizer's calendar); ``keep=True``: it stays with ``isCancelled: true`` (an attendee's copy after
+        the cancellation notice). The master changes either way (``last_modified`` if given)."""
+        with self._lock:
+            box, _ = self._box(mailbox)
+            master = self._master(box, master_id)
+            original = self._check_original(master, original_start)
+            stamp = _stamp(last_modified) if last_modified is not None else None
+            exception_id = master.exceptions.get(original)
+            if keep:
+                if exception_id is not None:
+                    exception = box.events[exception_id]
+                    exception.resource["isCancelled"] = True
+                    self._new_version(exception.resource, stamp)
+                else:
+                    master.kept.add(original)
+            else:
+                if exception_id is not None:
+                    del box.events[exception_id]
+                    del master.exceptions[original]
+                master.kept.discard(original)
+                master.deleted.add(original)
+            self._touch_master(master, stamp)
+
+    def patch_event(self, mailbox: str, event_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Top-level replace of an event's properties (an occurrence id makes it an exception); bumps its
+        changeKey and ``lastModifiedDateTime`` (unless ``changes`` sets it). Returns it as stored."""
+        with self._lock:
+            box, user = self._box(mailbox)
+            return copy.deepcopy(self._patch(box, user, event_id, copy.deepcopy(changes)).resource)
+
+    def delete_event(self, mailbox: str, event_id: str) -> None:
+        """Delete an event: a master takes its occurrences and exceptions with it; an exception or an
+        occurrence id deletes that instance (as ``cancel_occurrence(keep=False)``)."""
+        with self._lock:
+            box, _ = self._box(mailbox)
+            self._delete(box, event_id)
+
+    def events(self, mailbox: str) -> list[dict[str, Any]]:
+        """The stored resources (masters, exceptions, single instances) as deep copies."""
+        with self._lock:
+            box, _ = self._box(mailbox)
+            return [copy.deepcopy(e.resource) for e in box.events.values()]
+
+    def expire_delta_tokens(self, mailbox: str | None = None) -> None:
+        """The skip and delta tokens issued so far (for one mailbox, or all) now get 410."""
+        with self._lock:
+            user_id = None
+            if mailbox is not None:
+                user = self._find_user(mailbox)
+                if user is None:
+                    raise KeyError(f"no user {mailbox!r}")
+                user_id = user.user_id
+            for round_, _ in self._rounds.values():
+                if round_.window is not None and user_id in (None, round_.user_id):
+                    round_.expired = True
+            for token in self._delta_tokens.values():
+                if user_id in (None, token.user_id):
+                    token.expired = True
+
+    # ------------------------------------------------------------------ faults
+
+    def fail_next(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        retry_after: float | None = None,
+        code: str | None = None,
+        path_contains: str = "",
+    ) -> None:
+        """The next ``count`` matching requests get ``status`` with Graph's envelope (429
+        ``TooManyRequests``, 503 ``ServiceUnavailable`` ... unless ``code`` says otherwise), or Entra
+        ID's on identity paths; ``Retry-After`` (whole seconds) when ``retry_after`` is given."""
+        with self._lock:
+            self._faults.append(_Fault("fail", count, path_contains, status, code, retry_after))
+
+    def slow_next(self, count: int, seconds: float, *, path_contains: str = "") -> None:
+        """The next ``count`` matching requests are answered after ``seconds`` (then normally)."""
+        with self._lock:
+            self._faults.append(_Fault("slow", count, path_contains, seconds=seconds))
+
+    def drop_next(self, count: int, *, path_contains: str = "") -> None:
+        """The next ``count`` matching requests get their connection closed without an answer."""
+        with self._lock:
+            self._faults.append(_Fault("drop", count, path_contains))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    # ------------------------------------------------------------------ observation
+
+    def count(self, method: str = "GET", path_contains: str = "") -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.method == method and path_contains in r.path)
+
+    def reset_log(self) -> None:
+        """Forget the request log and the in-flight maxima."""
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight.clear()
+
+    # ================================================================== internals: state
+
+    def _now(self) -> datetime:
+        now = self._clock() if self._clock is not None else datetime.now(UTC)
+        return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    def _find_user(self, key: str) -> _User | None:
+        if key in self._users:
+            return self._users[key]
+        lowered = key.lower()
+        for user in self._users.values():
+            if user.email.lower() == lowered or user.user_id.lower() == lowered:
+                return user
+        return None
+
+    def _box(self, mailbox: str) -> tuple[_Mailbox, _User]:
+        user = self._find_user(mailbox)
+        if user is None:
+            raise KeyError(f"no mailbox {mailbox!r}")
+        return self._mailboxes[user.user_id], user
+
+    def _box_for_put(self, mailbox: str) -> tuple[_Mailbox, _User]:
+        """The mailbox to store into; a user is created for an unknown address (display name from it)."""
+        if self._find_user(mailbox) is None:
+            local = mailbox.partition("@")[0]
+            self.add_user(mailbox, " ".join(p.capitalize() for p in re.split(r"[._-]", local) if p))
+        return self._box(mailbox)
+
+    def _master(self, box: _Mailbox, master_id: str) -> _Event:
+        master = box.events.get(master_id)
+        if master is None or master.kind != "seriesMaster":
+            raise KeyError(f"no series master {master_id!r}")
+        return master
+
+    def _check_original(self, master: _Event, original_start: datetime) -> datetime:
+        if original_start.tzinfo is None:
+            raise ValueError("original_start must be an aware datetime")
+        original = original_start.astimezone(UTC)
+        if not _pattern_starts(_pattern(master.resource), original, original):
+            raise ValueError(f"the series {master.ident} has no occurrence at {original.isoformat()}")
+        if original in master.deleted:
+            raise ValueError(f"the occurrence at {original.isoformat()} was deleted")
+        return original
+
+    def _normalise(self, resource: dict[str, Any], owner: _User) -> None:
+        """Fill in what Exchange always answers, and bring times into Graph's own text form."""
+        for name in ("start", "end"):
+            value = resource.get(name)
+            if not isinstance(value, Mapping) or "dateTime" not in value:
+                raise ValueError(f"an event needs {name} = {{'dateTime': ..., 'timeZone': ...}}")
+            zone_name = str(value.get("timeZone") or "UTC")
+            moment = _parse_iso(str(value["dateTime"]))
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(zone_info(zone_name)).replace(tzinfo=None)
+            resource[name] = {"dateTime": _wall(moment), "timeZone": zone_name}
+        if _local(resource["end"]) < _local(resource["start"]):
+            raise ValueError("an event cannot end before it starts")
+        resource.setdefault("originalStartTimeZone", resource["start"]["timeZone"])
+        resource.setdefault("originalEndTimeZone", resource["end"]["timeZone"])
+        resource.setdefault("subject", "")
+        resource.setdefault("isAllDay", False)
+        resource.setdefault("isCancelled", False)
+        resource.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper())
+        resource.setdefault(
+            "organizer", {"emailAddress": {"name": owner.display_name, "address": owner.email}}
+        )
+        resource.setdefault("attendees", [])
+        organizer = str(((resource["organizer"] or {}).get("emailAddress") or {}).get("address") or "")
+        resource.setdefault("isOrganizer", organizer.lower() == owner.email.lower())
+        resource.setdefault(
+            "responseStatus",
+            {
+                "response": "organizer" if resource["isOrganizer"] else "none",
+                "time": "0001-01-01T00:00:00Z",
+            },
+        )
+        resource.setdefault("createdDateTime", resource.get("lastModifiedDateTime") or _stamp(self._now()))
+        recurrence = resource.get("recurrence")
+        if isinstance(recurrence, dict):
+            pattern = recurrence.setdefault("pattern", {})
+            for key, default in (
+                ("interval", 1),
+                ("month", 0),
+                ("dayOfMonth", 0),
+                ("firstDayOfWeek", "sunday"),
+                ("index", "first"),
+            ):
+                pattern.setdefault(key, default)
+            if pattern.get("type") in ("weekly", "relativeMonthly", "relativeYearly"):
+                pattern.setdefault("daysOfWeek", [])
+            rng = recurrence.setdefault("range", {"type": "noEnd"})
+            rng.setdefault("type", "noEnd")
+            rng.setdefault("startDate", _parse_iso(resource["start"]["dateTime"]).date().isoformat())
+            rng.setdefault("endDate", "0001-01-01")
+            rng.setdefault("recurrenceTimeZone", resource["originalStartTimeZone"])
+            rng.setdefault("numberOfOccurrences", 0)
+        elif recurrence is not None:
+            raise ValueError("recurrence must be a patternedRecurrence object")
+
+    def _new_version(self, resource: dict[str, Any], last_modified: Any = None) -> None:
+        """A new changeKey and etag; ``lastModifiedDateTime`` = ``last_modified`` if given, else now."""
+        key = _change_key()
+        resource["changeKey"] = key
+        resource["@odata.etag"] = f'W/"{key}"'
+        resource["lastModifiedDateTime"] = str(last_modified) if last_modified else _stamp(self._now())
+
+    def _touch_master(self, master: _Event, last_modified: str | None) -> None:
+        """A change to one of its instances: a new changeKey, and a lastModifiedDateTime that never goes
+        backwards."""
+        current = str(master.resource.get("lastModifiedDateTime") or "")
+        candidate = last_modified or _stamp(self._now())
+        with contextlib.suppress(ValueError):
+            if current and _parse_instant(current) > _parse_instant(candidate):
+                candidate = current
+        self._new_version(master.resource, candidate)
+
+    def _make_exception(
+        self, box: _Mailbox, master: _Event, original_start: datetime, changes: dict[str, Any]
+    ) -> _Event:
+        original = self._check_original(master, original_start)
+        changes = {k: copy.deepcopy(v) for k, v in changes.items() if k not in _READ_ONLY}
+        owner = self._users[self._user_id_of(box)]
+        existing_id = master.exceptions.get(original)
+        if existing_id is not None:
+            exception = box.events[existing_id]
+            resource = copy.deepcopy(exception.resource)
+        else:
+            pattern = _pattern(master.resource)
+            resource = {
+                k: copy.deepcopy(v)
+                for k, v in master.resource.items()
+                if k not in ("recurrence", "id", "changeKey", "@odata.etag", "lastModifiedDateTime")
+            }
+            start, end = _instance_times(master.resource, pattern, original)
+            zone_name = str(
+                master.resource.get("originalStartTimeZone") or master.resource["start"]["timeZone"]
+            )
+            if pattern.all_day:
+                resource["start"] = {"dateTime": _wall(start.replace(tzinfo=None)), "timeZone": zone_name}
+                resource["end"] = {"dateTime": _wall(end.replace(tzinfo=None)), "timeZone": zone_name}
+            else:
+                resource["start"] = _dtz(start, zone_name)
+                resource["end"] = _dtz(end, zone_name)
+            resource["id"] = self._occurrence_id(box, master, original)
+            resource["type"] = "exception"
+            resource["seriesMasterId"] = master.ident
+            resource["originalStart"] = _utc_z(original)
+            resource["isCancelled"] = original in master.kept
+        if "recurrence" in changes:
+            raise ValueError("an exception cannot have a recurrence")
+        resource.update(changes)
+        self._normalise(resource, owner)
+        self._new_version(resource, changes.get("lastModifiedDateTime"))
+        exception = _Event(resource, original=original)
+        box.events[exception.ident] = exception
+        master.exceptions[original] = exception.ident
+        master.kept.discard(original)
+        self._touch_master(master, str(resource["lastModifiedDateTime"]))
+        return exception
+
+    def _user_id_of(self, box: _Mailbox) -> str:
+        return next(uid for uid, b in self._mailboxes.items() if b is box)
+
+    def _occurrence_id(self, box: _Mailbox, master: _Event, original: datetime) -> str:
+        digest = hashlib.sha256(f"{master.ident}|{_utc_z(original)}".encode()).digest()
+        ident = _new_id(digest)
+        box.occurrences[ident] = (master.ident, original)
+        return ident
+
+    def _patch(self, box: _Mailbox, owner: _User, event_id: str, changes: dict[str, Any]) -> _Event:
+        event = box.events.get(event_id)
+        if event is None:
+            occurrence = self._resolve_occurrence(box, event_id)
+            if occurrence is None:
+                raise KeyError(f"no event {event_id!r}")
+            master, original = occurrence
+            return self._make_exception(box, master, original, changes)
+        changes = {k: v for k, v in changes.items() if k not in _READ_ONLY}
+        if event.kind == "exception":
+            master = box.events[str(event.resource["seriesMasterId"])]
+            return self._make_exception(box, master, event.original or datetime.min, changes)
+        resource = copy.deepcopy(event.resource)
+        if "recurrence" in changes and event.kind != "seriesMaster":
+            raise ValueError("the fake does not turn a single event into a series")
+        if event.kind == "seriesMaster" and "recurrence" in changes and not changes["recurrence"]:
+            raise ValueError("the fake does not turn a series into a single event")
+        resource.update(changes)
+        self._normalise(resource, owner)
+        if event.kind == "seriesMaster":
+            _pattern(resource)
+        self._new_version(resource, changes.get("lastModifiedDateTime"))
+        event.resource = resource
+        return event
+
+    def _resolve_occurrence(self, box: _Mailbox, ident: str) -> tuple[_Event, datetime] | None:
+        """The (master, original start) of an occurrence id the fake handed out, if it still exists."""
+        found = box.occurrences.get(ident)
+        if found is None:
+            return None
+        master = box.events.get(found[0])
+        original = found[1]
+        if master is None or master.kind != "seriesMaster" or original in master.deleted:
+            return None
+        if original in master.exceptions:
+            return None
+        if not _pattern_starts(_pattern(master.resource), original, original):
+            return None
+        return master, original
+
+    def _delete(self, box: _Mailbox, event_id: str) -> None:
+        event = box.events.get(event_id)
+        if event is None:
+            occurrence = self._resolve_occurrence(box, event_id)
+            if occurrence is None:
+                raise KeyError(f"no event {event_id!r}")
+            master, original = occurrence
+            master.kept.discard(original)
+            master.deleted.add(original)
+            self._touch_master(master, None)
+            return
+        if event.kind == "exception":
+            master = box.events[str(event.resource["seriesMasterId"])]
+            assert event.original is not None
+            master.exceptions.pop(event.original, None)
+            master.deleted.add(event.original)
+            del box.events[event_id]
+            self._touch_master(master, None)
+            return
+        self._remove(box, event)
+
+    def _remove(self, box: _Mailbox, event: _Event) -> None:
+        box.events.pop(event.ident, None)
+        for exception_id in event.exceptions.values():
+            box.events.pop(exception_id, None)
+
+    # ------------------------------------------------------------------ instances
+
+    def _instances(self, box: _Mailbox, lo: datetime, hi: datetime) -> list[_Instance]:
+        """Every instance whose [start, end) overlaps [lo, hi), ordered by start, then id."""
+        out: list[_Instance] = []
+        for event in box.events.values():
+            kind = event.kind
+            if kind == "seriesMaster":
+                out.extend(self._occurrences(box, event, lo, hi))
+            elif kind == "exception" or kind == "singleInstance":
+                start, end = _stored_times(event.resource)
+                if _overlaps(start, end, lo, hi):
+                    out.append(
+                        _Instance(
+                            event.ident, str(event.resource["changeKey"]), start, kind, event, event.original
+                        )
+                    )
+        out.sort(key=lambda i: (i.start, i.ident))
+        return out
+
+    def _occurrences(self, box: _Mailbox, master: _Event, lo: datetime, hi: datetime) -> list[_Instance]:
+        pattern = _pattern(master.resource)
+        out = []
+        for original in _pattern_starts(pattern, lo - pattern.duration - timedelta(days=1), hi):
+            if original in master.deleted or original in master.exceptions:
+                continue
+            start, end = _instance_times(master.resource, pattern, original)
+            if not _overlaps(start, end, lo, hi):
+                continue
+            ident = self._occurrence_id(box, master, original)
+            seed = f"{master.resource['changeKey']}|{_utc_z(original)}".encode()
+            key = "DwAAABYAAA" + base64.b64encode(hashlib.sha256(seed).digest()[:15]).decode()
+            out.append(_Instance(ident, key, start, "occurrence", master, original))
+        return out
+
+    def _instance_view(self, box: _Mailbox, instance: _Instance, tz_name: str | None) -> dict[str, Any]:
+        """An instance as calendarView (and its delta) answers it."""
+        if instance.kind != "occurrence":
+            return {"@odata.type": "#microsoft.graph.event", **self._event_view(box, instance.event, tz_name)}
+        master = instance.event
+        assert instance.original is not None
+        pattern = _pattern(master.resource)
+        start, end = _instance_times(master.resource, pattern, instance.original)
+        view: dict[str, Any] = {
+            "@odata.type": "#microsoft.graph.event",
+            "@odata.etag": f'W/"{instance.change_key}"',
+        }
+        if self.full_occurrences:
+            for key, value in master.resource.items():
+                if key not in ("recurrence", "@odata.etag"):
+                    view[key] = copy.deepcopy(value)
+            view["changeKey"] = instance.change_key
+        view.update(
+            {
+                "id": instance.ident,
+                "type": "occurrence",
+                "seriesMasterId": master.ident,
+                "originalStart": _utc_z(instance.original),
+                "start": _render_time(start, pattern.all_day, tz_name),
+                "end": _render_time(end, pattern.all_day, tz_name),
+                "isCancelled": bool(master.resource.get("isCancelled")) or instance.original in master.kept,
+            }
+        )
+        return view
+
+    def _event_view(self, box: _Mailbox, event: _Event, tz_name: str | None) -> dict[str, Any]:
+        """A stored event as GET answers it: times in the preferred zone (UTC by default)."""
+        resource = event.resource
+        view = {"@odata.etag": resource["@odata.etag"], "id": resource["id"], "type": resource["type"]}
+        view.update(copy.deepcopy(resource))
+        all_day = bool(resource.get("isAllDay"))
+        start, end = _stored_times(resource)
+        view["start"] = _render_time(start, all_day, tz_name)
+        view["end"] = _render_time(end, all_day, tz_name)
+        if event.kind == "exception":
+            master = box.events.get(str(resource.get("seriesMasterId")))
+            if master is not None and master.resource.get("isCancelled"):
+                view["isCancelled"] = True
+        return view
+
+    # ================================================================== internals: HTTP
+
+    def _handle(self, handler: _Handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length > 0 else b""
+        split = urllib.parse.urlsplit(handler.path)
+        raw_path = split.path
+        path = urllib.parse.unquote(raw_path)
+        query_multi = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        is_graph = raw_path == "/v1.0" or raw_path.startswith("/v1.0/")
+        record = RequestRecord(
+            handler.command,
+            path,
+            query,
+            None,
+            0,
+            {k: v for k, v in handler.headers.items() if k.lower() != "authorization"},
+        )
+        segments = [urllib.parse.unquote(s) for s in raw_path.split("/")[1:]]
+        tracked: str | None = None
+        with self._lock:
+            self.requests.append(record)
+            if is_graph:
+                record.mailbox = self._mailbox_of(segments, handler.headers)
+                after = 3 if segments[1:2] == ["users"] else 2  # the segment after the user's
+                if (
+                    record.mailbox is not None
+                    and len(segments) > after
+                    and segments[after] in _EXCHANGE_PATHS
+                ):
+                    tracked = record.mailbox
+                    now = self._in_flight.get(tracked, 0) + 1
+                    self._in_flight[tracked] = now
+                    self.max_in_flight[tracked] = max(self.max_in_flight.get(tracked, 0), now)
+        try:
+            self._answer(handler, record, raw_path, segments, query_multi, body, is_graph, tracked)
+        finally:
+            if tracked is not None:
+                with self._lock:
+                    self._in_flight[tracked] -= 1
+
+    def _answer(
+        self,
+        handler: _Handler,
+        record: RequestRecord,
+        raw_path: str,
+        segments: list[str],
+        query: dict[str, list[str]],
+        body: bytes,
+        is_graph: bool,
+        tracked: str | None,
+    ) -> None:
+        headers: dict[str, str] = {}
+        client_request_id = handler.headers.get("client-request-id") or str(uuid.uuid4())
+        payload: dict[str, Any] | None
+        with self._lock:
+            refused = tracked is not None and self._in_flight[tracked] > MAX_CONCURRENT
+        if refused:
+            status, payload = (
+                429,
+                self._graph_envelope(
+                    "ApplicationThrottled",
+                    "Application is over its MailboxConcurrency limit.",
+                    client_request_id,
+                ),
+            )
+            headers["Retry-After"] = "1"
+        else:
+            fault = self._take_fault(is_graph, handler.path, urllib.parse.unquote(handler.path))
+            if fault is not None and fault.kind == "slow":
+                time.sleep(fault.seconds)
+            elif fault is not None and fault.kind == "drop":
+                handler.close_connection = True
+                with contextlib.suppress(OSError):
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fault is not None and fault.kind == "fail":
+                status, payload = fault.status, self._fault_payload(fault, is_graph, client_request_id)
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = str(math.ceil(fault.retry_after))
+                if is_graph and fault.status == 401:
+                    headers["WWW-Authenticate"] = self._www_authenticate()
+            else:
+                try:
+                    with self._lock:
+                        status, payload, extra = self._route(
+                            handler.command, raw_path, segments, query, handler, body, record
+                        )
+                    headers.update(extra)
+                except _Error as error:
+                    status, payload, headers = error.status, error.payload, error.headers
+                    if is_graph and "error" in payload and isinstance(payload["error"], dict):
+                        payload["error"]["innerError"]["client-request-id"] = client_request_id
+                except Exception:
+                    self.internal_errors.append(traceback.format_exc())
+                    status = 500
+                    payload = (
+                        self._graph_envelope(
+                            "FakeInternalError", "Internal error in the fake", client_request_id
+                        )
+                        if is_graph
+                        else {"error": "server_error", "error_description": "Internal error in the fake"}
+                    )
+        record.status = status
+        data = json.dumps(payload).encode() if payload is not None else b""
+        if is_graph:
+            content_type = (
+                "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+                "charset=utf-8"
+            )
+            headers.setdefault("request-id", str(uuid.uuid4()))
+            headers.setdefault("client-request-id", client_request_id)
+        else:
+            content_type = "application/json; charset=utf-8"
+        try:
+            handler.send_response(status)
+            if payload is not None:
+                handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(data)))
+            handler.send_header("Cache-Control", "no-store, no-cache")
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:
+            handler.close_connection = True
+
+    def _take_fault(self, is_graph: bool, raw_target: str, decoded_target: str) -> _Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.path_contains == "":
+                    matches = is_graph
+                else:
+                    matches = fault.path_contains in raw_target or fault.path_contains in decoded_target
+                if matches:
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _fault_payload(self, fault: _Fault, is_graph: bool, client_request_id: str) -> dict[str, Any]:
+        if is_graph:
+            code, message = _GRAPH_CODES.get(fault.status, ("UnknownError", f"HTTP {fault.status}"))
+            return self._graph_envelope(fault.code or code, message, client_request_id)
+        error, number = _AAD_FAULTS.get(fault.status, ("server_error", 90033))
+        return self._aad_body(
+            fault.code or error, number, f"Fault injected by the test (HTTP {fault.status})."
+        )
+
+    def _graph_envelope(self, code: str, message: str, client_request_id: str = "") -> dict[str, Any]:
+        return {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": str(uuid.uuid4()),
+                    "client-request-id": client_request_id or str(uuid.uuid4()),
+                },
+            }
+        }
+
+    def _graph_error(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> _Error:
+        return _Error(status, self._graph_envelope(code, message), headers)
+
+    def _aad_body(self, error: str, number: int, description: str) -> dict[str, Any]:
+        trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        return {
+            "error": error,
+            "error_description": f"AADSTS{number}: {description}\r\nTrace ID: {trace}\r\n"
+            f"Correlation ID: {correlation}\r\nTimestamp: {stamp}",
+            "error_codes": [number],
+            "timestamp": stamp,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": f"{self.authority_host}/error?code={number}",
+        }
+
+    def _aad_error(self, status: int, error: str, number: int, description: str) -> _Error:
+        return _Error(status, self._aad_body(error, number, description))
+
+    def _www_authenticate(self) -> str:
+        return (
+            f'Bearer realm="", authorization_uri="{self.authority_host}/common/oauth2/authorize", '
+            f'client_id="{GRAPH_APP_ID}"'
+        )
+
+    def _mailbox_of(self, segments: list[str], headers: Any) -> str | None:
+        """The address a Graph request is about (for the log and the concurrency limit)."""
+        if len(segments) >= 3 and segments[1] == "users":
+            user = self._find_user(segments[2])
+            return user.email.lower() if user else segments[2].lower()
+        if len(segments) >= 2 and segments[1] == "me":
+            token = self._token_for(headers)
+            if token is not None and token.user_id is not None and token.user_id in self._users:
+                return self._users[token.user_id].email.lower()
+        return None
+
+    # ------------------------------------------------------------------ routing
+
+    def _route(
+        self,
+        method: str,
+        raw_path: str,
+        segments: list[str],
+        query: dict[str, list[str]],
+        handler: _Handler,
+        body: bytes,
+        record: RequestRecord,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        if segments[:1] == ["v1.0"]:
+            return self._route_graph(method, raw_path, segments[1:], query, handler, body, record)
+        if len(segments) >= 2:
+            tenant, rest = segments[0], segments[1:]
+            known = tenant.lower() == self.tenant or tenant.lower() in {
+                a.lower() for a in self.tenant_aliases
+            }
+            if rest == ["v2.0", ".well-known", "openid-configuration"] and method == "GET":
+                if not known:
+                    raise self._aad_error(
+                        400,
+                        "invalid_tenant",
+                        90002,
+                        f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and "
+                        "are signing into the correct cloud.",
+                    )
+                return 200, self._openid_configuration(), {}
+            if rest == ["discovery", "v2.0", "keys"] and method == "GET":
+                return 200, self._jwks(), {}
+            if rest[:2] == ["oauth2", "v2.0"] and len(rest) == 3 and rest[2] in ("token", "devicecode"):
+                if method != "POST":
+                    raise self._aad_error(405, "invalid_request", 900561, "The endpoint only accepts POST.")
+                if not known:
+                    raise self._aad_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+                form = {
+                    k: v[-1] for k, v in urllib.parse.parse_qs(body.decode(), keep_blank_values=True).items()
+                }
+                record.body = {
+                    k: v
+                    for k, v in form.items()
+                    if k in ("grant_type", "scope", "client_id", "client_info", "client_assertion_type")
+                }
+                if rest[2] == "devicecode":
+                    return 200, self._device_code(form), {}
+                return 200, self._token(form, handler), {}
+        raise self._aad_error(404, "invalid_request", 900561, f"The fake serves no {method} {raw_path}.")
+
+    def _openid_configuration(self) -> dict[str, Any]:
+        authority = self.authority
+        return {
+            "token_endpoint": self.token_endpoint,
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
+            "jwks_uri": f"{authority}/discovery/v2.0/keys",
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": self.issuer,
+            "request_uri_parameter_supported": False,
+            "userinfo_endpoint": f"{self.graph_endpoint}/me",
+            "authorization_endpoint": f"{authority}/oauth2/v2.0/authorize",
+            "device_authorization_endpoint": f"{authority}/oauth2/v2.0/devicecode",
+            "http_logout_supported": True,
+            "frontchannel_logout_supported": True,
+            "end_session_endpoint": f"{authority}/oauth2/v2.0/logout",
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "acr",
+                "nonce",
+                "preferred_username",
+                "name",
+                "tid",
+                "ver",
+                "at_hash",
+                "c_hash",
+                "email",
+            ],
+            "kerberos_endpoint": f"{authority}/kerberos",
+            "tenant_region_scope": "EU",
+            "cloud_instance_name": "microsoftonline.com",
+            "cloud_graph_host_name": "graph.windows.net",
+            "msgraph_host": "graph.microsoft.com",
+            "rbac_url": "https://pas.windows.net",
+        }
+
+    def _jwks(self) -> dict[str, Any]:
+        numbers = self._signing_key.public_key().public_numbers()
+
+        def encode(value: int) -> str:
+            return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+        key = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self._signing_kid,
+            "x5t": self._signing_kid,
+            "n": encode(numbers.n),
+            "e": encode(numbers.e),
+            "issuer": self.issuer,
+        }
+        return {"keys": [key]}
+
+    # ------------------------------------------------------------------ identity: token endpoint
+
+    def _token(self, form: dict[str, str], handler: _Handler) -> dict[str, Any]:
+        grant = form.get("grant_type", "")
+        if grant == "client_credentials":
+            return self._client_credentials(form, handler)
+        if grant == DEVICE_CODE_GRANT:
+            return self._redeem_device_code(form)
+        if grant == "refresh_token":
+            return self._redeem_refresh_token(form)
+        raise self._aad_error(
+            400,
+            "unsupported_grant_type",
+            70003,
+            f"The app requested an unsupported grant type '{grant}'.",
+        )
+
+    def _unknown_client(self, client_id: str) -> _Error:
+        return self._aad_error(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{self.tenant}'. "
+            "This can happen if the application has not been installed by the administrator of the tenant "
+            "or consented to by any user in the tenant. You may have sent your authentication request to "
+            "the wrong tenant.",
+        )
+
+    def _client_credentials(self, form: dict[str, str], handler: _Handler) -> dict[str, Any]:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret")
+        basic = str(handler.headers.get("Authorization") or "")
+        if basic.lower().startswith("basic "):
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                user, _, password = base64.b64decode(basic[6:]).decode().partition(":")
+                client_id = client_id or urllib.parse.unquote_plus(user)
+                secret = secret or urllib.parse.unquote_plus(password)
+        app = self._apps.get(client_id)
+        if app is None:
+            if client_id in self._public_clients:
+                raise self._aad_error(
+                    401,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or "
+                    "'client_secret'.",
+                )
+            raise self._unknown_client(client_id)
+        if form.get("client_assertion"):
+            self._verify_assertion(app, form)
+        elif secret is not None:
+            if app.secret is None or not secrets.compare_digest(secret.encode(), app.secret.encode()):
+                raise self._aad_error(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the "
+                    "client secret value, not the client secret ID, for a secret added to app "
+                    f"'{client_id}'.",
+                )
+        else:
+            raise self._aad_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or "
+                "'client_secret'.",
+            )
+        scopes = form.get("scope", "").split()
+        if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+            raise self._aad_error(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {form.get('scope', '')} is not valid. Client credential flows "
+                "must have a scope value with /.default suffixed to the resource identifier (application ID "
+                "URI).",
+            )
+        if scopes[0].rsplit("/", 1)[0] not in (GRAPH_RESOURCE, GRAPH_RESOURCE + "/", GRAPH_APP_ID):
+            raise self._aad_error(
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {scopes[0].rsplit('/', 1)[0]} was not found in the tenant "
+                f"named {self.tenant}.",
+            )
+        token = self._issue_access_token(client_id, None, app.roles)
+        return {
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+            "ext_expires_in": TOKEN_LIFETIME,
+            "access_token": token,
+        }
+
+    def _verify_assertion(self, app: _App, form: dict[str, str]) -> None:
+        if form.get("client_assertion_type") != JWT_BEARER_ASSERTION:
+            raise self._aad_error(
+                400,
+                "invalid_request",
+                50027,
+                f"client_assertion_type must be '{JWT_BEARER_ASSERTION}'.",
+            )
+
+        def refuse(number: int, reason: str) -> _Error:
+            return self._aad_error(401, "invalid_client", number, reason)
+
+        parts = form["client_assertion"].split(".")
+        if len(parts) != 3:
+            raise refuse(50027, "JWT token is invalid or malformed.")
+        try:
+            header = json.loads(_b64url_decode(parts[0]))
+            claims = json.loads(_b64url_decode(parts[1]))
+            signature = _b64url_decode(parts[2])
+        except ValueError:
+            raise refuse(50027, "JWT token is invalid or malformed.") from None
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise refuse(50027, "JWT token is invalid or malformed.")
+        certificate = app.certificate
+        sent = header.get("x5t#S256") or header.get("x5t") or ""
+        if certificate is None:
+            raise refuse(
+                700027,
+                f"The certificate with identifier used to sign the client assertion is not registered on "
+                f"application. [Reason - The key was not found., Thumbprint of key used by client: '{sent}']",
+            )
+        if "x5t#S256" in header:
+            expected = _b64url(certificate.fingerprint(hashes.SHA256()))
+            sent_thumbprint = str(header["x5t#S256"]).rstrip("=")
+        else:
+            expected = _b64url(certificate.fingerprint(hashes.SHA1()))
+            sent_thumbprint = str(header.get("x5t", "")).rstrip("=")
+        if sent_thumbprint != expected:
+            raise refuse(
+                700027,
+                "The certificate with identifier used to sign the client assertion is not registered on "
+                f"application. [Reason - The key was not found., Thumbprint of key used by client: '{sent}']",
+            )
+        public_key = certificate.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        signed = f"{parts[0]}.{parts[1]}".encode()
+        algorithm = header.get("alg")
+        try:
+            if algorithm == "RS256":
+                public_key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+            elif algorithm == "PS256":
+                public_key.verify(
+                    signature,
+                    signed,
+                    padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO),
+                    hashes.SHA256(),
+                )
+            else:
+                raise refuse(
+                    5002738, f"Invalid JWT token. '{algorithm}' is not a supported signature algorithm."
+                )
+        except InvalidSignature:
+            raise refuse(700027, "Client assertion failed signature validation.") from None
+        if claims.get("aud") != self.token_endpoint:
+            raise refuse(
+                700212,
+                f"No matching federated identity record found for presented assertion audience "
+                f"'{claims.get('aud')}'. The audience must be the token endpoint {self.token_endpoint}.",
+            )
+        if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
+            raise refuse(
+                700021, "Client assertion application identifier doesn't match 'client_id' parameter."
+            )
+        now = time.time()
+        try:
+            expires = float(claims["exp"])
+            not_before = float(claims["nbf"] if "nbf" in claims else claims.get("iat") or now)
+        except (KeyError, TypeError, ValueError):
+            raise refuse(700024, "Client assertion is not within its valid time range.") from None
+        if expires <= now - _CLOCK_SKEW or not_before > now + _CLOCK_SKEW:
+            raise refuse(700024, "Client assertion is not within its valid time range.")
+
+    def _issue_access_token(self, client_id: str, user_id: str | None, permissions: Iterable[str]) -> str:
+        token = "fake-graph-at." + secrets.token_urlsafe(40)
+        self._tokens[token] = _AccessToken(
+            client_id, user_id, frozenset(permissions), time.time() + TOKEN_LIFETIME
+        )
+        return token
+
+    # ------------------------------------------------------------------ identity: device code
+
+    def _delegated_scopes(self, raw: str) -> tuple[str, ...]:
+        """The requested scopes (validated), as sent; raise invalid_scope for anything else."""
+        scopes = tuple(dict.fromkeys(raw.split()))
+        for scope in scopes:
+            if _short_scope(scope) not in DEVICE_SCOPES | OIDC_SCOPES:
+                raise self._aad_error(
+                    400,
+                    "invalid_scope",
+                    70011,
+                    f"The provided request must include a 'scope' input parameter. The provided value for "
+                    f"the input parameter 'scope' is not valid. The scope '{scope}' does not exist.",
+                )
+        if not any(_short_scope(s) in DEVICE_SCOPES for s in scopes) and "openid" not in scopes:
+            raise self._aad_error(
+                400,
+                "invalid_scope",
+                70011,
+                "The provided value for the input parameter 'scope' is not valid.",
+            )
+        return scopes
+
+    def _check_public_client(self, client_id: str) -> None:
+        if client_id in self._public_clients:
+            return
+        if client_id in self._apps:
+            raise self._aad_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or "
+                "'client_secret'.",
+            )
+        raise self._unknown_client(client_id)
+
+    def _device_code(self, form: dict[str, str]) -> dict[str, Any]:
+        client_id = form.get("client_id", "")
+        self._check_public_client(client_id)
+        scopes = self._delegated_scopes(form.get("scope", ""))
+        user_code = "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(9))
+        code = DeviceCode(
+            user_code,
+            "DAQABAAEAAA" + secrets.token_urlsafe(48),
+            client_id,
+            scopes,
+            time.time() + DEVICE_CODE_LIFETIME,
+        )
+        self.device_codes[user_code] = code
+        if self.auto_approve is not None:
+            self.approve_device(user_code, self.auto_approve)
+        where = f"{self.authority_host}/devicelogin"
+        return {
+            "user_code": user_code,
+            "device_code": code.device_code,
+            "verification_uri": where,
+            "expires_in": DEVICE_CODE_LIFETIME,
+            "interval": self.device_interval,
+            "message": f"To sign in, use a web browser to open the page {where} and enter the code "
+            f"{user_code} to authenticate.",
+        }
+
+    def _redeem_device_code(self, form: dict[str, str]) -> dict[str, Any]:
+        client_id = form.get("client_id", "")
+        self._check_public_client(client_id)
+        value = form.get("device_code") or form.get("code") or ""
+        code = next((c for c in self.device_codes.values() if c.device_code == value), None)
+        if code is None or code.client_id != client_id:
+            raise self._aad_error(
+                400, "invalid_grant", 70000, "The provided value for 'device_code' is not valid."
+            )
+        if code.state == "redeemed":
+            raise self._aad_error(
+                400, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed."
+            )
+        if time.time() >= code.expires_at:
+            raise self._aad_error(
+                400, "expired_token", 70020, "The provided authorization code or refresh token has expired."
+            )
+        if code.state == "denied":
+            raise self._aad_error(
+                400, "authorization_declined", 70019, "The user declined the authorization request."
+            )
+        if code.state == "pending" or code.user_id is None:
+            raise self._aad_error(
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            )
+        code.state = "redeemed"
+        return self._user_tokens(client_id, code.user_id, code.scopes, form)
+
+    def _redeem_refresh_token(self, form: dict[str, str]) -> dict[str, Any]:
+        client_id = form.get("client_id", "")
+        self._check_public_client(client_id)
+        grant = self._refresh_tokens.get(form.get("refresh_token", ""))
+        if grant is None or grant.client_id != client_id:
+            raise self._aad_error(
+                400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
+            )
+        if grant.revoked:
+            raise self._aad_error(
+                400,
+                "invalid_grant",
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is needed. The "
+                "user might have changed or reset their password.",
+            )
+        user = self._users.get(grant.user_id)
+        if user is None or not user.enabled:
+            raise self._aad_error(400, "invalid_grant", 50057, "The user account is disabled.")
+        scopes = self._delegated_scopes(form["scope"]) if form.get("scope") else grant.scopes
+        return self._user_tokens(client_id, grant.user_id, scopes, form)
+
+    def _user_tokens(
+        self, client_id: str, user_id: str, scopes: tuple[str, ...], form: dict[str, str]
+    ) -> dict[str, Any]:
+        user = self._users[user_id]
+        permissions = {_short_scope(s) for s in scopes} - OIDC_SCOPES
+        refresh = "fake-graph-rt." + secrets.token_urlsafe(48)
+        self._refresh_tokens[refresh] = _RefreshToken(client_id, user_id, scopes)
+        answer: dict[str, Any] = {
+            "token_type": "Bearer",
+            "scope": " ".join(sorted(s for s in scopes if s != "offline_access")),
+            "expires_in": TOKEN_LIFETIME,
+            "ext_expires_in": TOKEN_LIFETIME,
+            "access_token": self._issue_access_token(client_id, user_id, permissions),
+            "refresh_token": refresh,
+        }
+        if "openid" in scopes:
+            answer["id_token"] = self._id_token(client_id, user)
+        if form.get("client_info") == "1":
+            answer["client_info"] = _b64url(json.dumps({"uid": user.user_id, "utid": self.tenant}).encode())
+        return answer
+
+    def _id_token(self, client_id: str, user: _User) -> str:
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "kid": self._signing_kid}
+        claims = {
+            "aud": client_id,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME,
+            "name": user.display_name,
+            "oid": user.user_id,
+            "preferred_username": user.email,
+            "sub": _b64url(hashlib.sha256(f"{user.user_id}|{client_id}".encode()).digest()),
+            "tid": self.tenant,
+            "uti": _b64url(secrets.token_bytes(16)),
+            "ver": "2.0",
+        }
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = self._signing_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64url(signature)}"
+
+    # ------------------------------------------------------------------ Graph
+
+    def _token_for(self, headers: Any) -> _AccessToken | None:
+        scheme, _, value = str(headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self._tokens.get(value.strip())
+
+    def _require_token(self, handler: _Handler) -> _AccessToken:
+        header = str(handler.headers.get("Authorization") or "")
+        challenge = {"WWW-Authenticate": self._www_authenticate()}
+        if not header.strip():
+            raise self._graph_error(401, "InvalidAuthenticationToken", "Access token is empty.", challenge)
+        token = self._token_for(handler.headers)
+        if token is None:
+            raise self._graph_error(
+                401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed.", challenge
+            )
+        if token.expired or token.expires_at <= time.time():
+            raise self._graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+                challenge,
+            )
+        return token
+
+    def _route_graph(
+        self,
+        method: str,
+        raw_path: str,
+        segments: list[str],
+        query: dict[str, list[str]],
+        handler: _Handler,
+        body: bytes,
+        record: RequestRecord,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        token = self._require_token(handler)
+        raw_segments = raw_path.split("/")[2:]  # after "", "v1.0"
+        if segments == ["users"]:
+            if method != "GET":
+                raise self._not_served(method, raw_path)
+            return 200, self._list_users(token, query), {}
+        if segments[:1] == ["users"] and len(segments) >= 2:
+            user_segment, rest, raw_prefix = segments[1], segments[2:], "/".join(raw_segments[:2])
+        elif segments[:1] == ["me"]:
+            if token.user_id is None:
+                raise self._graph_error(
+                    400, "BadRequest", "/me request is only valid with delegated authentication flow."
+                )
+            user_segment, rest, raw_prefix = token.user_id, segments[1:], "me"
+        else:
+            raise self._not_served(method, raw_path)
+        prefix = f"{self.graph_endpoint}/{raw_prefix}"
+        if rest == [] and method == "GET":
+            return 200, self._get_user(token, user_segment, query), {}
+        if rest == ["manager"] and method == "GET":
+            return 200, self._get_manager(token, user_segment, query), {}
+        if rest == ["mailboxSettings"] and method == "GET":
+            user, _ = self._mailbox_access(token, user_segment, SETTINGS_READ)
+            return (
+                200,
+                {
+                    "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/"
+                    "mailboxSettings",
+                    "timeZone": user.time_zone,
+                },
+                {},
+            )
+        if rest == ["calendarView", "delta"] and method == "GET":
+            return self._delta(token, user_segment, query, handler, f"{prefix}/calendarView/delta")
+        if rest == ["calendarView"] and method == "GET":
+            return self._calendar_view(token, user_segment, query, handler, f"{prefix}/calendarView")
+        if len(rest) == 2 and rest[0] == "events":
+            if method == "GET":
+                return self._get_event(token, user_segment, rest[1], query, handler)
+            if method == "PATCH":
+                return self._patch_event_http(token, user_segment, rest[1], handler, body, record)
+            if method == "DELETE":
+                user, box = self._mailbox_access(token, user_segment, CALENDAR_WRITE)
+                try:
+                    self._delete(box, rest[1])
+                except KeyError:
+                    raise self._item_not_found() from None
+                return 204, None, {}
+        raise self._not_served(method, raw_path)
+
+    def _not_served(self, method: str, raw_path: str) -> _Error:
+        return self._graph_error(
+            400, "BadRequest", f"Resource not found for the segment (the fake serves no {method} {raw_path})."
+        )
+
+    def _item_not_found(self) -> _Error:
+        return self._graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+
+    def _mailbox_access(
+        self, token: _AccessToken, user_segment: str, needed: frozenset[str]
+    ) -> tuple[_User, _Mailbox]:
+        """401 is done; now 403 (no permission), 404 (no user), 403 (not theirs / RBAC), 404 (no mailbox)."""
+        if not (token.permissions & needed):
+            raise self._graph_error(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
+        user = self._find_user(user_segment)
+        if user is None:
+            raise self._graph_error(
+                404, "ErrorInvalidUser", f"The requested user '{user_segment}' is invalid."
+            )
+        if token.user_id is not None:
+            if token.user_id != user.user_id:
+                raise self._graph_error(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
+        else:
+            app = self._apps.get(token.client_id)
+            if app is not None and app.mailboxes is not None and user.email.lower() not in app.mailboxes:
+                raise self._graph_error(
+                    403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+                )
+        if not user.mailbox:
+            raise self._graph_error(
+                404,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            )
+        return user, self._mailboxes[user.user_id]
+
+    # ------------------------------------------------------------------ Graph: calendarView
+
+    def _prefer(self, handler: _Handler) -> tuple[str | None, int | None, list[str]]:
+        """``Prefer``: (time zone name if known, max page size if given, what to echo as applied)."""
+        tz_name: str | None = None
+        page: int | None = None
+        applied: list[str] = []
+        for header in handler.headers.get_all("Prefer") or []:
+            for part in str(header).split(","):
+                name, _, value = part.strip().partition("=")
+                name, value = name.strip().lower(), value.strip().strip('"')
+                if name == "outlook.timezone" and _known_zone(value) is not None:
+                    tz_name = value
+                    applied.append(f'outlook.timezone="{value}"')
+                elif name == "odata.maxpagesize":
+                    with contextlib.suppress(ValueError):
+                        page = min(max(int(value), 1), MAX_PAGE_SIZE)
+                        applied.append(f"odata.maxpagesize={page}")
+        return tz_name, page, applied
+
+    def _window(self, query: dict[str, str]) -> tuple[datetime, datetime]:
+        if "startDateTime" not in query or "endDateTime" not in query:
+            raise self._graph_error(
+                400,
+                "ErrorInvalidParameter",
+                "This request requires a time window specified by the query string parameters "
+                "StartDateTime and EndDateTime.",
+            )
+        bounds = []
+        for name in ("startDateTime", "endDateTime"):
+            try:
+                bounds.append(_parse_instant(query[name]))
+            except ValueError:
+                raise self._graph_error(
+                    400,
+                    "ErrorInvalidParameter",
+                    f"The value '{query[name]}' of parameter '{name}' is invalid.",
+                ) from None
+        if bounds[1] <= bounds[0]:
+            raise self._graph_error(
+                400,
+                "ErrorInvalidParameter",
+                "The parameter 'EndDateTime' must be later than 'StartDateTime'.",
+            )
+        return bounds[0], bounds[1]
+
+    def _delta(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        query_multi: dict[str, list[str]],
+        handler: _Handler,
+        link: str,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        user, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        clashing = [name for name in _DELTA_FORBIDDEN if name in query]
+        if clashing:
+            raise self._graph_error(
+                400,
+                "ErrorInvalidUrlQuery",
+                "The following parameters are not supported with change tracking over the 'CalendarView' "
+                f"resource: '{', '.join(clashing)}'.",
+            )
+        tz_name, page_size, applied = self._prefer(handler)
+        skip, delta = query.get("$skiptoken"), query.get("$deltatoken")
+        if skip is not None and delta is not None:
+            raise self._graph_error(400, "ErrorInvalidUrlQuery", "Use either $skiptoken or $deltatoken.")
+        if skip is not None:
+            found = self._rounds.get(skip)
+            if found is None or found[0].window is None or found[0].user_id != user.user_id:
+                raise self._bad_token()
+            round_, offset = found
+            if round_.expired:
+                raise self._sync_state_gone()
+        else:
+            if delta is not None:
+                state = self._delta_tokens.get(delta)
+                if state is None or state.user_id != user.user_id:
+                    raise self._bad_token()
+                if state.expired:
+                    raise self._sync_state_gone()
+                window, round_tz = state.window, tz_name or state.tz_name
+                items, snapshot = self._incremental(box, state, round_tz)
+                size = state.page_size
+            else:
+                window, round_tz = self._window(query), tz_name
+                instances = self._instances(box, *window)
+                items = [self._instance_view(box, i, round_tz) for i in instances]
+                snapshot = {i.ident: i.change_key for i in instances}
+                size = self.page_size_default
+            round_ = _Round(user.user_id, items, link, size, round_tz, window, snapshot)
+            offset = 0
+        if page_size is not None:
+            round_.page_size = page_size
+        answer = self._page(round_, offset, page_size or round_.page_size, "Collection(event)")
+        if "@odata.nextLink" not in answer:
+            if round_.delta_token is None:
+                round_.delta_token = "dt" + secrets.token_urlsafe(36)
+                assert round_.window is not None
+                self._delta_tokens[round_.delta_token] = _DeltaToken(
+                    user.user_id,
+                    round_.window,
+                    round_.snapshot,
+                    round_.tz_name,
+                    round_.page_size,
+                    round_.prefix,
+                )
+            answer["@odata.deltaLink"] = f"{round_.prefix}?$deltatoken={round_.delta_token}"
+        headers = {"Preference-Applied": ", ".join(applied)} if applied else {}
+        return 200, answer, headers
+
+    def _page(self, round_: _Round, offset: int, size: int, context: str) -> dict[str, Any]:
+        end = offset + size
+        answer: dict[str, Any] = {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#{context}",
+            "value": copy.deepcopy(round_.items[offset:end]),
+        }
+        if end < len(round_.items):
+            token = "st" + secrets.token_urlsafe(36)
+            self._rounds[token] = (round_, end)
+            answer["@odata.nextLink"] = f"{round_.prefix}?$skiptoken={token}"
+        return answer
+
+    def _incremental(
+        self, box: _Mailbox, state: _DeltaToken, tz_name: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        instances = self._instances(box, *state.window)
+        snapshot = {i.ident: i.change_key for i in instances}
+        items = [
+            self._instance_view(box, i, tz_name)
+            for i in instances
+            if state.snapshot.get(i.ident) != i.change_key
+        ]
+        for ident in sorted(set(state.snapshot) - set(snapshot)):
+            items.append(
+                {"@odata.type": "#microsoft.graph.event", "id": ident, "@removed": {"reason": "deleted"}}
+            )
+        return items, snapshot
+
+    def _bad_token(self) -> _Error:
+        return self._graph_error(
+            400, "ErrorInvalidUrlQuery", "The sync state token in the request is not valid."
+        )
+
+    def _sync_state_gone(self) -> _Error:
+        return self._graph_error(
+            410,
+            "SyncStateNotFound",
+            "The sync state could not be found: it has expired or was invalidated. Start a new sync "
+            "without a delta or skip token.",
+        )
+
+    def _calendar_view(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        query_multi: dict[str, list[str]],
+        handler: _Handler,
+        link: str,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        """The plain calendarView (no change tracking): ``$top`` (default 10) and ``$skip`` paging,
+        ``$select`` honoured."""
+        _, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        window = self._window(query)
+        tz_name, _, applied = self._prefer(handler)
+        try:
+            top = int(query.get("$top", "10"))
+            skip = int(query.get("$skip", "0"))
+        except ValueError:
+            raise self._graph_error(400, "ErrorInvalidUrlQuery", "Invalid $top or $skip.") from None
+        select = self._event_select(query.get("$select"))
+        instances = self._instances(box, *window)
+        page = instances[skip : skip + top]
+        answer: dict[str, Any] = {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#Collection(event)",
+            "value": [_select(self._instance_view(box, i, tz_name), select) for i in page],
+        }
+        if skip + top < len(instances):
+            rest = {k: v for k, v in query.items() if k != "$skip"}
+            rest["$skip"] = str(skip + top)
+            answer["@odata.nextLink"] = f"{link}?{urllib.parse.urlencode(rest, safe='$:,')}"
+        return 200, answer, ({"Preference-Applied": ", ".join(applied)} if applied else {})
+
+    # ------------------------------------------------------------------ Graph: events
+
+    def _event_select(self, raw: str | None) -> set[str] | None:
+        if raw is None:
+            return None
+        names = {n.strip() for n in raw.split(",") if n.strip()}
+        lowered = {p.lower(): p for p in _EVENT_PROPERTIES}
+        out = set()
+        for name in names:
+            if name.lower() not in lowered:
+                raise self._graph_error(
+                    400,
+                    "RequestBroker--ParseUri",
+                    f"Could not find a property named '{name}' on type 'microsoft.graph.event'.",
+                )
+            out.add(lowered[name.lower()])
+        return out
+
+    def _find_event(
+        self, box: _Mailbox, event_id: str
+    ) -> tuple[dict[str, Any] | None, _Event | None, _Instance | None]:
+        event = box.events.get(event_id)
+        if event is not None:
+            return event.resource, event, None
+        occurrence = self._resolve_occurrence(box, event_id)
+        if occurrence is None:
+            raise self._item_not_found()
+        master, original = occurrence
+        pattern = _pattern(master.resource)
+        start, _ = _instance_times(master.resource, pattern, original)
+        seed = f"{master.resource['changeKey']}|{_utc_z(original)}".encode()
+        key = "DwAAABYAAA" + base64.b64encode(hashlib.sha256(seed).digest()[:15]).decode()
+        return None, None, _Instance(event_id, key, start, "occurrence", master, original)
+
+    def _get_event(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        event_id: str,
+        query_multi: dict[str, list[str]],
+        handler: _Handler,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        user, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        select = self._event_select(query.get("$select"))
+        tz_name, _, applied = self._prefer(handler)
+        _, event, instance = self._find_event(box, event_id)
+        if event is not None:
+            view = self._event_view(box, event, tz_name)
+        else:
+            assert instance is not None
+            saved, self.full_occurrences = self.full_occurrences, True
+            try:
+                view = self._instance_view(box, instance, tz_name)
+            finally:
+                self.full_occurrences = saved
+            view.pop("@odata.type", None)
+        view = _select(view, select)
+        view = {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events/$entity",
+            **view,
+        }
+        headers = {"ETag": view["@odata.etag"]}
+        if applied:
+            headers["Preference-Applied"] = ", ".join(applied)
+        return 200, view, headers
+
+    def _patch_event_http(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        event_id: str,
+        handler: _Handler,
+        body: bytes,
+        record: RequestRecord,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        user, box = self._mailbox_access(token, user_segment, CALENDAR_WRITE)
+        try:
+            changes = json.loads(body or b"{}")
+        except ValueError:
+            raise self._graph_error(400, "RequestBodyRead", "Invalid JSON in the request body.") from None
+        if not isinstance(changes, dict):
+            raise self._graph_error(400, "RequestBodyRead", "The request body must be a JSON object.")
+        record.body = copy.deepcopy(changes)
+        changes.pop("lastModifiedDateTime", None)  # read-only over HTTP (the Python API may set it)
+        resource, _, instance = self._find_event(box, event_id)
+        etag = (
+            resource["@odata.etag"]
+            if resource is not None
+            else f'W/"{instance.change_key if instance else ""}"'
+        )
+        if_match = handler.headers.get("If-Match")
+        if if_match is not None and if_match.strip() not in ("*", etag):
+            raise self._graph_error(
+                412,
+                "ErrorIrresolvableConflict",
+                "The send or update operation could not be performed because the change key passed in the "
+                "request does not match the current change key for the item.",
+            )
+        try:
+            patched = self._patch(box, user, event_id, changes)
+        except (ValueError, KeyError) as exc:
+            raise self._graph_error(400, "ErrorInvalidRequest", str(exc)) from None
+        tz_name, _, applied = self._prefer(handler)
+        view = self._event_view(box, patched, tz_name)
+        view = {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events/$entity",
+            **view,
+        }
+        headers = {"ETag": view["@odata.etag"]}
+        if applied:
+            headers["Preference-Applied"] = ", ".join(applied)
+        return 200, view, headers
+
+    # ------------------------------------------------------------------ Graph: users
+
+    def _require_directory(self, token: _AccessToken, *, self_ok: str | None = None) -> None:
+        own = token.user_id is not None and self_ok is not None and token.user_id == self_ok
+        if own and token.permissions & (USERS_READ_SCOPES | {"User.Read"}):
+            return
+        allowed = USERS_READ_SCOPES if token.user_id is not None else USERS_READ_ROLES
+        if not (token.permissions & allowed):
+            raise self._graph_error(
+                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
+
+    def _user_select(self, raw: str | None) -> tuple[str, ...]:
+        if raw is None:
+            return _USER_DEFAULT
+        lowered = {p.lower(): p for p in _USER_PROPERTIES}
+        out = []
+        for name in (n.strip() for n in raw.split(",")):
+            if not name:
+                continue
+            if name.lower() not in lowered:
+                raise self._graph_error(
+                    400,
+                    "Request_BadRequest",
+                    f"Could not find a property named '{name}' on type 'microsoft.graph.user'.",
+                )
+            out.append(lowered[name.lower()])
+        return tuple(out)
+
+    def _user_view(self, user: _User, select: tuple[str, ...]) -> dict[str, Any]:
+        given, _, family = user.display_name.partition(" ")
+        full: dict[str, Any] = {
+            "id": user.user_id,
+            "businessPhones": [],
+            "displayName": user.display_name,
+            "givenName": given or None,
+            "surname": family or None,
+            "jobTitle": None,
+            "mail": user.email if user.mailbox else None,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "userPrincipalName": user.email,
+            "accountEnabled": user.enabled,
+            "department": None,
+            "userType": "Member",
+            "companyName": None,
+        }
+        return {name: full[name] for name in select}
+
+    def _manager_of(self, user: _User) -> _User | None:
+        return self._find_user(user.manager) if user.manager else None
+
+    def _list_users(self, token: _AccessToken, query_multi: dict[str, list[str]]) -> dict[str, Any]:
+        self._require_directory(token)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        skip = query.get("$skiptoken")
+        if skip is not None:
+            found = self._rounds.get(skip)
+            if found is None or found[0].window is not None:
+                raise self._graph_error(
+                    400, "Directory_ExpiredPageToken", "The specified page token value has expired."
+                )
+            round_, offset = found
+            return self._page(round_, offset, round_.page_size, "users")
+        for unsupported in ("$filter", "$orderby", "$search", "$count", "$skip"):
+            if unsupported in query:
+                raise self._graph_error(
+                    400, "Request_UnsupportedQuery", f"The fake does not support {unsupported} on /users."
+                )
+        try:
+            top = int(query.get("$top", str(DEFAULT_USERS_TOP)))
+        except ValueError:
+            raise self._graph_error(400, "Request_BadRequest", "Invalid page size specified.") from None
+        if not 1 <= top <= MAX_USERS_TOP:
+            raise self._graph_error(
+                400,
+                "Request_BadRequest",
+                f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_USERS_TOP} inclusive.",
+            )
+        select = self._user_select(query.get("$select"))
+        expand = self._manager_expand(query.get("$expand"))
+        items = []
+        for user in self._users.values():
+            view = self._user_view(user, select)
+            if expand is not None:
+                manager = self._manager_of(user)
+                if manager is not None:
+                    view["manager"] = {
+                        "@odata.type": "#microsoft.graph.user",
+                        **self._user_view(manager, expand),
+                    }
+            items.append(view)
+        round_ = _Round(None, items, f"{self.graph_endpoint}/users", top)
+        return self._page(round_, 0, top, "users")
+
+    def _manager_expand(self, raw: str | None) -> tuple[str, ...] | None:
+        if raw is None:
+            return None
+        match = re.fullmatch(r"\s*manager\s*(?:\(\s*\$select\s*=\s*([^)]*)\))?\s*", raw)
+        if match is None:
+            raise self._graph_error(
+                400, "Request_UnsupportedQuery", f"The fake expands only manager, not {raw!r}."
+            )
+        return self._user_select(match.group(1)) if match.group(1) is not None else _USER_DEFAULT
+
+    def _directory_user(self, user_segment: str) -> _User:
+        user = self._find_user(user_segment)
+        if user is None:
+            raise self._graph_error(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{user_segment}' does not exist or one of its queried reference-property objects "
+                "are not present.",
+            )
+        return user
+
+    def _get_user(
+        self, token: _AccessToken, user_segment: str, query_multi: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        found = self._find_user(user_segment)
+        self._require_directory(token, self_ok=found.user_id if found else None)
+        user = self._directory_user(user_segment)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        return {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#users/$entity",
+            **self._user_view(user, self._user_select(query.get("$select"))),
+        }
+
+    def _get_manager(
+        self, token: _AccessToken, user_segment: str, query_multi: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        self._require_directory(token)
+        user = self._directory_user(user_segment)
+        manager = self._manager_of(user)
+        if manager is None:
+            raise self._graph_error(
+                404,
+                "Request_ResourceNotFound",
+                "Resource 'manager' does not exist or one of its queried reference-property objects are not "
+                "present.",
+            )
+        query = {k: v[-1] for k, v in query_multi.items()}
+        return {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#directoryObjects/$entity",
+            "@odata.type": "#microsoft.graph.user",
+            **self._user_view(manager, self._user_select(query.get("$select"))),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- more helpers
+
+
+def _addresses(mailboxes: Iterable[str] | None) -> frozenset[str] | None:
+    return None if mailboxes is None else frozenset(m.lower() for m in mailboxes)
+
+
+def _short_scope(scope: str) -> str:
+    for prefix in (GRAPH_RESOURCE + "/", GRAPH_APP_ID + "/"):
+        if scope.startswith(prefix):
+            return scope[len(prefix) :]
+    return scope
+
+
+def _stored_times(resource: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    """A stored event's [start, end) as instants (all-day: midnight in its own zone)."""
+    return _local(resource["start"]), _local(resource["end"])
+
+
+def _instance_times(
+    master: Mapping[str, Any], pattern: _Pattern, original: datetime
+) -> tuple[datetime, datetime]:
+    """An occurrence's start and end: aware instants, or for an all-day series its midnights in the
+    series' zone (as aware datetimes whose wall clock is midnight)."""
+    if pattern.all_day:
+        day = original.astimezone(pattern.zone).replace(tzinfo=None)
+        start = datetime.combine(day.date(), datetime.min.time()).replace(tzinfo=pattern.zone)
+        return start, (start.replace(tzinfo=None) + pattern.duration).replace(tzinfo=pattern.zone)
+    return original, original + pattern.duration
+
+
+def _render_time(moment: datetime, all_day: bool, tz_name: str | None) -> dict[str, str]:
+    """A ``dateTimeTimeZone`` in the preferred zone (UTC by default). All-day: the stored date, unshifted."""
+    name = tz_name or "UTC"
+    if all_day:
+        return {"dateTime": _wall(datetime.combine(moment.date(), datetime.min.time())), "timeZone": name}
+    return {"dateTime": _wall(moment.astimezone(zone_info(name)).replace(tzinfo=None)), "timeZone": name}
+
+
+def _select(view: dict[str, Any], select: set[str] | None) -> dict[str, Any]:
+    if select is None:
+        return view
+    keep = select | {"id", "@odata.etag", "@odata.type", "@odata.context"}
+    return {k: v for k, v in view.items() if k in keep}
