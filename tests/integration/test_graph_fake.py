@@ -1,0 +1,898 @@
+"""The Microsoft identity platform + Graph fake driven by the real msal and requests, over https on
+127.0.0.1 only."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msal
+import pytest
+import requests
+
+from calsync.demo import demo_calendars
+from tests.fakes.graph import FakeGraph, make_certificate
+from tests.fakes.graph_events import event_id, load_mailbox
+
+APP = "5e1f0c2a-0000-4000-8000-00000000a11c"
+SECRET = "correct horse battery staple"
+PUBLIC = "calsync-device-client"
+ANN = "ann@acme.test"
+BOB = "bob@acme.test"
+GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
+DELEGATED = ["Calendars.Read", "User.Read"]
+UTC_PREFER = 'outlook.timezone="UTC"'
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+WINDOW = {"startDateTime": "2026-11-01T00:00:00Z", "endDateTime": "2026-12-01T00:00:00Z"}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every connection msal and requests open must go to 127.0.0.1."""
+    real = socket.getaddrinfo
+
+    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", b"127.0.0.1"):
+            raise AssertionError(f"test tried to reach {host!r}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGraph]:
+    with FakeGraph() as server:
+        server.add_user(ANN, "Ann Arbor", time_zone="Europe/Berlin")
+        server.add_user(BOB, "Bob Builder", manager=ANN)
+        server.add_app(APP, secret=SECRET, roles=("Calendars.ReadWrite", "User.Read.All"))
+        yield server
+        assert server.internal_errors == []
+
+
+def session_for(fake: FakeGraph) -> requests.Session:
+    session = requests.Session()
+    session.verify = str(fake.ca_path)
+    session.trust_env = False
+    return session
+
+
+def confidential(fake: FakeGraph, credential: Any = SECRET, client_id: str = APP) -> Any:
+    return msal.ConfidentialClientApplication(
+        client_id,
+        client_credential=credential,
+        authority=fake.authority,
+        http_client=session_for(fake),
+        instance_discovery=False,
+    )
+
+
+def app_token(fake: FakeGraph, client_id: str = APP, secret: str = SECRET) -> str:
+    result = confidential(fake, secret, client_id).acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    assert "access_token" in result, result
+    return str(result["access_token"])
+
+
+def public(fake: FakeGraph, cache: Any = None) -> Any:
+    return msal.PublicClientApplication(
+        PUBLIC,
+        authority=fake.authority,
+        http_client=session_for(fake),
+        instance_discovery=False,
+        token_cache=cache or msal.SerializableTokenCache(),
+    )
+
+
+def get(
+    fake: FakeGraph,
+    path_or_url: str,
+    token: str | None,
+    params: dict[str, str] | None = None,
+    prefer: str | None = UTC_PREFER,
+    **headers: str,
+) -> requests.Response:
+    url = path_or_url if path_or_url.startswith("https://") else fake.graph_endpoint + path_or_url
+    sent = dict(headers)
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    if prefer is not None:
+        sent["Prefer"] = prefer
+    with session_for(fake) as session:
+        return session.get(url, params=params, headers=sent, timeout=30)
+
+
+def delta_round(
+    fake: FakeGraph, url: str, token: str, params: dict[str, str] | None = None, prefer: str = UTC_PREFER
+) -> tuple[list[dict[str, Any]], str, int]:
+    """Every page of one delta round: (items, deltaLink, number of pages)."""
+    items: list[dict[str, Any]] = []
+    pages = 0
+    while True:
+        response = get(fake, url, token, params, prefer)
+        assert response.status_code == 200, response.text
+        pages += 1
+        body = response.json()
+        items.extend(body["value"])
+        if "@odata.nextLink" in body:
+            assert "$skiptoken=" in body["@odata.nextLink"] and "@odata.deltaLink" not in body
+            url, params = body["@odata.nextLink"], None
+            continue
+        assert "$deltatoken=" in body["@odata.deltaLink"]
+        return items, str(body["@odata.deltaLink"]), pages
+
+
+def delta_url(mailbox: str = ANN) -> str:
+    return f"/users/{mailbox}/calendarView/delta"
+
+
+def weekly(
+    subject: str, start: str, zone: str = "W. Europe Standard Time", minutes: int = 30, **extra: Any
+) -> dict[str, Any]:
+    """A weekly series on the start's weekday, 30 minutes, no end."""
+    first = datetime.fromisoformat(start)
+    end = first + timedelta(minutes=minutes)
+    return {
+        "subject": subject,
+        "iCalUId": f"{subject.lower().replace(' ', '-')}@acme.test",
+        "start": {"dateTime": first.isoformat(), "timeZone": zone},
+        "end": {"dateTime": end.isoformat(), "timeZone": zone},
+        "recurrence": {
+            "pattern": {
+                "type": "weekly",
+                "interval": 1,
+                "daysOfWeek": [first.strftime("%A").lower()],
+                "firstDayOfWeek": "sunday",
+            },
+            "range": {"type": "noEnd", "startDate": first.date().isoformat()},
+        },
+        "organizer": {"emailAddress": {"name": "Ann Arbor", "address": ANN}},
+        "attendees": [
+            {"type": "required", "status": {"response": "accepted"}, "emailAddress": {"address": BOB}},
+        ],
+        **extra,
+    }
+
+
+def error_of(response: requests.Response) -> tuple[int, str, str]:
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error["innerError"]) == {"date", "request-id", "client-request-id"}
+    return response.status_code, error["code"], error["message"]
+
+
+def by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["id"]: item for item in items}
+
+
+# ---------------------------------------------------------------------------------------------- identity
+
+
+def test_client_credentials_with_a_secret(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    discovery = [r for r in fake.requests if r.path.endswith("/.well-known/openid-configuration")]
+    assert [(r.method, r.path, r.status) for r in discovery] == [
+        ("GET", f"/{fake.tenant}/v2.0/.well-known/openid-configuration", 200)
+    ]
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert [(r.path, r.body["grant_type"], r.body["scope"], r.status) for r in posts] == [
+        (f"/{fake.tenant}/oauth2/v2.0/token", "client_credentials", GRAPH_DEFAULT[0], 200)
+    ]
+    assert SECRET not in repr(posts[0])  # the log keeps no secrets
+    assert get(fake, delta_url(), token, WINDOW).status_code == 200
+
+
+@pytest.mark.parametrize("form", ["thumbprint", "public_certificate"])
+def test_client_credentials_with_a_certificate(fake: FakeGraph, form: str) -> None:
+    key_pem, cert_pem, thumbprint = make_certificate()
+    assert len(thumbprint) == 40 and thumbprint == thumbprint.upper()
+    fake.add_app("cert-app", certificate_pem=cert_pem)
+    # msal signs RS256 with x5t given a SHA-1 thumbprint, PS256 with x5t#S256 given the certificate
+    credential = {
+        "private_key": key_pem.decode(),
+        form: thumbprint if form == "thumbprint" else cert_pem.decode(),
+    }
+    result = confidential(fake, credential, "cert-app").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    assert "access_token" in result, result
+    assert get(fake, delta_url(), result["access_token"], WINDOW).status_code == 200
+
+    other_key, _, _ = make_certificate("someone else")
+    forged = {"private_key": other_key.decode(), form: credential[form]}
+    refused = confidential(fake, forged, "cert-app").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    assert refused["error"] == "invalid_client" and refused["error_codes"] == [700027]
+
+
+def test_wrong_secret_unknown_client_and_bad_scope(fake: FakeGraph) -> None:
+    wrong = confidential(fake, "not the secret").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    assert wrong["error"] == "invalid_client"
+    assert wrong["error_description"].startswith("AADSTS7000215: Invalid client secret provided.")
+    assert wrong["error_codes"] == [7000215] and {"timestamp", "trace_id", "correlation_id"} <= set(wrong)
+    assert [r.status for r in fake.requests if r.method == "POST"] == [401]
+
+    unknown = confidential(fake, SECRET, "no-such-app").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    assert (unknown["error"], unknown["error_codes"]) == ("unauthorized_client", [700016])
+
+    scoped = confidential(fake).acquire_token_for_client(scopes=["Calendars.Read"])
+    assert (scoped["error"], scoped["error_codes"]) == ("invalid_scope", [1002012])
+
+    with pytest.raises(ValueError, match="Unable to get authority configuration"):
+        msal.ConfidentialClientApplication(
+            APP,
+            client_credential=SECRET,
+            authority=f"{fake.authority_host}/not-our-tenant",
+            http_client=session_for(fake),
+            instance_discovery=False,
+        )
+
+
+def test_device_flow_auto_approved_then_silent_refresh(fake: FakeGraph) -> None:
+    fake.add_public_client(PUBLIC)
+    fake.auto_approve = ANN
+    cache = msal.SerializableTokenCache()
+    app = public(fake, cache)
+    flow = app.initiate_device_flow(scopes=DELEGATED)
+    assert "enter the code " + flow["user_code"] in flow["message"]
+    assert fake.device_codes[flow["user_code"]].state == "approved"
+    result = app.acquire_token_by_device_flow(flow)
+    assert "access_token" in result, result
+    claims = result["id_token_claims"]
+    assert (claims["preferred_username"], claims["aud"], claims["tid"]) == (ANN, PUBLIC, fake.tenant)
+    assert claims["iss"] == f"{fake.authority}/v2.0"
+    [account] = app.get_accounts()
+    assert (account["username"], account["realm"]) == (ANN, fake.tenant)
+    devicecode = next(r for r in fake.requests if r.path.endswith("/devicecode"))
+    assert set(devicecode.body["scope"].split()) == {*DELEGATED, "offline_access", "openid", "profile"}
+
+    # a delegated token acts as Ann: her mailbox (also as /me), nobody else's
+    token = result["access_token"]
+    assert get(fake, "/me/calendarView/delta", token, WINDOW).status_code == 200
+    assert get(fake, delta_url(ANN.upper()), token, WINDOW).status_code == 200
+    assert error_of(get(fake, delta_url(BOB), token, WINDOW))[:2] == (403, "ErrorAccessDenied")
+    assert get(fake, "/me", token).json()["userPrincipalName"] == ANN
+    assert fake.requests[-1].mailbox == ANN  # /me is logged as Ann's
+
+    fake.expire_access_tokens()
+    assert error_of(get(fake, "/me/calendarView/delta", token, WINDOW))[:2] == (
+        401,
+        "InvalidAuthenticationToken",
+    )
+    later = public(fake, cache)  # a later run: the cache's refresh token is redeemed
+    refreshed = later.acquire_token_silent(DELEGATED, account=later.get_accounts()[0], force_refresh=True)
+    assert refreshed and "access_token" in refreshed, refreshed
+    assert fake.requests[-1].body["grant_type"] == "refresh_token"
+    assert get(fake, "/me/calendarView/delta", refreshed["access_token"], WINDOW).status_code == 200
+
+    fake.revoke_refresh_tokens()
+    revoked = later.acquire_token_silent_with_error(
+        DELEGATED, account=later.get_accounts()[0], force_refresh=True
+    )
+    assert revoked["error"] == "invalid_grant" and revoked["error_codes"] == [50173]
+
+
+def test_device_flow_approved_from_another_thread_declined_and_expired(fake: FakeGraph) -> None:
+    fake.add_public_client(PUBLIC)
+    app = public(fake)
+    flow = app.initiate_device_flow(scopes=["https://graph.microsoft.com/Calendars.Read"])
+    approver = threading.Timer(0.3, fake.approve_device, (flow["user_code"], BOB))
+    approver.start()
+    started = time.monotonic()
+    result = app.acquire_token_by_device_flow(flow)
+    approver.join()
+    assert "access_token" in result, result
+    assert result["id_token_claims"]["preferred_username"] == BOB
+    assert time.monotonic() - started < 5
+    polls = [
+        r.status for r in fake.requests if r.body and r.body.get("grant_type", "").endswith("device_code")
+    ]
+    assert polls[0] == 400 and polls[-1] == 200
+
+    declined = app.initiate_device_flow(scopes=DELEGATED)
+    fake.deny_device(declined["user_code"])
+    assert app.acquire_token_by_device_flow(declined)["error"] == "authorization_declined"
+    expired = app.initiate_device_flow(scopes=DELEGATED)
+    fake.expire_device(expired["user_code"])
+    assert app.acquire_token_by_device_flow(expired)["error"] == "expired_token"
+    bad_scope = app.initiate_device_flow(scopes=["Mail.Send"])
+    assert bad_scope["error"] == "invalid_scope"
+
+
+# ---------------------------------------------------------------------------------------------- delta
+
+
+def test_delta_pages_then_each_kind_of_change(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    one = fake.put_event(ANN, weekly("One on one", "2026-11-02T09:00:00"))
+    other = fake.put_event(ANN, weekly("Team sync", "2026-11-04T15:00:00", zone="Europe/Berlin"))
+    single = fake.put_event(
+        ANN,
+        {
+            "subject": "Dentist",
+            "start": {"dateTime": "2026-11-20T08:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-20T09:00:00", "timeZone": "UTC"},
+        },
+    )
+    prefer = f"{UTC_PREFER}, odata.maxpagesize=2"
+    first = get(fake, delta_url(), token, WINDOW, prefer)
+    assert first.headers["Preference-Applied"] == 'outlook.timezone="UTC", odata.maxpagesize=2'
+    assert first.json()["@odata.context"] == f"{fake.graph_endpoint}/$metadata#Collection(event)"
+    items, link, pages = delta_round(fake, delta_url(), token, WINDOW, prefer)
+    assert pages == 5 and len(items) == 10  # 5 Mondays, 4 Wednesdays, the dentist
+    assert Counter(i["type"] for i in items) == {"occurrence": 9, "singleInstance": 1}
+    starts = [i["start"]["dateTime"] for i in items]
+    assert starts == sorted(starts)
+    occurrence = items[0]
+    assert occurrence == {
+        "@odata.type": "#microsoft.graph.event",
+        "@odata.etag": occurrence["@odata.etag"],
+        "id": occurrence["id"],
+        "type": "occurrence",
+        "seriesMasterId": one["id"],
+        "originalStart": "2026-11-02T08:00:00Z",
+        "start": {"dateTime": "2026-11-02T08:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-11-02T08:30:00.0000000", "timeZone": "UTC"},
+        "isCancelled": False,
+    }
+    dentist = by_id(items)[single["id"]]
+    assert (dentist["subject"], dentist["organizer"]["emailAddress"]["address"]) == ("Dentist", ANN)
+    assert not any(i["type"] == "seriesMaster" for i in items)
+    ones = {i["originalStart"]: i["id"] for i in items if i.get("seriesMasterId") == one["id"]}
+
+    def incremental() -> list[dict[str, Any]]:
+        nonlocal link
+        changed, link, _ = delta_round(fake, link, token, prefer=prefer)
+        return changed
+
+    assert incremental() == []  # nothing changed: one empty page
+
+    # a new series: its occurrences in the window
+    fake.put_event(BOB, weekly("Elsewhere", "2026-11-03T10:00:00"))  # another mailbox: not listed
+    added = fake.put_event(ANN, weekly("Skip level", "2026-11-24T11:00:00", zone="Eastern Standard Time"))
+    assert [(i["seriesMasterId"], i["originalStart"]) for i in incremental()] == [
+        (added["id"], "2026-11-24T16:00:00Z")
+    ]
+
+    # an exception moved to the next day: same id, now an exception; the master changed, so its
+    # other occurrences are listed again too
+    moved = fake.put_exception(
+        ANN,
+        one["id"],
+        datetime(2026, 11, 9, 9, tzinfo=BERLIN),
+        {
+            "start": {"dateTime": "2026-11-10T11:00:00", "timeZone": "W. Europe Standard Time"},
+            "end": {"dateTime": "2026-11-10T11:30:00", "timeZone": "W. Europe Standard Time"},
+            "subject": "One on one (moved)",
+        },
+    )
+    assert moved["id"] == ones["2026-11-09T08:00:00Z"] and moved["type"] == "exception"
+    changed = by_id(incremental())
+    assert set(changed) == set(ones.values())
+    exception = changed[moved["id"]]
+    assert (exception["type"], exception["originalStart"], exception["start"]["dateTime"]) == (
+        "exception",
+        "2026-11-09T08:00:00Z",
+        "2026-11-10T10:00:00.0000000",
+    )
+    assert exception["subject"] == "One on one (moved)" and exception["seriesMasterId"] == one["id"]
+
+    # an occurrence cancelled by its organizer vanishes; an attendee's kept copy says isCancelled
+    fake.cancel_occurrence(ANN, one["id"], datetime(2026, 11, 16, 8, tzinfo=UTC))
+    fake.cancel_occurrence(ANN, other["id"], datetime(2026, 11, 18, 15, tzinfo=BERLIN), keep=True)
+    changed = by_id(incremental())
+    assert changed[ones["2026-11-16T08:00:00Z"]] == {
+        "@odata.type": "#microsoft.graph.event",
+        "id": ones["2026-11-16T08:00:00Z"],
+        "@removed": {"reason": "deleted"},
+    }
+    kept = [i for i in changed.values() if i.get("originalStart") == "2026-11-18T14:00:00Z"]
+    assert [i["isCancelled"] for i in kept] == [True]
+    others = [i for i in changed.values() if i.get("seriesMasterId") == other["id"]]
+    assert [i["isCancelled"] for i in others] == [False, False, True, False]
+
+    # an attendee added to the master: its occurrences are listed again (the exception is not)
+    master = next(e for e in fake.events(ANN) if e["id"] == other["id"])
+    carol = {
+        "type": "required",
+        "status": {"response": "none"},
+        "emailAddress": {"address": "carol@acme.test"},
+    }
+    fake.patch_event(ANN, other["id"], {"attendees": [*master["attendees"], carol]})
+    assert {i["id"] for i in incremental()} == {i["id"] for i in others}
+
+    # a deleted series: all its instances are removed
+    fake.delete_event(ANN, one["id"])
+    removed = incremental()
+    assert {i["id"] for i in removed} == set(ones.values()) - {ones["2026-11-16T08:00:00Z"]}
+    assert all(i["@removed"] == {"reason": "deleted"} for i in removed)
+    assert incremental() == []
+    assert get(fake, f"/users/{ANN}/events/{one['id']}", token).status_code == 404
+
+
+def test_delta_tokens_expire_with_410_and_bad_tokens_are_400(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    fake.put_event(ANN, weekly("One on one", "2026-11-02T09:00:00"))
+    fake.put_event(BOB, weekly("One on one", "2026-11-02T09:00:00"))
+    _, ann_link, _ = delta_round(fake, delta_url(ANN), token, WINDOW)
+    _, bob_link, _ = delta_round(fake, delta_url(BOB), token, WINDOW)
+    halfway = get(fake, delta_url(ANN), token, WINDOW, f"{UTC_PREFER}, odata.maxpagesize=1").json()[
+        "@odata.nextLink"
+    ]
+
+    fake.expire_delta_tokens(ANN)
+    for link in (ann_link, halfway):
+        status, code, message = error_of(get(fake, link, token))
+        assert (status, code) == (410, "SyncStateNotFound") and "sync state" in message
+    assert get(fake, bob_link, token).status_code == 200
+    _, fresh, _ = delta_round(fake, delta_url(ANN), token, WINDOW)  # a full round starts over
+    assert get(fake, fresh, token).status_code == 200
+
+    assert error_of(get(fake, delta_url(ANN) + "?$deltatoken=garbage", token))[0] == 400
+    assert error_of(get(fake, bob_link.replace(BOB, ANN), token))[0] == 400  # another mailbox's token
+    fake.expire_delta_tokens()
+    assert get(fake, bob_link, token).status_code == 410
+
+
+def test_delta_request_validation(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    status, code, message = error_of(
+        get(fake, delta_url(), token, {"startDateTime": WINDOW["startDateTime"]})
+    )
+    assert (status, code) == (400, "ErrorInvalidParameter") and "StartDateTime and EndDateTime" in message
+    for option in ("$select", "$filter", "$orderby", "$search", "$expand"):
+        assert error_of(get(fake, delta_url(), token, {**WINDOW, option: "subject"}))[0] == 400
+    bad = {"startDateTime": "yesterday", "endDateTime": WINDOW["endDateTime"]}
+    assert error_of(get(fake, delta_url(), token, bad))[:2] == (400, "ErrorInvalidParameter")
+    # without an offset the times are UTC, fractions and offsets are fine; the default page size is 10
+    fake.put_event(ANN, weekly("Weekly", "2026-09-07T09:00:00", zone="UTC"))
+    relaxed = {"startDateTime": "2026-01-01T00:00:00", "endDateTime": "2027-01-01T00:00:00.0000000+01:00"}
+    response = get(fake, delta_url(), token, relaxed, prefer=None)
+    assert len(response.json()["value"]) == 10 and "Preference-Applied" not in response.headers
+    assert response.json()["value"][0]["start"]["timeZone"] == "UTC"
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+def test_injected_faults(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    fake.fail_next(429, retry_after=7)
+    throttled = get(fake, delta_url(), token, WINDOW)
+    assert error_of(throttled)[:2] == (429, "TooManyRequests") and throttled.headers["Retry-After"] == "7"
+    fake.fail_next(503, 2, path_contains="/calendarView")
+    assert [error_of(get(fake, delta_url(), token, WINDOW))[:2] for _ in range(2)] == [
+        (503, "ServiceUnavailable")
+    ] * 2
+    assert get(fake, delta_url(), token, WINDOW).status_code == 200
+    fake.fail_next(500, code="generalException", path_contains=BOB)
+    assert get(fake, delta_url(), token, WINDOW).status_code == 200  # filtered: Bob's requests only
+    assert error_of(get(fake, delta_url(BOB), token, WINDOW))[:2] == (500, "generalException")
+
+    fake.slow_next(1, 1.0)
+    with pytest.raises(requests.Timeout), session_for(fake) as session:
+        session.get(
+            fake.graph_endpoint + delta_url(),
+            params=WINDOW,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=0.3,
+        )
+    fake.drop_next(1)
+    with pytest.raises(requests.ConnectionError):
+        get(fake, delta_url(), token, WINDOW)
+    deadline = time.monotonic() + 5
+    while fake.requests[-2].status == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r.status for r in fake.requests[-2:]] == [200, 0]  # the slow one was answered, late
+
+    # faults without a filter leave the identity platform alone; a filter can aim at it
+    fake.fail_next(503)
+    assert "access_token" in confidential(fake).acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    fake.clear_faults()
+    fake.fail_next(400, code="invalid_request", path_contains="/oauth2/v2.0/token")
+    assert confidential(fake).acquire_token_for_client(scopes=GRAPH_DEFAULT)["error"] == "invalid_request"
+    fake.fail_next(503, path_contains="/oauth2/v2.0/token")
+    with pytest.raises(msal.exceptions.MsalServiceError):  # msal raises a token endpoint's 5xx
+        confidential(fake).acquire_token_for_client(scopes=GRAPH_DEFAULT)
+
+
+def test_401_403_and_404(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    missing = get(fake, delta_url(), None, WINDOW)
+    assert error_of(missing) == (401, "InvalidAuthenticationToken", "Access token is empty.")
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert error_of(get(fake, delta_url(), "made-up", WINDOW))[:2] == (401, "InvalidAuthenticationToken")
+    fake.expire_access_tokens()
+    expired = get(fake, delta_url(), token, WINDOW)
+    assert (
+        error_of(expired)[:2] == (401, "InvalidAuthenticationToken") and "WWW-Authenticate" in expired.headers
+    )
+    token = app_token(fake)  # a new token works again
+    assert get(fake, delta_url(), token, WINDOW).status_code == 200
+
+    # no admin consent: a token, but every mailbox says no
+    fake.add_app("unconsented", secret=SECRET, roles=())
+    bare = app_token(fake, "unconsented")
+    assert error_of(get(fake, delta_url(), bare, WINDOW)) == (
+        403,
+        "ErrorAccessDenied",
+        "Access is denied. Check credentials and try again.",
+    )
+    assert error_of(get(fake, "/users", bare))[:2] == (403, "Authorization_RequestDenied")
+
+    # RBAC for Applications: only Ann's mailbox; roles change with the next token
+    fake.add_app("scoped", secret=SECRET, mailboxes={ANN.upper()})
+    scoped = app_token(fake, "scoped")
+    assert get(fake, delta_url(ANN), scoped, WINDOW).status_code == 200
+    assert error_of(get(fake, delta_url(BOB), scoped, WINDOW))[:2] == (403, "ErrorAccessDenied")
+    fake.restrict("scoped", None)
+    assert get(fake, delta_url(BOB), scoped, WINDOW).status_code == 200
+    fake.set_roles("scoped", ())
+    assert get(fake, delta_url(BOB), scoped, WINDOW).status_code == 200  # roles are in the token
+    assert get(fake, delta_url(BOB), app_token(fake, "scoped"), WINDOW).status_code == 403
+
+    fake.add_user("nobox@acme.test", "No Mailbox", mailbox=False)
+    assert error_of(get(fake, delta_url("ghost@acme.test"), token, WINDOW)) == (
+        404,
+        "ErrorInvalidUser",
+        "The requested user 'ghost@acme.test' is invalid.",
+    )
+    assert error_of(get(fake, delta_url("nobox@acme.test"), token, WINDOW))[:2] == (
+        404,
+        "MailboxNotEnabledForRESTAPI",
+    )
+    assert [r.mailbox for r in fake.requests[-2:]] == ["ghost@acme.test", "nobox@acme.test"]
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+
+def test_get_and_patch_with_etags(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    master = fake.put_event(ANN, weekly("One on one", "2026-11-02T09:00:00"))
+    url = f"/users/{ANN}/events/{master['id']}"
+    assert "=" in master["id"]  # Exchange-looking ids need quoting in paths
+    fetched = get(fake, url, token, {"$select": "subject,recurrence,originalStartTimeZone"})
+    body = fetched.json()
+    assert set(body) == {
+        "@odata.context",
+        "@odata.etag",
+        "id",
+        "subject",
+        "recurrence",
+        "originalStartTimeZone",
+    }
+    assert body["@odata.etag"] == f'W/"{master["changeKey"]}"' == fetched.headers["ETag"]
+    assert body["originalStartTimeZone"] == "W. Europe Standard Time"
+    assert body["recurrence"]["range"]["recurrenceTimeZone"] == "W. Europe Standard Time"
+    whole = get(fake, url, token).json()
+    assert whole["start"] == {"dateTime": "2026-11-02T08:00:00.0000000", "timeZone": "UTC"}
+    assert whole["type"] == "seriesMaster" and whole["iCalUId"] == "one-on-one@acme.test"
+    assert error_of(get(fake, url, token, {"$select": "nonsense"}))[0] == 400
+
+    with session_for(fake) as session:
+
+        def patch(etag: str, changes: dict[str, Any], bearer: str = token) -> requests.Response:
+            headers = {"Authorization": f"Bearer {bearer}", "If-Match": etag, "Prefer": UTC_PREFER}
+            return session.patch(fake.graph_endpoint + url, json=changes, headers=headers, timeout=30)
+
+        stale = patch('W/"not-the-change-key"', {"subject": "Renamed"})
+        assert error_of(stale)[:2] == (412, "ErrorIrresolvableConflict")
+        done = patch(body["@odata.etag"], {"subject": "Renamed"})
+        assert done.status_code == 200, done.text
+        assert done.json()["subject"] == "Renamed" and done.json()["@odata.etag"] != body["@odata.etag"]
+        assert done.json()["lastModifiedDateTime"] >= master["lastModifiedDateTime"]
+        assert fake.requests[-1].body == {"subject": "Renamed"}
+        assert error_of(patch(body["@odata.etag"], {"subject": "Again"}))[0] == 412
+
+        fake.add_app("reader", secret=SECRET, roles=("Calendars.Read",))
+        read_only = patch(done.json()["@odata.etag"], {"subject": "Nope"}, app_token(fake, "reader"))
+        assert error_of(read_only)[:2] == (403, "ErrorAccessDenied")
+
+    items, _, _ = delta_round(fake, delta_url(), token, WINDOW)
+    occurrence = get(fake, f"/users/{ANN}/events/{items[0]['id']}", token).json()
+    assert (occurrence["type"], occurrence["subject"], occurrence["seriesMasterId"]) == (
+        "occurrence",
+        "Renamed",
+        master["id"],
+    )
+
+
+def test_full_occurrences_carry_the_masters_fields(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    master = fake.put_event(
+        ANN, weekly("One on one", "2026-11-02T09:00:00", lastModifiedDateTime="2026-10-01T08:00:00Z")
+    )
+    fake.full_occurrences = True
+    items, _, _ = delta_round(fake, delta_url(), token, WINDOW)
+    first = items[0]
+    assert first["type"] == "occurrence" and first["subject"] == "One on one"
+    assert first["iCalUId"] == master["iCalUId"] and first["attendees"] == master["attendees"]
+    assert first["lastModifiedDateTime"] == "2026-10-01T08:00:00Z" and "recurrence" not in first
+    assert first["changeKey"] != master["changeKey"] and first["id"] != master["id"]
+
+
+def test_windows_zones_and_the_preferred_zone(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    # 9:00 in New York across the end of US daylight saving time (1 November 2026)
+    master = fake.put_event(ANN, weekly("East coast", "2026-10-26T09:00:00", zone="Eastern Standard Time"))
+    window = {"startDateTime": "2026-10-25T00:00:00Z", "endDateTime": "2026-11-08T00:00:00Z"}
+    items, _, _ = delta_round(fake, delta_url(), token, window)
+    assert [i["originalStart"] for i in items] == ["2026-10-26T13:00:00Z", "2026-11-02T14:00:00Z"]
+    for zone, expected in (
+        ("Pacific Standard Time", ["2026-10-26T06:00:00.0000000", "2026-11-02T06:00:00.0000000"]),
+        ("Europe/Berlin", ["2026-10-26T14:00:00.0000000", "2026-11-02T15:00:00.0000000"]),
+        ("Eastern Standard Time", ["2026-10-26T09:00:00.0000000", "2026-11-02T09:00:00.0000000"]),
+    ):
+        items, _, _ = delta_round(fake, delta_url(), token, window, f'outlook.timezone="{zone}"')
+        assert [i["start"] for i in items] == [{"dateTime": d, "timeZone": zone} for d in expected]
+    response = get(
+        fake, f"/users/{ANN}/events/{master['id']}", token, prefer='outlook.timezone="Central Standard Time"'
+    )
+    assert response.json()["start"] == {
+        "dateTime": "2026-10-26T08:00:00.0000000",
+        "timeZone": "Central Standard Time",
+    }
+    assert response.headers["Preference-Applied"] == 'outlook.timezone="Central Standard Time"'
+    for name in ("GMT Standard Time", "UTC"):
+        fake.put_event(ANN, weekly(f"In {name}", "2026-10-27T09:00:00", zone=name))
+    items, _, _ = delta_round(fake, delta_url(), token, window)
+    starts = {i["seriesMasterId"]: i["originalStart"] for i in items if i["originalStart"] < "2026-10-28"}
+    assert sorted(starts.values()) == ["2026-10-26T13:00:00Z", "2026-10-27T09:00:00Z", "2026-10-27T09:00:00Z"]
+
+
+def test_all_day_events_are_never_shifted(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    fake.put_event(
+        ANN,
+        {
+            "subject": "Offsite",
+            "isAllDay": True,
+            "start": {"dateTime": "2026-11-10T00:00:00", "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": "2026-11-12T00:00:00", "timeZone": "Europe/Berlin"},
+        },
+    )
+    series = weekly("Gym", "2026-11-02T00:00:00", zone="UTC", minutes=24 * 60, isAllDay=True)
+    series["recurrence"]["range"] = {"type": "numbered", "startDate": "2026-11-02", "numberOfOccurrences": 3}
+    fake.put_event(ANN, series)
+    items, _, _ = delta_round(fake, delta_url(), token, WINDOW, 'outlook.timezone="Pacific Standard Time"')
+    days = [(i["start"]["dateTime"][:10], i["end"]["dateTime"], i["start"]["timeZone"]) for i in items]
+    assert days == [
+        ("2026-11-02", "2026-11-03T00:00:00.0000000", "Pacific Standard Time"),
+        ("2026-11-09", "2026-11-10T00:00:00.0000000", "Pacific Standard Time"),
+        ("2026-11-10", "2026-11-12T00:00:00.0000000", "Pacific Standard Time"),
+        ("2026-11-16", "2026-11-17T00:00:00.0000000", "Pacific Standard Time"),
+    ]
+
+
+def test_recurrence_patterns(fake: FakeGraph) -> None:
+    token = app_token(fake)
+
+    def starts(pattern: dict[str, Any], rng: dict[str, Any], first: str = "2026-01-01T10:00:00") -> list[str]:
+        event = weekly("Pattern", first, zone="UTC")
+        event["recurrence"] = {"pattern": pattern, "range": {"startDate": first[:10], **rng}}
+        stored = fake.put_event(ANN, event)
+        window = {"startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-12-31T00:00:00Z"}
+        response = get(fake, f"/users/{ANN}/calendarView", token, {**window, "$top": "50"})
+        fake.delete_event(ANN, stored["id"])
+        return [i["start"]["dateTime"][:10] for i in response.json()["value"]]
+
+    no_end = {"type": "noEnd"}
+    assert starts({"type": "daily", "interval": 2}, {"type": "numbered", "numberOfOccurrences": 3}) == [
+        "2026-01-01",
+        "2026-01-03",
+        "2026-01-05",
+    ]
+    weekdays = {
+        "type": "weekly",
+        "interval": 2,
+        "daysOfWeek": ["monday", "friday"],
+        "firstDayOfWeek": "monday",
+    }
+    assert starts(weekdays, {"type": "endDate", "endDate": "2026-01-19"}) == [
+        "2026-01-02",
+        "2026-01-12",
+        "2026-01-16",
+    ]
+    last_day = {"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31}
+    assert starts(last_day, {"type": "numbered", "numberOfOccurrences": 4}) == [
+        "2026-01-31",
+        "2026-02-28",
+        "2026-03-31",
+        "2026-04-30",
+    ]
+    second_tuesday = {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["tuesday"], "index": "second"}
+    assert starts(second_tuesday, {"type": "endDate", "endDate": "2026-03-10"}) == [
+        "2026-01-13",
+        "2026-02-10",
+        "2026-03-10",
+    ]
+    last_friday = {
+        "type": "relativeYearly",
+        "interval": 1,
+        "daysOfWeek": ["friday"],
+        "index": "last",
+        "month": 11,
+    }
+    assert starts(last_friday, no_end) == ["2026-11-27", "2027-11-26"]
+    birthday = {"type": "absoluteYearly", "interval": 1, "dayOfMonth": 29, "month": 2}
+    assert starts(birthday, no_end) == ["2026-02-28", "2027-02-28"]
+    with pytest.raises(ValueError, match="pattern type"):
+        fake.put_event(
+            ANN, {**weekly("Bad", "2026-01-01T10:00:00"), "recurrence": {"pattern": {"type": "hourly"}}}
+        )
+
+
+# ---------------------------------------------------------------------------------------------- users
+
+
+def test_users_with_managers_and_paging(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    carol = fake.add_user("carol@acme.test", "Carol Chen", manager=BOB, enabled=False, mailbox=False)
+    params = {
+        "$select": "id,displayName,mail,userPrincipalName,accountEnabled",
+        "$expand": "manager($select=id,mail,userPrincipalName)",
+        "$top": "2",
+    }
+    first = get(fake, "/users", token, params).json()
+    assert first["@odata.context"] == f"{fake.graph_endpoint}/$metadata#users"
+    second = get(fake, first["@odata.nextLink"], token).json()
+    assert "@odata.nextLink" not in second and "$skiptoken=" in first["@odata.nextLink"]
+    users = {u["userPrincipalName"]: u for u in first["value"] + second["value"]}
+    assert set(users) == {ANN, BOB, "carol@acme.test"}
+    assert "manager" not in users[ANN]
+    assert users[BOB]["manager"] == {
+        "@odata.type": "#microsoft.graph.user",
+        "id": users[ANN]["id"],
+        "mail": ANN,
+        "userPrincipalName": ANN,
+    }
+    assert users["carol@acme.test"] == {
+        "id": carol,
+        "displayName": "Carol Chen",
+        "mail": None,
+        "userPrincipalName": "carol@acme.test",
+        "accountEnabled": False,
+        "manager": {
+            "@odata.type": "#microsoft.graph.user",
+            "id": users[BOB]["id"],
+            "mail": BOB,
+            "userPrincipalName": BOB,
+        },
+    }
+    default = get(fake, "/users", token).json()["value"][0]
+    assert "accountEnabled" not in default and {"id", "displayName", "mail", "businessPhones"} <= set(default)
+    assert error_of(get(fake, "/users", token, {"$top": "1000"}))[0] == 400
+
+    assert get(fake, f"/users/{BOB.upper()}/manager", token).json()["userPrincipalName"] == ANN
+    assert get(fake, f"/users/{carol}/manager", token).json()["userPrincipalName"] == BOB
+    assert error_of(get(fake, f"/users/{ANN}/manager", token))[:2] == (404, "Request_ResourceNotFound")
+    fake.set_roles(APP, ("Calendars.Read",))
+    token = app_token(fake)  # tokens issued from now on lack User.Read.All
+    assert error_of(get(fake, "/users", token))[:2] == (403, "Authorization_RequestDenied")
+
+
+# ---------------------------------------------------------------------------------------------- concurrency
+
+
+def test_a_fifth_concurrent_request_per_mailbox_is_throttled(fake: FakeGraph) -> None:
+    token = app_token(fake)
+
+    def parallel(count: int) -> list[requests.Response]:
+        fake.reset_log()
+        fake.slow_next(count, 1.5, path_contains="/calendarView/delta")
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            responses = list(pool.map(lambda _: get(fake, delta_url(), token, WINDOW), range(count)))
+        fake.clear_faults()
+        return responses
+
+    responses = parallel(5)
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 429]
+    refused = next(r for r in responses if r.status_code == 429)
+    assert error_of(refused)[:2] == (429, "ApplicationThrottled") and refused.headers["Retry-After"] == "1"
+    assert fake.max_in_flight == {ANN: 5}
+
+    responses = parallel(4)
+    assert [r.status_code for r in responses] == [200] * 4
+    assert fake.max_in_flight == {ANN: 4}
+
+
+# ---------------------------------------------------------------------------------------------- the demo
+
+
+def test_the_demo_org_round_trips_through_load_mailbox(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    calendars = demo_calendars(date(2026, 11, 21))
+    for owner, specs in calendars.items():
+        load_mailbox(fake, f"{owner}@acme.test", specs, "Europe/Berlin")
+    window = {"startDateTime": "2026-08-23T00:00:00Z", "endDateTime": "2027-02-19T00:00:00Z"}
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for owner in calendars:
+        items, _, _ = delta_round(
+            fake, delta_url(f"{owner}@acme.test"), token, window, f"{UTC_PREFER}, odata.maxpagesize=200"
+        )
+        assert items, owner
+        seen[owner] = items
+
+    def instances(owner: str, uid: str) -> dict[str, dict[str, Any]]:
+        master = event_id(f"{owner}@acme.test", uid)
+        return {i["originalStart"]: i for i in seen[owner] if i.get("seriesMasterId") == master}
+
+    # maya / priya: the EXDATE'd occurrence (9 Nov) is gone, the one of 26 Oct moved to the 27th
+    for owner in ("maya", "priya"):
+        mp = instances(owner, "maya-priya@acme.test")
+        assert "2026-11-09T15:00:00Z" not in mp and "2026-11-02T15:00:00Z" in mp
+        moved = mp["2026-10-26T15:00:00Z"]
+        assert (moved["type"], moved["start"]["dateTime"], moved["subject"]) == (
+            "exception",
+            "2026-10-27T10:00:00.0000000",
+            "Maya / Priya 1:1 (moved)",
+        )
+    maya_master = next(
+        e
+        for e in fake.events("maya@acme.test")
+        if e["iCalUId"] == "maya-priya@acme.test" and e["type"] == "seriesMaster"
+    )
+    priya_master = next(
+        e
+        for e in fake.events("priya@acme.test")
+        if e["iCalUId"] == "maya-priya@acme.test" and e["type"] == "seriesMaster"
+    )
+    assert maya_master["id"] != priya_master["id"]
+    assert maya_master["lastModifiedDateTime"] == "2026-01-01T02:00:00.0000000Z"  # its override's SEQUENCE 2
+    assert (maya_master["responseStatus"]["response"], priya_master["responseStatus"]["response"]) == (
+        "organizer",
+        "accepted",
+    )
+
+    # lena / sam: Windows zone names kept; Lena's copy lost 9 Nov, Sam's stale copy still has it
+    lena = instances("lena", "lena-sam@acme.test")
+    sam = instances("sam", "lena-sam@acme.test")
+    assert "2026-11-09T09:00:00Z" not in lena and "2026-11-09T09:00:00Z" in sam
+    lena_master = get(
+        fake, f"/users/lena@acme.test/events/{event_id('lena@acme.test', 'lena-sam@acme.test')}", token
+    ).json()
+    assert lena_master["originalStartTimeZone"] == "W. Europe Standard Time"
+    assert {a["type"] for a in lena_master["attendees"]} == {"required", "resource"}
+
+    # omar / diego: the EXDATE and the cancelled override both vanished
+    assert sorted(instances("omar", "omar-diego@acme.test"))[:2] == [
+        "2026-11-22T16:00:00Z",
+        "2026-12-06T16:00:00Z",
+    ]
+    # priya / grace: the whole series is cancelled
+    grace = instances("grace", "priya-grace@acme.test")
+    assert grace and all(i["isCancelled"] for i in grace.values())
+    # priya / hugo: Hugo declined the late occurrences, in his own answer too
+    declined = [i for i in instances("hugo", "priya-hugo@acme.test").values() if i["type"] == "exception"]
+    assert declined and {i["responseStatus"]["response"] for i in declined} == {"declined"}
+    # diego / chloe: floating times in the org's zone
+    chloe = get(
+        fake, f"/users/diego@acme.test/events/{event_id('diego@acme.test', 'diego-chloe@acme.test')}", token
+    ).json()
+    assert chloe["originalStartTimeZone"] == "Europe/Berlin"
+    # priya / ethan: the all-day offsite; fatima: the wholly cancelled one-off
+    offsite = next(i for i in seen["ethan"] if i.get("subject") == "Priya <> Ethan offsite")
+    assert offsite["isAllDay"] and offsite["start"]["dateTime"] == "2026-11-01T00:00:00.0000000"
+    assert [i["isCancelled"] for i in seen["fatima"] if i["start"]["dateTime"].startswith("2026-11-15")] == [
+        True
+    ]
+
+
+def test_the_fake_clock_stamps_changes() -> None:
+    now = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
+    with FakeGraph(clock=lambda: now, page_size_default=1) as fake:
+        fake.add_app(APP, secret=SECRET)
+        stored = fake.put_event(ANN, weekly("One on one", "2026-11-02T09:00:00"))
+        assert stored["lastModifiedDateTime"] == stored["createdDateTime"] == "2026-11-21T09:30:00.0000000Z"
+        token = app_token(fake)
+        first = get(fake, delta_url(), token, WINDOW, prefer=None).json()
+        assert len(first["value"]) == 1 and "@odata.nextLink" in first  # page_size_default
+        assert error_of(get(fake, delta_url("ghost@acme.test"), token, WINDOW))[0] == 404
+        assert get(fake, delta_url("ghost@acme.test"), token, WINDOW).json()["error"]["innerError"][
+            "date"
+        ] == ("2026-11-21T09:30:00")
+        assert fake.internal_errors == []
