@@ -267,7 +267,12 @@ class GraphClient:
             try:
                 token = self.tokens.token(stale)
             except AuthError as exc:
-                raise MailboxUnavailable(str(exc)) from exc
+                if not exc.transient:
+                    raise MailboxUnavailable(str(exc)) from exc
+                last = str(exc)
+                if attempt + 1 < self.retry.attempts:
+                    self.retry.sleep(self.retry.delay(attempt, None))
+                continue
             headers = {"Authorization": f"Bearer {token}", "Prefer": PREFER, "Accept": "application/json"}
             retry_after: float | None = None
             try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msal
+import msal.exceptions
 import requests
 from cryptography import x509
 from requests.adapters import HTTPAdapter
@@ -40,7 +41,16 @@ POOL_SIZE = 16
 
 
 class AuthError(Exception):
-    """No token could be had; str() says why and what to do."""
+    """No token could be had; str() says why and what to do. ``transient``: the sign-in service could
+    not be reached or failed (5xx), so trying again later may help; else the credentials were refused."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+#: What msal raises when the sign-in service cannot be reached or answers 5xx.
+_UNREACHABLE = (requests.RequestException, msal.exceptions.MsalServiceError)
 
 
 class TokenProvider(Protocol):
@@ -151,22 +161,27 @@ class AppTokens:
             )
         except ValueError as exc:  # msal: a bad key, an authority it cannot discover
             raise AuthError(f"cannot set up the app registration {config.client_id}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise AuthError(f"cannot reach the authority {config.authority}: {exc}") from exc
+        except _UNREACHABLE as exc:
+            raise AuthError(f"cannot reach the authority {config.authority}: {exc}", transient=True) from exc
         self.client_id = config.client_id
+        self._current: str | None = None
         self._lock = threading.Lock()
 
     def token(self, stale: str | None = None) -> str:
         with self._lock:
-            if stale is not None:
-                self.app.remove_tokens_for_client()  # Graph refused it: do not hand it out again
+            if stale is not None and stale == self._current:
+                # Graph refused it: drop it from msal's cache (unless another thread already did)
+                self.app.remove_tokens_for_client()
             try:
                 result = self.app.acquire_token_for_client(scopes=[GRAPH_DEFAULT_SCOPE])
-            except requests.RequestException as exc:
-                raise AuthError(f"cannot reach the token endpoint: {exc}") from exc
-        if "access_token" not in result:
-            raise AuthError(_explain(result, f"the app {self.client_id} could not sign in"))
-        return str(result["access_token"])
+            except _UNREACHABLE as exc:
+                raise AuthError(
+                    f"cannot get a token from the sign-in service: {exc}", transient=True
+                ) from exc
+            if "access_token" not in result:
+                raise AuthError(_explain(result, f"the app {self.client_id} could not sign in"))
+            self._current = str(result["access_token"])
+            return self._current
 
 
 def load_cache(path: Path) -> msal.SerializableTokenCache:
@@ -201,7 +216,7 @@ class UserTokens:
                 token_cache=self.cache,
                 timeout=config.timeout_seconds,
             )
-        except (ValueError, requests.RequestException) as exc:
+        except (ValueError, *_UNREACHABLE) as exc:
             raise AuthError(f"cannot set up the sign-in for {config.client_id}: {exc}") from exc
         accounts = self.app.get_accounts()
         if not accounts:
@@ -216,8 +231,10 @@ class UserTokens:
                 result = self.app.acquire_token_silent_with_error(
                     list(DELEGATED_SCOPES), account=self.account, force_refresh=stale is not None
                 )
-            except requests.RequestException as exc:
-                raise AuthError(f"cannot reach the token endpoint: {exc}") from exc
+            except _UNREACHABLE as exc:
+                raise AuthError(
+                    f"cannot get a token from the sign-in service: {exc}", transient=True
+                ) from exc
             save_cache(self.path, self.cache)
         if not result or "access_token" not in result:
             raise AuthError(
@@ -251,7 +268,7 @@ def device_sign_in(
             timeout=config.timeout_seconds,
         )
         flow = app.initiate_device_flow(scopes=list(scopes))
-    except (ValueError, requests.RequestException) as exc:
+    except (ValueError, *_UNREACHABLE) as exc:
         raise AuthError(f"cannot start the sign-in at {config.authority}: {exc}") from exc
     if "user_code" not in flow:
         raise AuthError(_explain(flow, "the sign-in could not start"))
@@ -259,7 +276,7 @@ def device_sign_in(
     show(str(flow.get("message") or f"Open {where} in a browser and enter the code {flow['user_code']}"))
     try:
         result = app.acquire_token_by_device_flow(flow)
-    except requests.RequestException as exc:
+    except _UNREACHABLE as exc:
         raise AuthError(f"lost the authority while waiting for the sign-in: {exc}") from exc
     if "access_token" not in result:
         raise AuthError(_explain(result, "the sign-in did not complete"))

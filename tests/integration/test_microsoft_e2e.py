@@ -1,0 +1,535 @@
+"""The demo org served by the Graph fake, read through real msal and requests: the same report as ICS,
+then delta sync after each kind of change, faults, and an org split between Google and Microsoft."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from calsync.config import MicrosoftSourceConfig, load_config
+from calsync.demo import demo_calendars, write_demo
+from calsync.org import RosterError
+from calsync.pipeline import make_clock, run_report, sync_window
+from calsync.report import report_to_json
+from calsync.sources.microsoft import MicrosoftSource, graph_client
+from calsync.sources.retry import RetryPolicy
+from calsync.store import StateStore
+from tests.fakes.google import FakeGoogle
+from tests.fakes.google_events import calendar_events
+from tests.fakes.graph import FakeGraph
+from tests.fakes.graph_events import load_mailbox
+
+AS_OF = date(2026, 11, 21)
+DELTA = "/calendarView/delta"
+EVENTS = "/events/"
+CLIENT_ID = "5e1f0c2a-calsync-test"
+SECRET = "correct horse battery staple"
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGraph]:
+    with FakeGraph() as graph:
+        yield graph
+
+
+def demo_org(
+    tmp_path: Path, fake: FakeGraph, owners: list[str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The demo's calendars in the fake's mailboxes, and the ICS report to compare with."""
+    ics_config, _ = write_demo(tmp_path / "demo", AS_OF)
+    expected = report_to_json(run_report(load_config(ics_config), AS_OF))
+    with (tmp_path / "demo" / "org.csv").open() as roster:
+        for row in csv.DictReader(roster):
+            fake.add_user(row["email"], row["name"], manager=row["manager_email"] or None)
+    mailboxes = []
+    for owner, specs in sorted(demo_calendars(AS_OF).items()):
+        if owners is not None and owner not in owners:
+            continue
+        mailbox = f"{owner}@acme.test"
+        mailboxes.append(mailbox)
+        load_mailbox(fake, mailbox, specs, "Europe/Berlin")
+    return expected, mailboxes
+
+
+def microsoft_toml(fake: FakeGraph, mailboxes: list[str], *, name: str = "m365", extra: str = "") -> str:
+    return f"""
+[[sources]]
+type = "microsoft"
+name = "{name}"
+tenant = "{fake.tenant}"
+client_id = "{CLIENT_ID}"
+client_secret_file = "secret.txt"
+mailboxes = {json.dumps(mailboxes)}
+authority_host = "{fake.authority_host}"
+graph_endpoint = "{fake.graph_endpoint}"
+ca_bundle = "{fake.ca_path}"
+timeout_seconds = 10
+{extra}"""
+
+
+def setup(tmp_path: Path, fake: FakeGraph) -> tuple[Path, dict[str, Any], list[str]]:
+    expected, mailboxes = demo_org(tmp_path, fake)
+    fake.add_app(CLIENT_ID, secret=SECRET)
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET + "\n")
+    secret.chmod(0o600)
+    config = tmp_path / "m365.toml"
+    config.write_text(
+        """[org]
+domains = ["acme.test"]
+roster = "demo/org.csv"
+timezone = "Europe/Berlin"
+[cadence]
+skip_level_days = 30
+[state]
+path = "state/calsync.json"
+"""
+        + microsoft_toml(fake, mailboxes)
+    )
+    return config, expected, mailboxes
+
+
+def without_rule_text(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pairs with each series' rule reduced to its frequency and interval.
+
+    Graph describes a series by a pattern, written back as the RRULE it means: the same schedule as the
+    ICS file's, spelled with its BYDAY and WKST (``FREQ=WEEKLY;BYDAY=MO;WKST=SU`` for ``FREQ=WEEKLY``)
+    and an UNTIL at the end of the pattern's last day. Everything else must be equal.
+    """
+
+    def rule(text: str) -> str:
+        parts = dict(part.split("=", 1) for part in text.split(";"))
+        return f"FREQ={parts['FREQ']};INTERVAL={parts.get('INTERVAL', '1')}"
+
+    return [
+        {
+            **pair,
+            "series": [
+                {**s, "recurrence": rule(s["recurrence"]) if s["recurrence"] else None}
+                for s in pair["series"]
+            ],
+        }
+        for pair in pairs
+    ]
+
+
+def report(config: Path) -> dict[str, Any]:
+    return report_to_json(run_report(load_config(config), AS_OF))
+
+
+def graph_gets(fake: FakeGraph, part: str) -> list[Any]:
+    return [r for r in fake.requests if r.method == "GET" and part in r.path]
+
+
+def test_microsoft_source_gives_the_ics_report_then_one_request_per_mailbox(
+    tmp_path: Path, fake: FakeGraph
+) -> None:
+    config, expected, mailboxes = setup(tmp_path, fake)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "calsync",
+            "report",
+            "-c",
+            str(config),
+            "--as-of",
+            AS_OF.isoformat(),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout)
+    assert first["errors"] == []
+    assert without_rule_text(first["pairs"]) == without_rule_text(expected["pairs"])
+    assert {r.mailbox for r in graph_gets(fake, DELTA)} == set(mailboxes)
+    assert max(fake.max_in_flight.values()) <= 4
+
+    fake.reset_log()
+    second = report(config)
+    assert second["pairs"] == first["pairs"]
+    assert len(graph_gets(fake, "/v1.0/")) == len(mailboxes)  # nothing changed: one request per mailbox
+    assert all("$deltatoken" in r.query for r in graph_gets(fake, DELTA))
+
+
+def master_id(fake: FakeGraph, mailbox: str, uid: str) -> str:
+    return next(
+        str(e["id"])
+        for e in fake.events(mailbox)
+        if e.get("iCalUId") == uid and e.get("type") == "seriesMaster"
+    )
+
+
+def test_delta_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGraph) -> None:
+    config, _expected, mailboxes = setup(tmp_path, fake)
+    before = {tuple(p["people"]): p for p in report(config)["pairs"]}
+    stamp = datetime(2026, 11, 21, 9, tzinfo=UTC)
+
+    def each(uid: str, owners: tuple[str, ...], change: Any) -> None:
+        for owner in owners:
+            mailbox = f"{owner}@acme.test"
+            change(mailbox, master_id(fake, mailbox, uid))
+
+    # a cancelled occurrence: Maya / Omar on 16 Nov vanishes (as when the organizer deletes it)
+    each(
+        "maya-omar@acme.test",
+        ("maya", "omar"),
+        lambda m, i: fake.cancel_occurrence(
+            m, i, datetime(2026, 11, 16, 9, tzinfo=NEW_YORK), last_modified=stamp
+        ),
+    )
+    # a moved occurrence: Diego / Ava from 17 Nov 10:00 to 18 Nov 11:00 (New York)
+    moved = {
+        "start": {"dateTime": "2026-11-18T11:00:00", "timeZone": "America/New_York"},
+        "end": {"dateTime": "2026-11-18T11:30:00", "timeZone": "America/New_York"},
+        "lastModifiedDateTime": "2026-11-21T09:00:00Z",
+    }
+    each(
+        "diego-ava@acme.test",
+        ("diego", "ava"),
+        lambda m, i: fake.put_exception(m, i, datetime(2026, 11, 17, 10, tzinfo=NEW_YORK), moved),
+    )
+    # a declined occurrence: Chloe declines 18 Nov (her own answer, and what Diego's copy shows)
+    chloe = fake.events("diego@acme.test")
+    dc = next(
+        e for e in chloe if e.get("iCalUId") == "diego-chloe@acme.test" and e.get("type") == "seriesMaster"
+    )
+    declined_attendees = [
+        {**a, "status": {"response": "declined", "time": "2026-11-17T08:00:00Z"}}
+        if a["emailAddress"]["address"] == "chloe@acme.test"
+        else a
+        for a in dc["attendees"]
+    ]
+    for mailbox, own in (("diego@acme.test", "organizer"), ("chloe@acme.test", "declined")):
+        fake.put_exception(
+            mailbox,
+            master_id(fake, mailbox, "diego-chloe@acme.test"),
+            datetime(2026, 11, 18, 9, tzinfo=BERLIN),
+            {
+                "attendees": declined_attendees,
+                "responseStatus": {"response": own, "time": "2026-11-17T08:00:00Z"},
+                "lastModifiedDateTime": "2026-11-21T09:00:00Z",
+            },
+        )
+    # a new series: Priya and Ethan start weekly 1:1s
+    for mailbox, own in (("priya@acme.test", "organizer"), ("ethan@acme.test", "accepted")):
+        fake.put_event(
+            mailbox,
+            {
+                "type": "seriesMaster",
+                "iCalUId": "priya-ethan-new@acme.test",
+                "subject": "Priya / Ethan",
+                "start": {"dateTime": "2026-11-02T10:00:00", "timeZone": "W. Europe Standard Time"},
+                "end": {"dateTime": "2026-11-02T10:30:00", "timeZone": "W. Europe Standard Time"},
+                "originalStartTimeZone": "W. Europe Standard Time",
+                "recurrence": {
+                    "pattern": {
+                        "type": "weekly",
+                        "interval": 1,
+                        "daysOfWeek": ["monday"],
+                        "firstDayOfWeek": "sunday",
+                    },
+                    "range": {
+                        "type": "noEnd",
+                        "startDate": "2026-11-02",
+                        "recurrenceTimeZone": "W. Europe Standard Time",
+                    },
+                },
+                "organizer": {"emailAddress": {"address": "priya@acme.test", "name": "Priya Raman"}},
+                "attendees": [
+                    {
+                        "type": "required",
+                        "status": {"response": "accepted"},
+                        "emailAddress": {"address": "ethan@acme.test"},
+                    },
+                ],
+                "responseStatus": {"response": own},
+                "lastModifiedDateTime": "2026-11-01T09:00:00Z",
+            },
+        )
+    # a deleted series: Ava / Ethan
+    each("ava-ethan@acme.test", ("ava", "ethan"), fake.delete_event)
+
+    # an attendee added, so it is no longer a 1:1: Omar / Sam's skip-level gets Lena too
+    def add_lena(mailbox: str, ident: str) -> None:
+        master = next(e for e in fake.events(mailbox) if e["id"] == ident)
+        lena = {
+            "type": "required",
+            "status": {"response": "accepted"},
+            "emailAddress": {"address": "lena@acme.test"},
+        }
+        fake.patch_event(mailbox, ident, {"attendees": [*master["attendees"], lena]})
+
+    each("omar-sam@acme.test", ("omar", "sam"), add_lena)
+
+    fake.reset_log()
+    result = report(config)
+    assert result["errors"] == []
+    after = {tuple(p["people"]): p for p in result["pairs"]}
+    assert {r.mailbox for r in graph_gets(fake, DELTA)} == set(mailboxes)
+    assert len(graph_gets(fake, DELTA)) == len(mailboxes)  # one delta request per mailbox
+    # masters are fetched only for the series that changed: 4 changed series in 2 mailboxes each
+    # (the deleted one has nothing left to fetch), and the new one in 2
+    assert len(graph_gets(fake, EVENTS)) == 10
+
+    maya_omar = after[("maya@acme.test", "omar@acme.test")]
+    assert "2026-11-16" in maya_omar["cancelled"] and "2026-11-16" not in maya_omar["held"]
+    ava = after[("ava@acme.test", "diego@acme.test")]
+    assert "2026-11-18" in ava["held"] and "2026-11-17" not in ava["held"]
+    chloe_pair = after[("chloe@acme.test", "diego@acme.test")]
+    assert chloe_pair["declined"] == ["2026-11-18"] and chloe_pair["last_held"] == "2026-11-11"
+    ethan = after[("ethan@acme.test", "priya@acme.test")]
+    assert (ethan["status"], ethan["held"], ethan["next_scheduled"]) == (
+        "ok",
+        ["2026-11-02", "2026-11-09", "2026-11-16"],
+        "2026-11-23",
+    )
+    assert ("ava@acme.test", "ethan@acme.test") in before and (
+        "ava@acme.test",
+        "ethan@acme.test",
+    ) not in after
+    assert before[("omar@acme.test", "sam@acme.test")]["status"] == "ok"
+    assert ("omar@acme.test", "sam@acme.test") not in after  # three people: no longer a 1:1
+
+
+def test_expired_delta_tokens_and_faults_end_in_the_same_report(tmp_path: Path, fake: FakeGraph) -> None:
+    config, expected, mailboxes = setup(tmp_path, fake)
+    report(config)
+    fake.expire_delta_tokens()
+    fake.fail_next(429, 2, retry_after=1, path_contains=DELTA)
+    fake.fail_next(503, 1, path_contains=DELTA)
+    fake.fail_next(502, 1, path_contains=EVENTS)
+    fake.drop_next(1, path_contains=DELTA)
+    fake.slow_next(1, 5.0, path_contains=DELTA)  # longer than the client's timeout
+    fake.expire_access_tokens()
+    config.write_text(config.read_text().replace("timeout_seconds = 10", "timeout_seconds = 2"))
+    fake.reset_log()
+    again = report(config)
+    assert again["errors"] == []
+    assert without_rule_text(again["pairs"]) == without_rule_text(expected["pairs"])
+    statuses = [r.status for r in graph_gets(fake, DELTA)]
+    # every delta token expired: each mailbox was told so, and read in full again
+    assert {r.mailbox for r in graph_gets(fake, DELTA) if r.status == 410} == set(mailboxes)
+    assert {429, 503} <= set(statuses)
+    assert max(fake.max_in_flight.values()) <= 4
+
+
+def test_retry_after_is_honoured_with_a_fake_clock(tmp_path: Path, fake: FakeGraph) -> None:
+    config, _expected, mailboxes = setup(tmp_path, fake)
+    loaded = load_config(config)
+    source_config = loaded.sources[0]
+    assert isinstance(source_config, MicrosoftSourceConfig)
+    slept: list[float] = []
+    client = graph_client(
+        source_config, retry=RetryPolicy(attempts=6, sleep=slept.append, jitter=lambda: 0.5)
+    )
+    fake.fail_next(429, 3, retry_after=7, path_contains=DELTA)
+    fake.fail_next(503, 1, retry_after=2, path_contains=DELTA)
+    fake.fail_next(500, 1, path_contains=DELTA)
+    store = StateStore(tmp_path / "state.json")
+    try:
+        source = MicrosoftSource("m365", mailboxes[:1], client, store, default_tz=BERLIN, parallel=1)
+        result = source.fetch(sync_window(make_clock(loaded, AS_OF)))
+    finally:
+        store.close()
+    assert result.problems == [] and len(result.calendars) == 1
+    # three 429s and a 503, each after its Retry-After; then a 500 after a jittered backoff (0.5 x 2^4)
+    assert slept == [7.0, 7.0, 7.0, 2.0, 8.0]
+
+
+def test_a_burst_longer_than_the_retries_is_reported_never_an_empty_calendar(
+    tmp_path: Path, fake: FakeGraph
+) -> None:
+    config, _expected, _mailboxes = setup(tmp_path, fake)
+    loaded = load_config(config)
+    source_config = loaded.sources[0]
+    assert isinstance(source_config, MicrosoftSourceConfig)
+    client = graph_client(source_config, retry=RetryPolicy(attempts=3, sleep=lambda s: None))
+    fake.fail_next(429, 3, retry_after=30, path_contains="/users/maya@acme.test/")
+    store = StateStore(tmp_path / "state.json")
+    try:
+        source = MicrosoftSource(
+            "m365", ["maya@acme.test", "omar@acme.test"], client, store, default_tz=BERLIN
+        )
+        result = source.fetch(sync_window(make_clock(loaded, AS_OF)))
+    finally:
+        store.close()
+    assert [c.calendar for c in result.calendars] == ["omar@acme.test"]
+    assert [p.source for p in result.problems] == ["m365: maya@acme.test"]
+    assert "gave up after 3 attempts" in result.problems[0].message
+
+
+def test_mailboxes_without_access_are_reported_and_the_rest_synced(tmp_path: Path, fake: FakeGraph) -> None:
+    config, expected, mailboxes = setup(tmp_path, fake)
+    fake.restrict(CLIENT_ID, set(mailboxes) - {"grace@acme.test"})  # RBAC for Applications scope
+    fake.add_user("nobox@acme.test", "No Mailbox", mailbox=False)
+    config.write_text(
+        config.read_text().replace(
+            '"hugo@acme.test"', '"hugo@acme.test", "nobox@acme.test", "ghost@acme.test"'
+        )
+    )
+    result = report(config)
+    errors = {e["source"]: e["message"] for e in result["errors"]}
+    assert set(errors) == {"m365: grace@acme.test", "m365: nobox@acme.test", "m365: ghost@acme.test"}
+    assert "Exchange RBAC scope" in errors["m365: grace@acme.test"]
+    assert "no such mailbox" in errors["m365: ghost@acme.test"]
+    pairs = {tuple(p["people"]): p for p in result["pairs"]}
+    assert without_rule_text([pairs[("lena@acme.test", "sam@acme.test")]]) == without_rule_text(
+        [p for p in expected["pairs"] if p["people"] == ["lena@acme.test", "sam@acme.test"]]
+    )
+
+    fake.set_roles(CLIENT_ID, ())  # admin consent withdrawn: every mailbox says so, nothing is empty
+    result = report(config)
+    assert result["pairs"] == [] or all(p["status"] == "no-series" for p in result["pairs"])
+    assert len(result["errors"]) == len(mailboxes) + 2
+    assert all("admin consent" in e["message"] for e in result["errors"] if "ghost" not in e["source"])
+
+
+def test_a_wrong_secret_is_one_clear_problem_and_exit_code_3(tmp_path: Path, fake: FakeGraph) -> None:
+    config, _, _ = setup(tmp_path, fake)
+    (tmp_path / "secret.txt").write_text("wrong\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "calsync", "report", "-c", str(config), "--as-of", AS_OF.isoformat()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "invalid_client" in result.stderr and "Certificates & secrets" in result.stderr
+    assert "wrong" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_certificate_signs_in_as_the_app(tmp_path: Path, fake: FakeGraph) -> None:
+    config, expected, _ = setup(tmp_path, fake)
+    key_pem, cert_pem, _ = fake.make_certificate()
+    fake.add_app("calsync-cert-app", certificate_pem=cert_pem)
+    (tmp_path / "app.pem").write_bytes(key_pem + cert_pem)
+    config.write_text(
+        config.read_text()
+        .replace('client_secret_file = "secret.txt"', 'certificate_file = "app.pem"')
+        .replace(CLIENT_ID, "calsync-cert-app")
+    )
+    assert without_rule_text(report(config)["pairs"]) == without_rule_text(expected["pairs"])
+
+
+def test_the_org_chart_from_microsoft_graph(tmp_path: Path, fake: FakeGraph) -> None:
+    config, expected, _ = setup(tmp_path, fake)
+    fake.add_user("gone@acme.test", "Left Last Year", manager="maya@acme.test", enabled=False)
+    config.write_text(config.read_text().replace('roster = "demo/org.csv"', 'roster = "microsoft-graph"'))
+    result = report(config)
+    assert len(graph_gets(fake, "/v1.0/users")) >= 1
+    shape = {
+        (tuple(p["people"]), p["relationship"], p["manager"], p["report"], p["status"])
+        for p in result["pairs"]
+    }
+    assert shape == {
+        (tuple(p["people"]), p["relationship"], p["manager"], p["report"], p["status"])
+        for p in expected["pairs"]
+    }
+    assert not any("gone@acme.test" in p["people"] for p in result["pairs"])
+
+    fake.set_roles(CLIENT_ID, ("Calendars.Read",))  # no User.Read.All
+    with pytest.raises(RosterError, match=r"User\.Read\.All"):
+        report(config)
+
+
+def test_an_org_split_between_google_and_microsoft_gets_one_report(tmp_path: Path, fake: FakeGraph) -> None:
+    on_microsoft = ["maya", "omar", "lena", "sam", "yuki", "noah", "priya"]
+    expected, mailboxes = demo_org(tmp_path, fake, owners=on_microsoft)
+    fake.add_app(CLIENT_ID, secret=SECRET)
+    (tmp_path / "secret.txt").write_text(SECRET)
+    with FakeGoogle() as google:
+        calendars = []
+        for owner, specs in sorted(demo_calendars(AS_OF).items()):
+            if owner in on_microsoft:
+                continue
+            calendar = f"{owner}@acme.test"
+            calendars.append(calendar)
+            google.add_calendar(calendar, "Europe/Berlin")
+            for event in calendar_events(specs, "Europe/Berlin"):
+                google.put_event(calendar, event)
+        (tmp_path / "sa.json").write_text(json.dumps(google.service_account_info()))
+        config = tmp_path / "mixed.toml"
+        config.write_text(
+            f"""[org]
+domains = ["acme.test"]
+roster = "demo/org.csv"
+timezone = "Europe/Berlin"
+[cadence]
+skip_level_days = 30
+[[sources]]
+type = "google"
+name = "workspace"
+service_account_key = "sa.json"
+calendars = {json.dumps(calendars)}
+endpoint = "{google.calendar_endpoint}"
+ca_bundle = "{google.ca_path}"
+"""
+            + microsoft_toml(fake, mailboxes)
+        )
+        result = report(config)
+        assert result["errors"] == []
+        assert without_rule_text(result["pairs"]) == without_rule_text(expected["pairs"])
+        assert len(calendars) + len(mailboxes) == len(demo_calendars(AS_OF))
+
+
+def test_state_file_is_private_and_a_run_past_the_span_reads_again(tmp_path: Path, fake: FakeGraph) -> None:
+    config, _expected, mailboxes = setup(tmp_path, fake)
+    report(config)
+    state = tmp_path / "state" / "calsync.json"
+    assert state.stat().st_mode & 0o777 == 0o600
+    fake.reset_log()
+    later = AS_OF + timedelta(days=40)  # the window now ends past the span the delta covered
+    report_to_json(run_report(load_config(config), later))
+    initial = [r for r in graph_gets(fake, DELTA) if "startDateTime" in r.query]
+    assert {r.mailbox for r in initial} == set(mailboxes)
+
+
+def test_a_failing_sign_in_service_is_a_problem_of_the_source_not_a_crash(
+    tmp_path: Path, fake: FakeGraph
+) -> None:
+    config, _expected, _mailboxes = setup(tmp_path, fake)
+    fake.fail_next(503, 1, path_contains="/oauth2/v2.0/token")
+    result = report(config)
+    assert [e["source"] for e in result["errors"]] == ["m365"]
+    assert "sign-in service" in result["errors"][0]["message"]
+    again = report(config)  # the next run signs in and reads everything
+    assert again["errors"] == []
+
+
+def test_a_refused_token_is_replaced_once_for_all_mailboxes(tmp_path: Path, fake: FakeGraph) -> None:
+    config, _expected, mailboxes = setup(tmp_path, fake)
+    loaded = load_config(config)
+    source_config = loaded.sources[0]
+    assert isinstance(source_config, MicrosoftSourceConfig)
+    client = graph_client(source_config)
+    window = sync_window(make_clock(loaded, AS_OF))
+    store = StateStore(tmp_path / "state.json")
+    try:
+        source = MicrosoftSource("m365", mailboxes, client, store, default_tz=BERLIN)
+        assert source.fetch(window).problems == []
+        fake.expire_access_tokens()  # the token msal still holds is now refused
+        fake.reset_log()
+        result = source.fetch(window)
+    finally:
+        store.close()
+    assert result.problems == [] and len(result.calendars) == len(mailboxes)
+    assert 1 <= sum(1 for r in fake.requests if r.status == 401) <= 4  # the requests in flight at the time
+    assert sum(1 for r in fake.requests if r.path.endswith("/token")) == 1  # one new token for all of them
