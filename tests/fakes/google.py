@@ -51,31 +51,25 @@ Behaviour worth knowing when writing tests
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import hashlib
-import http.server
 import json
 import re
 import secrets
-import socket
-import ssl
-import tempfile
 import threading
 import time
 import traceback
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import trustme
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler
 
 __all__ = ["FakeGoogle", "RequestRecord"]
 
@@ -174,14 +168,8 @@ class RequestRecord:
     body: Any = None  # the parsed JSON body of API writes (None otherwise)
 
 
-class _ApiError(Exception):
+class _ApiError(ErrorAnswer):
     """An answer other than 200, already shaped like Google's."""
-
-    def __init__(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.payload = payload
-        self.headers = headers or {}
 
 
 def _envelope(
@@ -384,74 +372,12 @@ class _Fault:
     seconds: float = 0.0
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _dispatch(self) -> None:
-        self.server.fake._handle(self)
-
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, fake: FakeGoogle, context: ssl.SSLContext) -> None:
-        self.fake = fake
-        self.ssl_context = context
-        self.open_sockets: set[ssl.SSLSocket] = set()
-        self.sockets_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # the TLS handshake happens here, in the connection's own thread, so a slow client never blocks accept
-        request.settimeout(30)
-        try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        with self.sockets_lock:
-            self.open_sockets.add(tls)
-        try:
-            _Handler(tls, client_address, self)
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            with self.sockets_lock:
-                self.open_sockets.discard(tls)
-            tls.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # quiet: a client that went away is not our problem
-
-    def close_connections(self) -> None:
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class FakeGoogle:
+class FakeGoogle(HttpsFake):
     """In-memory Google: OAuth token endpoint, Calendar API v3 events and Directory API users."""
 
     def __init__(self) -> None:
+        super().__init__("google")  # ca_path, start/stop, base_url (tests/fakes/https.py)
         self._lock = threading.RLock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="fake-google-")
-        self._ca = trustme.CA()
-        self._server_cert = self._ca.issue_cert("127.0.0.1")
-        # PEM of the CA that signed the server's certificate for 127.0.0.1 (removed again by stop())
-        self.ca_path = Path(self._tmp.name) / "fake-google-ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.ca_path))
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
 
         # auth
         self._sa_keys: dict[str, dict[str, rsa.RSAPublicKey]] = {}
@@ -483,47 +409,7 @@ class FakeGoogle:
         self.requests: list[RequestRecord] = []
         self.internal_errors: list[str] = []
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeGoogle:
-        if self._server is not None:
-            return self
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._server_cert.configure_cert(context)
-        server = _Server(self, context)
-        port = server.server_address[1]
-        self._base_url = f"https://127.0.0.1:{port}"
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-google", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._tmp.cleanup()
-
-    def __enter__(self) -> FakeGoogle:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeGoogle is not started")
-        return self._base_url
+    # ------------------------------------------------------------------ endpoints
 
     @property
     def calendar_endpoint(self) -> str:
@@ -782,14 +668,8 @@ class FakeGoogle:
             return None
         return info
 
-    def _handle(self, handler: _Handler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length > 0 else b""
-        split = urllib.parse.urlsplit(handler.path)
-        raw_path = split.path
-        path = urllib.parse.unquote(raw_path)
-        query_multi = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        query = {k: v[-1] for k, v in query_multi.items()}
+    def _handle(self, handler: RequestHandler) -> None:
+        body, raw_path, path, query_multi, query = handler.read_request()
         token = self._subject_for(handler.headers)
         record = RequestRecord(
             handler.command,
@@ -797,7 +677,7 @@ class FakeGoogle:
             query,
             token.subject if token else None,
             0,
-            {k: v for k, v in handler.headers.items() if k.lower() != "authorization"},
+            handler.loggable_headers(),
         )
         with self._lock:
             self.requests.append(record)
@@ -806,9 +686,7 @@ class FakeGoogle:
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.seconds)
         elif fault is not None and fault.kind == "drop":
-            handler.close_connection = True
-            with contextlib.suppress(OSError):
-                handler.connection.shutdown(socket.SHUT_RDWR)
+            handler.drop_connection()
             return
         if fault is not None and fault.kind == "fail":
             status, payload = fault.status, self._fault_payload(fault, path)
@@ -827,17 +705,12 @@ class FakeGoogle:
                 status, payload = 500, _envelope(500, "fakeInternalError", "Internal error in the fake")
         record.status = status
         data = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=UTF-8")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.send_header("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except OSError:
-            handler.close_connection = True
+        standard = [
+            ("Content-Type", "application/json; charset=UTF-8"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate"),
+        ]
+        handler.respond(status, data, [*standard, *headers.items()])
 
     def _fault_payload(self, fault: _Fault, path: str) -> dict[str, Any]:
         if path == "/token":
@@ -853,7 +726,7 @@ class FakeGoogle:
         method: str,
         raw_path: str,
         query: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
     ) -> tuple[int, dict[str, Any]]:
@@ -963,7 +836,7 @@ class FakeGoogle:
         scope = form.get("scope")
         return grant.user, (frozenset(scope.split()) if scope else None)
 
-    def _require_token(self, handler: _Handler) -> _TokenInfo:
+    def _require_token(self, handler: RequestHandler) -> _TokenInfo:
         token = self._subject_for(handler.headers)
         if token is None:
             raise _api_error(
@@ -1150,7 +1023,7 @@ class FakeGoogle:
         calendar_id: str,
         event_id: str,
         query: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
     ) -> dict[str, Any]:

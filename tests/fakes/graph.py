@@ -118,14 +118,10 @@ import base64
 import contextlib
 import copy
 import hashlib
-import http.server
 import json
 import math
 import re
 import secrets
-import socket
-import ssl
-import tempfile
 import threading
 import time
 import traceback
@@ -134,18 +130,17 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import trustme
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from dateutil import rrule as du
+
+from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler
 
 __all__ = ["WINDOWS_ZONES", "DeviceCode", "FakeGraph", "RequestRecord", "make_certificate", "zone_info"]
 
@@ -337,14 +332,8 @@ class DeviceCode:
     user_id: str | None = None
 
 
-class _Error(Exception):
+class _Error(ErrorAnswer):
     """An answer other than 2xx, already shaped (Graph's envelope or Entra ID's)."""
-
-    def __init__(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.payload = payload
-        self.headers = headers or {}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -688,82 +677,17 @@ class _Fault:
     seconds: float = 0.0
 
 
-# ---------------------------------------------------------------------------------------------- server
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _dispatch(self) -> None:
-        self.server.fake._handle(self)
-
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, fake: FakeGraph, context: ssl.SSLContext) -> None:
-        self.fake = fake
-        self.ssl_context = context
-        self.open_sockets: set[ssl.SSLSocket] = set()
-        self.sockets_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # the TLS handshake happens in the connection's own thread, so a slow client never blocks accept
-        request.settimeout(30)
-        try:
-            tls = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        with self.sockets_lock:
-            self.open_sockets.add(tls)
-        try:
-            _Handler(tls, client_address, self)
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            with self.sockets_lock:
-                self.open_sockets.discard(tls)
-            tls.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that went away is not our problem
-
-    def close_connections(self) -> None:
-        with self.sockets_lock:
-            sockets = list(self.open_sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
 # ---------------------------------------------------------------------------------------------- the fake
 
 
-class FakeGraph:
+class FakeGraph(HttpsFake):
     """In-memory Microsoft identity platform and Graph v1.0 calendars and users (see the module doc)."""
 
     make_certificate = staticmethod(make_certificate)
 
     def __init__(self, *, page_size_default: int = 10, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__("graph")  # ca_path, start/stop, base_url (tests/fakes/https.py)
         self._lock = threading.RLock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="fake-graph-")
-        self._ca = trustme.CA()
-        self._server_cert = self._ca.issue_cert("127.0.0.1")
-        #: PEM of the CA that signed the server's certificate for 127.0.0.1 (removed again by stop()).
-        self.ca_path = Path(self._tmp.name) / "fake-graph-ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.ca_path))
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._base_url: str | None = None
         self.page_size_default = page_size_default
         self._clock = clock
         #: The directory (tenant) id; the authority is ``f"{authority_host}/{tenant}"``.
@@ -802,46 +726,7 @@ class FakeGraph:
         self.requests: list[RequestRecord] = []
         self.internal_errors: list[str] = []
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeGraph:
-        if self._server is not None:
-            return self
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._server_cert.configure_cert(context)
-        server = _Server(self, context)
-        self._base_url = f"https://127.0.0.1:{server.server_address[1]}"
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._tmp.cleanup()
-
-    def __enter__(self) -> FakeGraph:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeGraph is not started")
-        return self._base_url
+    # ------------------------------------------------------------------ endpoints
 
     @property
     def authority_host(self) -> str:
@@ -1429,14 +1314,8 @@ class FakeGraph:
 
     # ================================================================== internals: HTTP
 
-    def _handle(self, handler: _Handler) -> None:
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length > 0 else b""
-        split = urllib.parse.urlsplit(handler.path)
-        raw_path = split.path
-        path = urllib.parse.unquote(raw_path)
-        query_multi = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        query = {k: v[-1] for k, v in query_multi.items()}
+    def _handle(self, handler: RequestHandler) -> None:
+        body, raw_path, path, query_multi, query = handler.read_request()
         is_graph = raw_path == "/v1.0" or raw_path.startswith("/v1.0/")
         record = RequestRecord(
             handler.command,
@@ -1444,7 +1323,7 @@ class FakeGraph:
             query,
             None,
             0,
-            {k: v for k, v in handler.headers.items() if k.lower() != "authorization"},
+            handler.loggable_headers(),
         )
         segments = [urllib.parse.unquote(s) for s in raw_path.split("/")[1:]]
         tracked: str | None = None
@@ -1471,7 +1350,7 @@ class FakeGraph:
 
     def _answer(
         self,
-        handler: _Handler,
+        handler: RequestHandler,
         record: RequestRecord,
         raw_path: str,
         segments: list[str],
@@ -1500,9 +1379,7 @@ class FakeGraph:
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.seconds)
             elif fault is not None and fault.kind == "drop":
-                handler.close_connection = True
-                with contextlib.suppress(OSError):
-                    handler.connection.shutdown(socket.SHUT_RDWR)
+                handler.drop_connection()
                 return
             if fault is not None and fault.kind == "fail":
                 status, payload = fault.status, self._fault_payload(fault, is_graph, client_request_id)
@@ -1542,18 +1419,9 @@ class FakeGraph:
             headers.setdefault("client-request-id", client_request_id)
         else:
             content_type = "application/json; charset=utf-8"
-        try:
-            handler.send_response(status)
-            if payload is not None:
-                handler.send_header("Content-Type", content_type)
-            handler.send_header("Content-Length", str(len(data)))
-            handler.send_header("Cache-Control", "no-store, no-cache")
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except OSError:
-            handler.close_connection = True
+        standard = [("Content-Type", content_type)] if payload is not None else []
+        standard += [("Content-Length", str(len(data))), ("Cache-Control", "no-store, no-cache")]
+        handler.respond(status, data, [*standard, *headers.items()])
 
     def _take_fault(self, is_graph: bool, raw_target: str, decoded_target: str) -> _Fault | None:
         with self._lock:
@@ -1638,7 +1506,7 @@ class FakeGraph:
         raw_path: str,
         segments: list[str],
         query: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
@@ -1746,7 +1614,7 @@ class FakeGraph:
 
     # ------------------------------------------------------------------ identity: token endpoint
 
-    def _token(self, form: dict[str, str], handler: _Handler) -> dict[str, Any]:
+    def _token(self, form: dict[str, str], handler: RequestHandler) -> dict[str, Any]:
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
             return self._client_credentials(form, handler)
@@ -1772,7 +1640,7 @@ class FakeGraph:
             "the wrong tenant.",
         )
 
-    def _client_credentials(self, form: dict[str, str], handler: _Handler) -> dict[str, Any]:
+    def _client_credentials(self, form: dict[str, str], handler: RequestHandler) -> dict[str, Any]:
         client_id, secret = form.get("client_id", ""), form.get("client_secret")
         basic = str(handler.headers.get("Authorization") or "")
         if basic.lower().startswith("basic "):
@@ -2091,7 +1959,7 @@ class FakeGraph:
             return None
         return self._tokens.get(value.strip())
 
-    def _require_token(self, handler: _Handler) -> _AccessToken:
+    def _require_token(self, handler: RequestHandler) -> _AccessToken:
         header = str(handler.headers.get("Authorization") or "")
         challenge = {"WWW-Authenticate": self._www_authenticate()}
         if not header.strip():
@@ -2116,7 +1984,7 @@ class FakeGraph:
         raw_path: str,
         segments: list[str],
         query: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
@@ -2212,7 +2080,7 @@ class FakeGraph:
 
     # ------------------------------------------------------------------ Graph: calendarView
 
-    def _prefer(self, handler: _Handler) -> tuple[str | None, int | None, list[str]]:
+    def _prefer(self, handler: RequestHandler) -> tuple[str | None, int | None, list[str]]:
         """``Prefer``: (time zone name if known, max page size if given, what to echo as applied)."""
         tz_name: str | None = None
         page: int | None = None
@@ -2261,7 +2129,7 @@ class FakeGraph:
         token: _AccessToken,
         user_segment: str,
         query_multi: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
         link: str,
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         user, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
@@ -2368,7 +2236,7 @@ class FakeGraph:
         token: _AccessToken,
         user_segment: str,
         query_multi: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
         link: str,
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         """The plain calendarView (no change tracking): ``$top`` (default 10) and ``$skip`` paging,
@@ -2435,7 +2303,7 @@ class FakeGraph:
         user_segment: str,
         event_id: str,
         query_multi: dict[str, list[str]],
-        handler: _Handler,
+        handler: RequestHandler,
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         user, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
         query = {k: v[-1] for k, v in query_multi.items()}
@@ -2467,7 +2335,7 @@ class FakeGraph:
         token: _AccessToken,
         user_segment: str,
         event_id: str,
-        handler: _Handler,
+        handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
