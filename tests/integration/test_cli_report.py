@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from datetime import UTC, date, datetime
 from functools import partial
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.demo import Attendee, EventSpec, ics_calendar, override
+from tests.integration.cli import run_calsync
 
 BERLIN = ZoneInfo("Europe/Berlin")
 AS_OF = "2026-11-21"
@@ -97,14 +97,7 @@ def write_org(root: Path, *, sources: str | None = None) -> Path:
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "calsync", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
+    return run_calsync(*args, cwd=cwd, timeout=120)
 
 
 EXPECTED_ANN_BOB = {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from calsync.pipeline import run_report
 from calsync.report import report_to_json
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import calendar_events
+from tests.integration.cli import run_calsync
 
 AS_OF = date(2026, 11, 21)
 EVENTS_PATH = "/events"
@@ -77,23 +76,8 @@ def test_google_source_gives_the_ics_report_then_one_request_per_calendar(
     tmp_path: Path, fake: FakeGoogle
 ) -> None:
     config, expected, owners = setup(tmp_path, fake)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "calsync",
-            "report",
-            "-c",
-            str(config),
-            "--as-of",
-            AS_OF.isoformat(),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_calsync(
+        "report", "-c", str(config), "--as-of", AS_OF.isoformat(), "--format", "json", timeout=300
     )
     assert result.returncode == 0, result.stderr
     first = json.loads(result.stdout)
@@ -274,13 +258,7 @@ def test_reading_the_directory_as_a_non_admin_is_a_clear_error(tmp_path: Path, f
     directory_config(config, fake, "sam@acme.test")
     with pytest.raises(RosterError, match=r"cannot read the directory as sam@acme\.test"):
         report(config)
-    result = subprocess.run(
-        [sys.executable, "-m", "calsync", "report", "-c", str(config), "--as-of", AS_OF.isoformat()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_calsync("report", "-c", str(config), "--as-of", AS_OF.isoformat(), timeout=120)
     assert (
         result.returncode == 2
         and "domain-wide delegation" in result.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import calendar_events
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph_events import load_mailbox
+from tests.integration.cli import run_calsync
 
 AS_OF = date(2026, 11, 21)
 DELTA = "/calendarView/delta"
@@ -136,23 +135,8 @@ def test_microsoft_source_gives_the_ics_report_then_one_request_per_mailbox(
     tmp_path: Path, fake: FakeGraph
 ) -> None:
     config, expected, mailboxes = setup(tmp_path, fake)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "calsync",
-            "report",
-            "-c",
-            str(config),
-            "--as-of",
-            AS_OF.isoformat(),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_calsync(
+        "report", "-c", str(config), "--as-of", AS_OF.isoformat(), "--format", "json", timeout=300
     )
     assert result.returncode == 0, result.stderr
     first = json.loads(result.stdout)
@@ -404,13 +388,7 @@ def test_mailboxes_without_access_are_reported_and_the_rest_synced(tmp_path: Pat
 def test_a_wrong_secret_is_one_clear_problem_and_exit_code_3(tmp_path: Path, fake: FakeGraph) -> None:
     config, _, _ = setup(tmp_path, fake)
     (tmp_path / "secret.txt").write_text("wrong\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "calsync", "report", "-c", str(config), "--as-of", AS_OF.isoformat()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_calsync("report", "-c", str(config), "--as-of", AS_OF.isoformat(), timeout=120)
     assert result.returncode == 3, result.stderr
     assert "invalid_client" in result.stderr and "Certificates & secrets" in result.stderr
     assert "wrong" not in result.stderr and "Traceback" not in result.stderr
