@@ -43,3 +43,19 @@ def test_documents_of_another_schema_are_ignored(tmp_path: Path) -> None:
     path = tmp_path / "calsync.json"
     path.write_text(json.dumps({"google": {"1": {"calendar": "ann@acme.test", "cursor": "x"}}}))
     assert StateStore(path).load("google", "ann@acme.test") is None
+
+
+def test_every_save_is_on_disk_at_once_without_closing(tmp_path):
+    """The store reads the file once and caches it, but writes through: a crash loses nothing saved."""
+    path = tmp_path / "state.json"
+    store = StateStore(path)
+    store.save(
+        "m365", CalendarState("ann@acme.test", "link-1", "UTC", {"e": {"id": "e"}}, {"listed": ["a", "b"]})
+    )
+    store.save("m365", CalendarState("bob@acme.test", "link-2"))
+    other = StateStore(path)  # as a restarted process would, with the first never closed
+    ann = other.load("m365", "ann@acme.test")
+    assert ann is not None and ann.cursor == "link-1" and ann.extra == {"listed": ["a", "b"]}
+    assert other.calendars("m365") == ["ann@acme.test", "bob@acme.test"]
+    other.close()
+    store.close()
