@@ -56,22 +56,20 @@ END:VTIMEZONE
 """
 
 
-def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int]:
-    """Write roster + calendars; returns (files, events)."""
+def org_specs(people: int, as_of: date, seed: int) -> tuple[str, dict[str, list[EventSpec]]]:
+    """The synthetic org: its roster CSV, and each manager's calendar as event specs."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
     emails = [f"p{i:05d}@acme.test" for i in range(people)]
     managers: dict[str, str] = {}
     for i, email in enumerate(emails[1:], start=1):
         managers[email] = emails[(i - 1) // 7]
-    (root / "org.csv").write_text(
-        "email,name,manager_email\n" + "".join(f"{e},Person {e[1:6]},{managers.get(e, '')}\n" for e in emails)
+    roster = "email,name,manager_email\n" + "".join(
+        f"{e},Person {e[1:6]},{managers.get(e, '')}\n" for e in emails
     )
     reports: dict[str, list[str]] = {}
     for report, manager in managers.items():
         reports.setdefault(manager, []).append(report)
-    cal_dir = root / "calendars"
-    cal_dir.mkdir()
-    events = 0
+    calendars: dict[str, list[EventSpec]] = {}
     for manager, team in reports.items():
         specs: list[EventSpec] = []
         for report in team:
@@ -86,7 +84,12 @@ def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int
             if rng.random() < 0.05:
                 rrule["until"] = (start + timedelta(days=rng.randrange(200, 330))).astimezone(UTC)
             count = 52 // interval + 13
-            occurrences = [start + timedelta(weeks=interval * k) for k in range(count)]
+            until = rrule.get("until")
+            occurrences = [
+                o
+                for o in (start + timedelta(weeks=interval * k) for k in range(count))
+                if not isinstance(until, datetime) or o <= until
+            ]
             exdates = [o for o in occurrences if rng.random() < 0.10]
             uid = f"{manager}-{report}"
             pair = [Attendee(manager), Attendee(report)]
@@ -120,6 +123,18 @@ def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int
                 rrule={"freq": "weekly"},
             )
         )
+        calendars[manager] = specs
+    return roster, calendars
+
+
+def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int]:
+    """Write roster + calendars; returns (files, events)."""
+    roster, calendars = org_specs(people, as_of, seed)
+    (root / "org.csv").write_text(roster)
+    cal_dir = root / "calendars"
+    cal_dir.mkdir()
+    events = 0
+    for manager, specs in calendars.items():
         calendar = icalendar.Calendar()
         calendar.add("prodid", "-//calsync//bench//EN")
         calendar.add("version", "2.0")
@@ -130,7 +145,7 @@ def build_org(people: int, as_of: date, root: Path, seed: int) -> tuple[int, int
             calendar.add_component(ics_event(spec))
         events += len(specs)
         (cal_dir / f"{manager.split('@')[0]}.ics").write_bytes(calendar.to_ical())
-    return len(reports), events
+    return len(calendars), events
 
 
 def peak_rss_mb() -> float:
