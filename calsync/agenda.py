@@ -1,0 +1,128 @@
+"""Agenda documents for 1:1s: what one occurrence's agenda says (pure; groundwork for issue 5).
+
+Good 1:1 practice, which the default templates follow: the meeting belongs first to the report (their
+topics come first), it opens with a real check-in rather than a status update, the manager comes with
+feedback and asks for some, and the pair tracks a growth theme. The first 1:1 of a pair is about
+getting to know each other and agreeing how to work; about every two months the meeting is a "big
+picture" session about career goals instead of the usual one. Open action items of the pair's
+previous agenda carry over until they are ticked.
+
+Templates are Jinja2 files rendered with autoescaping, in HTML and in Markdown; an org may override any
+of them from a directory of its own. Everything taken from a calendar is escaped, in Markdown too
+(``<`` becomes ``&lt;``), since Markdown viewers render raw HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+import jinja2
+
+#: About every two months, in weeks: every 8th weekly or 4th biweekly 1:1 is a career session.
+CAREER_EVERY_WEEKS = 8
+TEMPLATES = ("agenda.html.j2", "agenda.md.j2")
+
+
+class Kind(StrEnum):
+    """What an occurrence's meeting is for."""
+
+    FIRST = "first"  # the pair's first 1:1: getting to know each other, how to work together
+    CAREER = "career"  # the big picture: career goals and long-term development
+    REGULAR = "regular"
+
+
+@dataclass(frozen=True)
+class Person:
+    email: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AgendaInput:
+    """Everything one agenda is made of: plain data, no I/O."""
+
+    manager: Person
+    report: Person
+    start: datetime  # the occurrence's start, in the zone it is shown in
+    title: str  # the meeting's title, as the calendar has it
+    number: int  # 1 for the pair's first 1:1, then 2, 3, ...
+    cadence_days: int  # how often the pair meets (the series' schedule)
+    growth_theme: str | None = None
+    carried_items: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Agenda:
+    kind: Kind
+    html: str
+    markdown: str
+
+
+def kind_of(number: int, cadence_days: int, career_every_weeks: int = CAREER_EVERY_WEEKS) -> Kind:
+    """First, career or regular: the career session comes about every ``career_every_weeks`` weeks,
+    i.e. every 8th weekly, 4th biweekly or 2nd monthly 1:1 (never the first)."""
+    if number <= 1:
+        return Kind.FIRST
+    every = max(1, round(career_every_weeks * 7 / max(1, cadence_days)))
+    return Kind.CAREER if every > 1 and number % every == 0 else Kind.REGULAR
+
+
+def environment(override_dir: Path | None = None) -> jinja2.Environment:
+    """Templates from ``override_dir`` first (an org's own), then calsync's defaults; all autoescaped."""
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(override_dir)))
+    loaders.append(jinja2.PackageLoader("calsync", "templates"))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def compose(
+    data: AgendaInput,
+    env: jinja2.Environment | None = None,
+    career_every_weeks: int = CAREER_EVERY_WEEKS,
+) -> Agenda:
+    """The agenda of one occurrence, in HTML and Markdown."""
+    env = env or environment()
+    kind = kind_of(data.number, data.cadence_days, career_every_weeks)
+    values = {
+        "manager": data.manager,
+        "report": data.report,
+        "title": data.title,
+        "date": data.start.strftime("%A %d %B %Y, %H:%M"),
+        "number": data.number,
+        "kind": str(kind),
+        "growth_theme": data.growth_theme,
+        "carried_items": list(data.carried_items),
+    }
+    as_html, as_markdown = (env.get_template(name).render(values) for name in TEMPLATES)
+    return Agenda(kind, as_html, as_markdown)
+
+
+_ITEM = re.compile(r"^\s*[-*]\s+\[(?P<mark>[ xX])\]\s+(?P<text>.+?)\s*$")
+
+
+def open_items(markdown: str) -> list[str]:
+    """The unticked action items (``- [ ] ...``) of an agenda, in order, without duplicates: what
+    carries over to the pair's next agenda. Ticked items (``- [x] ...``) stay behind. The text comes
+    back unescaped, so that carrying an item over does not escape it once more each time."""
+    items: list[str] = []
+    for line in markdown.splitlines():
+        match = _ITEM.match(line)
+        if match and match["mark"] == " ":
+            text = html.unescape(match["text"])
+            if text not in items:
+                items.append(text)
+    return items

@@ -1,0 +1,99 @@
+"""calsync.agenda: composing one occurrence's agenda (pure), its rotation and its carried-over items."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from calsync.agenda import AgendaInput, Kind, Person, compose, environment, kind_of, open_items
+
+MAYA = Person("maya@acme.test", "Maya Chen")
+OMAR = Person("omar@acme.test", "Omar Haddad")
+
+
+def agenda_input(**changes: object) -> AgendaInput:
+    values: dict[str, object] = {
+        "manager": MAYA,
+        "report": OMAR,
+        "start": datetime(2026, 11, 24, 9, tzinfo=ZoneInfo("America/New_York")),
+        "title": "Maya / Omar 1:1",
+        "number": 5,
+        "cadence_days": 7,
+    }
+    values.update(changes)
+    return AgendaInput(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cadence_days", "careers"),
+    [(7, [8, 16, 24]), (14, [4, 8, 12, 16, 20, 24]), (28, [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24])],
+)
+def test_the_career_session_comes_about_every_two_months(cadence_days, careers):
+    kinds = {n: kind_of(n, cadence_days) for n in range(1, 25)}
+    assert kinds[1] is Kind.FIRST
+    assert [n for n, kind in kinds.items() if kind is Kind.CAREER] == careers
+
+
+def test_the_rotation_is_configurable():
+    assert [n for n in range(1, 13) if kind_of(n, 7, career_every_weeks=4) is Kind.CAREER] == [4, 8, 12]
+
+
+def test_a_regular_agenda_puts_the_report_first_and_opens_with_a_check_in():
+    agenda = compose(agenda_input(growth_theme="Leading the on-call rotation"))
+    assert agenda.kind is Kind.REGULAR
+    md = agenda.markdown
+    assert md.startswith("# Maya / Omar 1:1: Omar Haddad and Maya Chen\n")
+    assert md.index("## Check-in") < md.index("## Omar Haddad's topics") < md.index("## Maya Chen's topics")
+    assert "## Feedback, both ways" in md and "## Growth theme: Leading the on-call rotation" in md
+    assert "Tuesday 24 November 2026, 09:00" in md
+    assert "<h2>Omar Haddad's topics</h2>" in agenda.html
+
+
+def test_first_and_career_agendas_differ_from_the_regular_one():
+    first = compose(agenda_input(number=1))
+    assert first.kind is Kind.FIRST and "## How we will work together" in first.markdown
+    assert "## Omar Haddad's topics" not in first.markdown
+    career = compose(agenda_input(number=8))
+    assert career.kind is Kind.CAREER and "## Career and long-term development" in career.markdown
+
+
+def test_everything_from_a_calendar_is_escaped_in_both_formats():
+    agenda = compose(
+        agenda_input(
+            title="<script>alert(1)</script>",
+            report=Person("omar@acme.test", 'Omar "<b>" & Co'),
+            carried_items=["fix <img src=x onerror=alert(1)>"],
+        )
+    )
+    for text in (agenda.html, agenda.markdown):
+        assert "<script>" not in text and "<img" not in text and "<b>" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "Omar &#34;&lt;b&gt;&#34; &amp; Co" in agenda.html
+
+
+def test_open_items_carry_over_until_ticked_without_piling_up_escapes():
+    first = compose(agenda_input(carried_items=["Share the Q4 plan", "Ask about a < b & c"]))
+    # a human ticks one item and adds another between the meetings
+    edited = (
+        first.markdown.replace("- [ ] Share the Q4 plan", "- [x] Share the Q4 plan")
+        + "- [ ] Book the offsite\n"
+    )
+    carried = open_items(edited)
+    assert carried == ["Ask about a < b & c", "Book the offsite"]
+    second = compose(agenda_input(number=6, carried_items=carried))
+    assert open_items(second.markdown) == carried  # the same text again, not escaped twice
+    assert "- [ ] Ask about a &lt; b &amp; c" in second.markdown
+    assert open_items("- [X] done\n* [ ] star bullet\n  - [ ] indented\n- [ ] indented\n") == [
+        "star bullet",
+        "indented",
+    ]
+
+
+def test_an_org_may_override_a_template(tmp_path: Path):
+    (tmp_path / "agenda.md.j2").write_text("Our own agenda for {{ report.name }} ({{ title }})\n")
+    agenda = compose(agenda_input(title="<i>1:1</i>"), environment(tmp_path))
+    assert agenda.markdown == "Our own agenda for Omar Haddad (&lt;i&gt;1:1&lt;/i&gt;)\n"
+    assert agenda.html.startswith("<!DOCTYPE html>")  # the other template is still calsync's
