@@ -1,4 +1,5 @@
-"""Agenda documents for 1:1s: what one occurrence's agenda says (pure; groundwork for issue 5).
+"""Agenda documents for 1:1s: which occurrences are due one, and what it says (pure; groundwork for
+issue 5: publishing and linking come next).
 
 Good 1:1 practice, which the default templates follow: the meeting belongs first to the report (their
 topics come first), it opens with a real check-in rather than a status update, the manager comes with
@@ -16,13 +17,17 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 import jinja2
+
+from calsync.cadence import scheduled_cadence_days
+from calsync.detect import Pair, declined_by
+from calsync.model import Occurrence
 
 #: About every two months, in weeks: every 8th weekly or 4th biweekly 1:1 is a career session.
 CAREER_EVERY_WEEKS = 8
@@ -126,3 +131,57 @@ def open_items(markdown: str) -> list[str]:
             if text not in items:
                 items.append(text)
     return items
+
+
+# -- which occurrences get an agenda --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgendaPlan:
+    """One upcoming 1:1 that is due an agenda: the pair, the occurrence, and which meeting it is."""
+
+    manager: str
+    report: str
+    occurrence: Occurrence
+    number: int
+    kind: Kind
+    cadence_days: int
+
+    @property
+    def key(self) -> str:
+        """What identifies the occurrence across runs, moves and providers: series and original start."""
+        return f"{self.occurrence.series_id}|{self.occurrence.original_start.astimezone(UTC).isoformat()}"
+
+
+def plan(
+    pairs: Mapping[Pair, Sequence[Occurrence]],
+    direct_pairs: Iterable[tuple[str, str]],
+    now: datetime,
+    *,
+    lead_days: int = 2,
+    default_days: int = 14,
+    career_every_weeks: int = CAREER_EVERY_WEEKS,
+) -> list[AgendaPlan]:
+    """The direct pairs' occurrences starting within ``lead_days`` of ``now`` that are due an agenda.
+
+    A meeting's number counts the pair's 1:1s before it that were not cancelled nor declined, as far
+    back as the occurrences given reach (the sync window), so the first 1:1 of a pair is number 1.
+    Cancelled occurrences get no agenda; a moved one is placed at its new time.
+    """
+    horizon = now + timedelta(days=lead_days)
+    plans: list[AgendaPlan] = []
+    for manager, report in sorted(direct_pairs):
+        pair: Pair = (min(manager, report), max(manager, report))
+        live = sorted((o for o in pairs.get(pair, ()) if not o.cancelled), key=lambda o: o.start)
+        count = 0
+        for occurrence in live:
+            if occurrence.start >= horizon:
+                break
+            upcoming = occurrence.start >= now
+            if upcoming or not declined_by(occurrence, pair):
+                count += 1
+            if upcoming:
+                cadence = scheduled_cadence_days(occurrence.recurrence) or default_days
+                kind = kind_of(count, cadence, career_every_weeks)
+                plans.append(AgendaPlan(manager, report, occurrence, count, kind, cadence))
+    return plans

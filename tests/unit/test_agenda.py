@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calsync.agenda import AgendaInput, Kind, Person, compose, environment, kind_of, open_items
+from calsync.agenda import AgendaInput, Kind, Person, compose, environment, kind_of, open_items, plan
+from calsync.model import Occurrence, Participant, Response, Status
 
 MAYA = Person("maya@acme.test", "Maya Chen")
 OMAR = Person("omar@acme.test", "Omar Haddad")
@@ -97,3 +98,62 @@ def test_an_org_may_override_a_template(tmp_path: Path):
     agenda = compose(agenda_input(title="<i>1:1</i>"), environment(tmp_path))
     assert agenda.markdown == "Our own agenda for Omar Haddad (&lt;i&gt;1:1&lt;/i&gt;)\n"
     assert agenda.html.startswith("<!DOCTYPE html>")  # the other template is still calsync's
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 11, 21, 0, tzinfo=BERLIN)
+
+
+def occurrence(
+    day: int,
+    *,
+    hour: int = 10,
+    status: str = "confirmed",
+    declined: bool = False,
+    moved_to: int | None = None,
+):
+    original = datetime(2026, 11, day, hour, tzinfo=BERLIN)
+    start = original if moved_to is None else datetime(2026, 11, moved_to, hour, tzinfo=BERLIN)
+    return Occurrence(
+        calendar="maya@acme.test",
+        series_id="maya-omar@acme.test",
+        recurrence_id=original,
+        start=start,
+        end=start.replace(minute=30),
+        timezone="Europe/Berlin",
+        title="Maya / Omar 1:1",
+        organizer="maya@acme.test",
+        participants=(
+            Participant("maya@acme.test", response=Response.ACCEPTED),
+            Participant("omar@acme.test", response=Response.DECLINED if declined else Response.ACCEPTED),
+        ),
+        status=Status(status),
+        recurrence="FREQ=WEEKLY",
+    )
+
+
+PAIR = ("maya@acme.test", "omar@acme.test")
+
+
+def test_only_upcoming_direct_occurrences_within_the_lead_time_are_due_an_agenda():
+    occurrences = [occurrence(d) for d in (2, 9, 16, 22, 23, 29)]
+    plans = plan({PAIR: occurrences}, [PAIR], NOW, lead_days=2)
+    assert [p.occurrence.start.day for p in plans] == [
+        22
+    ]  # the 23rd 10:00 is past 2 days from 00:00 on the 21st
+    assert plans[0].number == 4 and plans[0].kind is Kind.REGULAR and plans[0].cadence_days == 7
+    assert plans[0].key == "maya-omar@acme.test|2026-11-22T09:00:00+00:00"
+    assert [p.occurrence.start.day for p in plan({PAIR: occurrences}, [PAIR], NOW, lead_days=3)] == [22, 23]
+    assert plan({PAIR: occurrences}, [], NOW) == []  # not a direct pair: no agenda
+
+
+def test_cancelled_and_declined_meetings_do_not_count_and_a_moved_one_keeps_its_key():
+    occurrences = [
+        occurrence(2, status="cancelled"),
+        occurrence(9, declined=True),
+        occurrence(16, moved_to=21),  # moved from the 16th into the lead window
+        occurrence(22, status="cancelled"),
+    ]
+    plans = plan({PAIR: occurrences}, [PAIR], NOW, lead_days=2)
+    assert [(p.occurrence.start.day, p.number, p.kind) for p in plans] == [(21, 1, Kind.FIRST)]
+    assert plans[0].key.startswith("maya-omar@acme.test|2026-11-16T09:00:00")  # its original start
