@@ -83,14 +83,30 @@ def graph_calendar_data(
 
     def convert(item: tuple[bool, Event]) -> icalendar.Event | None:
         is_master, event = item
-        return _master(event, owner, listed) if is_master else _instance(event, masters, owner)
+        if is_master:
+            return _master(event, owner, listed, default_tz)
+        return _instance(event, masters, owner, default_tz)
 
     items = [(True, master) for master in masters.values()] + [(False, instance) for instance in instances]
     return read_converted(items, convert, lambda item: _describe(item[1]), mailbox, window, default_tz)
 
 
-def _zone_of(event: Event) -> tzinfo:
-    return iana_zone(event.get("originalStartTimeZone") or (event.get("start") or {}).get("timeZone"))
+def _zone_of(event: Event, fallback: tzinfo) -> tzinfo:
+    """The zone an event was scheduled in: its original start zone, else its recurrence's.
+
+    Not ``start.timeZone``: that is the zone the request preferred (UTC). Outlook writes "Customized
+    Time Zone" (and other names no table knows) for zones with custom rules; such an event is read in
+    the org's zone rather than lost. The times Graph sends are exact either way; only a series'
+    expansion across a DST change, and the local date, depend on the zone.
+    """
+    recurrence = (event.get("recurrence") or {}).get("range") or {}
+    for name in (event.get("originalStartTimeZone"), recurrence.get("recurrenceTimeZone")):
+        if name:
+            try:
+                return iana_zone(str(name))
+            except ValueError:
+                continue
+    return fallback
 
 
 def _moment(value: Mapping[str, Any], zone: tzinfo) -> datetime:
@@ -147,8 +163,8 @@ def _common(vevent: icalendar.Event, event: Event, owner: str, zone: tzinfo) -> 
         vevent.add("attendee", entry)
 
 
-def _master(master: Event, owner: str, listed: Window) -> icalendar.Event:
-    zone = _zone_of(master)
+def _master(master: Event, owner: str, listed: Window, default_tz: tzinfo) -> icalendar.Event:
+    zone = _zone_of(master, default_tz)
     vevent = icalendar.Event()
     vevent.add("uid", str(master["iCalUId"]))
     _common(vevent, master, owner, zone)
@@ -159,19 +175,21 @@ def _master(master: Event, owner: str, listed: Window) -> icalendar.Event:
     return vevent
 
 
-def _instance(instance: Event, masters: Mapping[str, Event], owner: str) -> icalendar.Event | None:
+def _instance(
+    instance: Event, masters: Mapping[str, Event], owner: str, default_tz: tzinfo
+) -> icalendar.Event | None:
     kind = instance.get("type", "singleInstance")
     if kind == "seriesMaster":
         return None  # masters come through ``masters``
     if kind == "singleInstance":
         vevent = icalendar.Event()
         vevent.add("uid", str(instance["iCalUId"]))
-        _common(vevent, instance, owner, _zone_of(instance))
+        _common(vevent, instance, owner, _zone_of(instance, default_tz))
         return vevent
     master = masters.get(str(instance.get("seriesMasterId")))
     if master is None:
         raise ValueError(f"its series master {instance.get('seriesMasterId')!r} was not fetched")
-    zone = _zone_of(master)
+    zone = _zone_of(master, default_tz)
     vevent = icalendar.Event()
     vevent.add("uid", str(master["iCalUId"]))
     original = instance.get("originalStart") or instance["start"]["dateTime"]

@@ -135,3 +135,21 @@ def test_single_instances_all_day_events_and_bad_items():
     assert (
         len(problems) == 1 and "'Orphan'" in problems[0].message and "was not fetched" in problems[0].message
     )
+
+
+def test_a_zone_no_table_knows_is_read_in_the_org_zone_not_lost():
+    """Outlook writes "Customized Time Zone" for zones with custom rules: expand in the org's zone."""
+    custom = {
+        **MASTER,
+        "originalStartTimeZone": "Customized Time Zone",
+        "recurrence": {
+            **MASTER["recurrence"],
+            "range": {**MASTER["recurrence"]["range"], "recurrenceTimeZone": ""},
+        },
+    }
+    instances = [{**occurrence(day), "originalStartTimeZone": "Customized Time Zone"} for day in TUESDAYS]
+    data, problems = graph_calendar_data(instances, {MASTER["id"]: custom}, BOB, LISTED, LISTED, BERLIN)
+    assert problems == []
+    starts = sorted(o.start for o in data.occurrences)
+    # 10:00 in Berlin on both sides of the DST change of 25 October
+    assert [s.astimezone(BERLIN).hour for s in starts] == [10] * len(TUESDAYS)
