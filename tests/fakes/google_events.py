@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from calsync.demo import EventSpec, ics_event
+from tests.fakes.google import FakeGoogle
 
 WINDOWS_ZONES = {"W. Europe Standard Time": "Europe/Berlin"}
 
@@ -107,3 +108,10 @@ def to_google(spec: EventSpec, org_tz: str = "UTC") -> dict[str, Any]:
 
 def calendar_events(specs: Iterable[EventSpec], org_tz: str = "UTC") -> list[dict[str, Any]]:
     return [to_google(spec, org_tz) for spec in specs]
+
+
+def load_calendar(fake: FakeGoogle, calendar: str, specs: Iterable[EventSpec], org_tz: str = "UTC") -> None:
+    """One calendar of event specs in the Google fake, in the org's zone (like ``load_mailbox`` for Graph)."""
+    fake.add_calendar(calendar, org_tz)
+    for event in calendar_events(specs, org_tz):
+        fake.put_event(calendar, event)

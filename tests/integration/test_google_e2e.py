@@ -18,7 +18,7 @@ from calsync.org import RosterError
 from calsync.pipeline import run_report
 from calsync.report import report_to_json
 from tests.fakes.google import FakeGoogle
-from tests.fakes.google_events import calendar_events
+from tests.fakes.google_events import load_calendar
 from tests.integration.cli import run_calsync
 
 AS_OF = date(2026, 11, 21)
@@ -39,9 +39,7 @@ def setup(tmp_path: Path, fake: FakeGoogle, as_of: date = AS_OF) -> tuple[Path, 
     for owner, specs in sorted(demo_calendars(as_of).items()):
         calendar = f"{owner}@acme.test"
         owners.append(calendar)
-        fake.add_calendar(calendar, "Europe/Berlin")
-        for event in calendar_events(specs, "Europe/Berlin"):
-            fake.put_event(calendar, event)
+        load_calendar(fake, calendar, specs, "Europe/Berlin")
     key = tmp_path / "service-account.json"
     key.write_text(json.dumps(fake.service_account_info()))
     key.chmod(0o600)

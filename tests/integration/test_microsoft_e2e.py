@@ -22,7 +22,7 @@ from calsync.sources.microsoft import MicrosoftSource, graph_client
 from calsync.sources.retry import RetryPolicy
 from calsync.store import StateStore
 from tests.fakes.google import FakeGoogle
-from tests.fakes.google_events import calendar_events
+from tests.fakes.google_events import load_calendar
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph_events import load_mailbox
 from tests.integration.cli import run_calsync
@@ -440,9 +440,7 @@ def test_an_org_split_between_google_and_microsoft_gets_one_report(tmp_path: Pat
                 continue
             calendar = f"{owner}@acme.test"
             calendars.append(calendar)
-            google.add_calendar(calendar, "Europe/Berlin")
-            for event in calendar_events(specs, "Europe/Berlin"):
-                google.put_event(calendar, event)
+            load_calendar(google, calendar, specs, "Europe/Berlin")
         (tmp_path / "sa.json").write_text(json.dumps(google.service_account_info()))
         config = tmp_path / "mixed.toml"
         config.write_text(
