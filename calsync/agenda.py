@@ -1,5 +1,5 @@
-"""Agenda documents for 1:1s: which occurrences are due one, and what it says (pure; groundwork for
-issue 5: publishing and linking come next).
+"""Agenda documents for 1:1s: which occurrences are due one, what it says, and how its link sits in
+an event (pure: publishing and linking live in :mod:`calsync.publish`).
 
 Good 1:1 practice, which the default templates follow: the meeting belongs first to the report (their
 topics come first), it opens with a real check-in rather than a status update, the manager comes with
@@ -131,6 +131,127 @@ def open_items(markdown: str) -> list[str]:
             if text not in items:
                 items.append(text)
     return items
+
+
+_THEME = re.compile(r"^[\s#*-]*Growth theme:\s*(?P<theme>[^(\s].*?)\s*$", re.IGNORECASE)
+#: The line every agenda (and every section of a rolling one) carries: where a section starts.
+_NUMBER_LINE = re.compile(r"1:1 number \d+\s*$")
+
+
+def growth_theme(text: str) -> str | None:
+    """The growth theme the pair wrote into an agenda ("Growth theme: ..."), if they chose one; the
+    template's placeholder in parentheses does not count."""
+    for line in text.splitlines():
+        match = _THEME.match(line)
+        if match:
+            return html.unescape(match["theme"])
+    return None
+
+
+def latest_section(text: str) -> str:
+    """The newest section of a rolling agenda (the one on top): the text up to the title line of the
+    second section. A per-meeting agenda is one section, returned whole."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _NUMBER_LINE.search(line)]
+    if len(starts) < 2:
+        return text
+    # the section's title is the last non-empty line before its "1:1 number" line
+    cut = starts[1]
+    while cut > 0 and not lines[cut - 1].strip():
+        cut -= 1
+    return "\n".join(lines[: max(cut - 1, starts[0] + 1)])
+
+
+# -- a rolling document: sections added on top ----------------------------------------------------------
+
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def inner_body(document: str) -> str:
+    """What is between ``<body>`` and ``</body>`` of an HTML document (the whole text if it has none)."""
+    opened = _BODY_OPEN.search(document)
+    start = opened.end() if opened else 0
+    closed = _BODY_CLOSE.search(document, start)
+    return document[start : closed.start() if closed else len(document)]
+
+
+def section_marker(section_id: str) -> str:
+    """The comment that marks a rolling document's section (Markdown and HTML files)."""
+    return f"<!-- calsync:section {section_id} -->"
+
+
+def prepend_html(document: str, section: str, section_id: str | None = None) -> str:
+    """``document`` with the body of ``section`` (a whole rendered agenda) added on top of its body;
+    everything already in the document is kept as it is."""
+    marker = f"{section_marker(section_id)}\n" if section_id else ""
+    addition = f"\n{marker}{inner_body(section).strip()}\n<hr>\n"
+    opened = _BODY_OPEN.search(document)
+    at = opened.end() if opened else 0
+    return document[:at] + addition + document[at:]
+
+
+def mark_html(document: str, section_id: str) -> str:
+    """A rendered agenda marked as the (first) section ``section_id`` of a rolling document."""
+    opened = _BODY_OPEN.search(document)
+    at = opened.end() if opened else 0
+    return f"{document[:at]}\n{section_marker(section_id)}{document[at:]}"
+
+
+def mark_markdown(document: str, section_id: str) -> str:
+    return f"{section_marker(section_id)}\n{document}"
+
+
+def prepend_markdown(document: str, section: str, section_id: str | None = None) -> str:
+    marker = f"{section_marker(section_id)}\n" if section_id else ""
+    return f"{marker}{section.rstrip()}\n\n---\n\n{document}"
+
+
+# -- the link in an event's body or description -----------------------------------------------------------
+
+LINK_START = "<!-- calsync:agenda -->"
+LINK_END = "<!-- /calsync:agenda -->"
+_LINK_SECTION = re.compile(re.escape(LINK_START) + r".*?" + re.escape(LINK_END), re.DOTALL)
+#: In a plain-text description (Google), calsync's section is one line.
+TEXT_LINK_PREFIX = "1:1 agenda (calsync): "
+_TEXT_LINK_LINE = re.compile(r"^" + re.escape(TEXT_LINK_PREFIX) + r"\S*[ \t]*$", re.MULTILINE)
+
+
+def html_link_section(url: str) -> str:
+    """calsync's marked section of an HTML event body: the agenda's link and nothing else."""
+    safe = html.escape(url, quote=True)
+    return (
+        f'{LINK_START}<div><p>1:1 agenda: <a href="{safe}">{safe}</a> '
+        f"(written by calsync; edit the document, not this line)</p></div>{LINK_END}"
+    )
+
+
+def with_html_link(body: str, url: str) -> str:
+    """``body`` with calsync's section holding ``url``: replaced where it is, else put at the start of
+    the body. Every other byte is kept (a Teams meeting block, the organizer's words)."""
+    section = html_link_section(url)
+    if _LINK_SECTION.search(body):
+        return _LINK_SECTION.sub(lambda _: section, body, count=1)
+    opened = _BODY_OPEN.search(body)
+    at = opened.end() if opened else 0
+    return body[:at] + section + body[at:]
+
+
+def with_text_link(description: str, url: str) -> str:
+    """A plain-text description with calsync's one line holding ``url``: replaced where it is, else
+    added at the end. The rest of the description is kept as it is."""
+    line = TEXT_LINK_PREFIX + url
+    if _TEXT_LINK_LINE.search(description):
+        return _TEXT_LINK_LINE.sub(lambda _: line, description, count=1)
+    return f"{description.rstrip()}\n\n{line}" if description.strip() else line
+
+
+def has_link(body: str, url: str) -> bool:
+    """Whether calsync's section in ``body`` already links ``url``."""
+    match = _LINK_SECTION.search(body)
+    if match and html.escape(url, quote=True) in match.group(0):
+        return True
+    return any(line.strip() == TEXT_LINK_PREFIX + url for line in body.splitlines())
 
 
 # -- which occurrences get an agenda --------------------------------------------------------------------

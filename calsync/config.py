@@ -22,6 +22,15 @@ from calsync.org import timezone_problem
 from calsync.redact import redact_url
 
 SOURCE_TYPES = ("ics", "google", "microsoft")
+#: Where a source's agenda documents go, by source type (the first is the default; "local" is the
+#: default of an ICS source only when [agenda] names a directory).
+GOOGLE_DOCS, ONEDRIVE, LOCAL, NO_AGENDAS = "google-docs", "onedrive", "local", "none"
+AGENDA_BACKENDS: dict[str, tuple[str, ...]] = {
+    "google": (GOOGLE_DOCS, LOCAL, NO_AGENDAS),
+    "microsoft": (ONEDRIVE, LOCAL, NO_AGENDAS),
+    "ics": (LOCAL, NO_AGENDAS),
+}
+PER_MEETING, ROLLING = "per-meeting", "rolling"
 _URL_SCHEMES = ("http", "https", "webcal")
 _HINT = "see config/calsync.example.toml for every key, or run `calsync demo` to see a working example"
 
@@ -72,6 +81,7 @@ class IcsSourceConfig:
     location: str  # absolute filesystem path, or an http(s) URL
     name: str
     timeout_seconds: float = 30.0
+    agendas: str | None = None  # "local" or "none"; None: local when [agenda] has a directory
     type: str = "ics"
 
     @property
@@ -89,8 +99,10 @@ class GoogleSourceConfig:
     calendars: tuple[str, ...] | None = None  # None: every manager (service account) / "primary" (token)
     endpoint: str | None = None  # Calendar API root override (tests, emulators, proxies)
     directory_endpoint: str | None = None  # Directory API root override
+    drive_endpoint: str | None = None  # Drive API root override
     ca_bundle: Path | None = None  # CA certificates to trust for the endpoint
     timeout_seconds: float = 30.0
+    agendas: str | None = None  # "google-docs" (None), "local" or "none"
     type: str = "google"
 
 
@@ -119,6 +131,7 @@ class MicrosoftSourceConfig:
     graph_endpoint: str = GRAPH_ENDPOINT
     ca_bundle: Path | None = None  # CA certificates to trust for both endpoints
     timeout_seconds: float = 30.0
+    agendas: str | None = None  # "onedrive" (None), "local" or "none"
     type: str = "microsoft"
 
     @property
@@ -142,6 +155,18 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class AgendaConfig:
+    """``[agenda]``: the agenda documents calsync writes before each 1:1."""
+
+    mode: str = PER_MEETING  # or ROLLING: one document per pair, a new section on top before each 1:1
+    lead_days: int = 2  # 1:1s starting within this many days get their agenda
+    career_every_weeks: int = 8  # about this often a 1:1 is a career ("big picture") session
+    templates: Path | None = None  # a directory of templates overriding calsync's
+    directory: Path | None = None  # the local backend: where the documents are written
+    base_url: str | None = None  # the local backend: the URL that directory is served under
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -151,6 +176,7 @@ class Config:
     report: ReportConfig
     sources: tuple[SourceConfig, ...]
     state: StateConfig | None = None
+    agenda: AgendaConfig = AgendaConfig()
 
     @property
     def base_dir(self) -> Path:
@@ -164,19 +190,22 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "report": ("lookback_days", "lookahead_days"),
     "sources": ("type", "path", "name", "timeout_seconds"),
     "state": ("path",),
+    "agenda": ("mode", "lead_days", "career_every_weeks", "templates", "directory", "base_url"),
 }
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "ics": ("type", "name", "path", "timeout_seconds"),
+    "ics": ("type", "name", "path", "timeout_seconds", "agendas"),
     "google": (
         "type",
         "name",
         "service_account_key",
         "token_file",
         "directory_endpoint",
+        "drive_endpoint",
         "calendars",
         "endpoint",
         "ca_bundle",
         "timeout_seconds",
+        "agendas",
     ),
     "microsoft": (
         "type",
@@ -192,6 +221,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "graph_endpoint",
         "ca_bundle",
         "timeout_seconds",
+        "agendas",
     ),
 }
 DEFAULT_STATE_FILE = "calsync-state.json"
@@ -255,6 +285,7 @@ class _Checker:
         report = self.report(self.section(data, "report") or {})
         sources = self.sources(data)
         state = self.state(self.section(data, "state") or {})
+        agenda = self.agenda(self.section(data, "agenda") or {}, sources)
         if (
             org is not None
             and org.org_chart == GOOGLE_DIRECTORY
@@ -278,7 +309,15 @@ class _Checker:
             )
         if self.problems or org is None:
             raise ConfigError(self.problems or [f"{self.label}: [org]: invalid"])
-        return Config(path=self.path, org=org, cadence=cadence, report=report, sources=sources, state=state)
+        return Config(
+            path=self.path,
+            org=org,
+            cadence=cadence,
+            report=report,
+            sources=sources,
+            state=state,
+            agenda=agenda,
+        )
 
     def state(self, section: dict[str, Any]) -> StateConfig:
         value = section.get("path", DEFAULT_STATE_FILE)
@@ -287,6 +326,73 @@ class _Checker:
             self.problem("[state] path", f"expected the path of calsync's state file, got {_describe(value)}")
             path = self.path.parent / DEFAULT_STATE_FILE
         return StateConfig(path=path)
+
+    def agenda(self, section: dict[str, Any], sources: Iterable[SourceConfig]) -> AgendaConfig:
+        default = AgendaConfig()
+        mode = section.get("mode", default.mode)
+        if mode not in (PER_MEETING, ROLLING):
+            self.problem(
+                "[agenda] mode",
+                f'expected "{PER_MEETING}" (a document per meeting) or "{ROLLING}" (one document per '
+                f"pair), got {_describe(mode)}",
+            )
+            mode = default.mode
+        templates = directory = None
+        for key in ("templates", "directory"):
+            if key not in section:
+                continue
+            value = section[key]
+            path = self.resolve(value) if isinstance(value, str) and value.strip() else None
+            if path is None:
+                self.problem(f"[agenda] {key}", f"expected the path of a directory, got {_describe(value)}")
+            elif key == "templates":
+                if not path.is_dir():
+                    self.problem(
+                        "[agenda] templates",
+                        f"not a directory: {path} (relative paths start at {self.path.parent})",
+                    )
+                templates = path
+            else:
+                directory = path
+        base_url = section.get("base_url")
+        if base_url is not None and (
+            not isinstance(base_url, str) or not base_url.startswith(("https://", "http://"))
+        ):
+            self.problem("[agenda] base_url", f"expected an http(s):// URL, got {_describe(base_url)}")
+            base_url = None
+        if any(agenda_backend(s, directory) == LOCAL for s in sources) and (
+            directory is None or base_url is None
+        ):
+            self.problem(
+                "[agenda] directory",
+                'a source writes its agendas "local"ly: set both directory (where the documents are '
+                "written) and base_url (the URL that directory is served under)",
+            )
+        return AgendaConfig(
+            mode=str(mode),
+            lead_days=_or(self.integer(section, "agenda", "lead_days", 0), default.lead_days),
+            career_every_weeks=_or(
+                self.integer(section, "agenda", "career_every_weeks", 1), default.career_every_weeks
+            ),
+            templates=templates,
+            directory=directory,
+            base_url=(base_url.rstrip("/") + "/") if isinstance(base_url, str) else None,
+        )
+
+    def agenda_choice(self, prefix: str, kind: str, item: dict[str, Any]) -> tuple[bool, str | None]:
+        """The source's ``agendas`` key: (valid, value)."""
+        if "agendas" not in item:
+            return True, None
+        value = item["agendas"]
+        allowed = AGENDA_BACKENDS[kind]
+        if value not in allowed:
+            self.problem(
+                f"{prefix} agendas",
+                f"expected one of {', '.join(repr(a) for a in allowed)} for a {kind} source, "
+                f"got {_describe(value)}",
+            )
+            return False, None
+        return True, str(value)
 
     # -- sections --------------------------------------------------------------------------------------
 
@@ -492,9 +598,12 @@ class _Checker:
                 self.problem(f"{prefix} name", f"expected a non-empty string, got {_describe(item['name'])}")
                 ok = False
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
-        if not ok or location is None or name is None or timeout is None:
+        agendas_ok, agendas = self.agenda_choice(prefix, "ics", item)
+        if not ok or not agendas_ok or location is None or name is None or timeout is None:
             return None
-        return IcsSourceConfig(location=location, name=name, timeout_seconds=timeout, type="ics")
+        return IcsSourceConfig(
+            location=location, name=name, timeout_seconds=timeout, agendas=agendas, type="ics"
+        )
 
     def google_source(self, prefix: str, item: dict[str, Any]) -> GoogleSourceConfig | None:
         ok = True
@@ -533,10 +642,17 @@ class _Checker:
                 calendars = tuple(v.strip().lower() for v in value)
         endpoint = item.get("endpoint")
         directory_endpoint = item.get("directory_endpoint")
-        for key, value in (("endpoint", endpoint), ("directory_endpoint", directory_endpoint)):
+        drive_endpoint = item.get("drive_endpoint")
+        for key, value in (
+            ("endpoint", endpoint),
+            ("directory_endpoint", directory_endpoint),
+            ("drive_endpoint", drive_endpoint),
+        ):
             if value is not None and (not isinstance(value, str) or not value.startswith("https://")):
                 self.problem(f"{prefix} {key}", f"expected an https:// URL, got {_describe(value)}")
                 ok = False
+        agendas_ok, agendas = self.agenda_choice(prefix, "google", item)
+        ok = ok and agendas_ok
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
         if (
             not ok
@@ -552,8 +668,10 @@ class _Checker:
             calendars=calendars,
             endpoint=endpoint,
             directory_endpoint=directory_endpoint,
+            drive_endpoint=drive_endpoint,
             ca_bundle=ca_bundle,
             timeout_seconds=timeout,
+            agendas=agendas,
         )
 
     def microsoft_source(self, prefix: str, item: dict[str, Any]) -> MicrosoftSourceConfig | None:
@@ -648,7 +766,8 @@ class _Checker:
             item, f"{prefix} ca_bundle", "ca_bundle", "a PEM file of CA certificates"
         )
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
-        if not ok or timeout is None or ("ca_bundle" in item and ca_bundle is None):
+        agendas_ok, agendas = self.agenda_choice(prefix, "microsoft", item)
+        if not ok or not agendas_ok or timeout is None or ("ca_bundle" in item and ca_bundle is None):
             return None
         return MicrosoftSourceConfig(
             name=str(name),
@@ -663,6 +782,7 @@ class _Checker:
             graph_endpoint=endpoints.get("graph_endpoint", GRAPH_ENDPOINT),
             ca_bundle=ca_bundle,
             timeout_seconds=timeout,
+            agendas=agendas,
         )
 
     def existing_file(
@@ -773,6 +893,17 @@ class _Checker:
             names = [_toml_name(c, None) for c in choices] if section is None else choices
             hint = "known: " + ", ".join(names)
         self.problem(where, f"{what} ({hint})")
+
+
+def agenda_backend(source: SourceConfig, local_directory: Path | None) -> str:
+    """Where a source's agendas go: its ``agendas`` key, else its type's default."""
+    if source.agendas is not None:
+        return source.agendas
+    if isinstance(source, GoogleSourceConfig):
+        return GOOGLE_DOCS
+    if isinstance(source, MicrosoftSourceConfig):
+        return ONEDRIVE
+    return LOCAL if local_directory is not None else NO_AGENDAS
 
 
 def _or(value: int | None, default: int) -> int:

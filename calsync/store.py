@@ -21,6 +21,8 @@ from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
 SCHEMA_VERSION = 1
+#: The table of agenda records (a source cannot be named so: source tables are named after sources).
+AGENDA_TABLE = "calsync:agendas"
 
 
 class StateError(Exception):
@@ -133,6 +135,19 @@ class StateStore:
 
     def calendars(self, source: str) -> list[str]:
         return sorted(str(doc["calendar"]) for doc in self._db.table(source).all())
+
+    # -- agendas: what calsync wrote, so that a pass never writes it twice ------------------------------
+
+    def agenda(self, key: str) -> dict[str, Any] | None:
+        """The record of one agenda (or rolling document) by its key, None if none was written."""
+        doc = self._db.table(AGENDA_TABLE).get(Query().key == key)
+        return dict(doc) if isinstance(doc, Mapping) else None
+
+    def save_agenda(self, record: Mapping[str, Any]) -> None:
+        self._db.table(AGENDA_TABLE).upsert(dict(record), Query().key == record["key"])
+
+    def agendas(self) -> list[dict[str, Any]]:
+        return [dict(doc) for doc in self._db.table(AGENDA_TABLE).all()]
 
 
 def write_private(path: Path, text: str) -> None:
