@@ -7,14 +7,16 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from calsync import __version__
 from calsync.config import MICROSOFT_AUTHORITY_HOST, ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_for
+from calsync.publish.runner import Outcome
 from calsync.report import Report, render_csv, render_json, render_table
 from calsync.store import StateError
 
@@ -60,6 +62,25 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+AGENDAS_EPILOG = """\
+exit codes:
+  0  every 1:1 due an agenda has it (created now, or before)
+  2  usage, config or roster error (nothing written; the message says what to fix)
+  3  some agendas could not be written, or some calendars were skipped (listed on stderr);
+     the next run tries again
+  1  internal error (a bug: please report it)
+"""
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date and time as YYYY-MM-DDTHH:MM, got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +155,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write (default: ./calsync-demo)",
     )
     output_options(demo)
+    agendas = commands.add_parser(
+        "agendas",
+        help="write an agenda document for every upcoming 1:1 and link it in the event",
+        description="Sync every source, then give each direct manager/report 1:1 starting within "
+        "[agenda] lead_days (default 2) its agenda: a document written once (Google Docs, OneDrive or "
+        "local files, per source), shared with the two participants only, and linked once in the "
+        "event. Running it again changes nothing; it is safe to run from cron every few minutes. "
+        "Prints what it created, linked or skipped, and why.",
+        epilog=AGENDAS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    agendas.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
+    )
+    agendas.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be created and linked, and write nothing (calendars are still synced)",
+    )
+    agendas.add_argument(
+        "--now",
+        type=_moment,
+        metavar="YYYY-MM-DDTHH:MM",
+        help="run as if it were this moment (in org.timezone unless an offset is given); default: now",
+    )
+
     auth = commands.add_parser(
         "auth",
         help="sign in to your own calendar (Google or Microsoft 365), to try calsync on it",
@@ -146,9 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="Google Calendar, with the installed-app (browser) sign-in",
         description="Run Google's sign-in for an installed app and store the token (mode 0600). Create "
         "the OAuth client in the Google Cloud console (APIs & Services > Credentials > OAuth client ID > "
-        "Desktop app) and download its JSON. calsync asks only for read access to calendar events. "
+        "Desktop app) and download its JSON. calsync asks only for read access to calendar events; with "
+        "--agendas also to edit them and to the Drive files it creates itself. "
         'Then point a google source at the token: token_file = "google-token.json".',
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    google.add_argument(
+        "--agendas",
+        action="store_true",
+        help="also allow writing agendas: edit calendar events, and Drive files calsync created "
+        "(scopes calendar.events and drive.file)",
     )
     google.add_argument(
         "--client-secrets",
@@ -199,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the sign-in service (default: {MICROSOFT_AUTHORITY_HOST}; national clouds and tests differ)",
     )
     microsoft.add_argument(
+        "--agendas",
+        action="store_true",
+        help="also allow writing agendas: Calendars.ReadWrite and Files.ReadWrite",
+    )
+    microsoft.add_argument(
         "--ca-bundle", type=Path, metavar="FILE", help="CA certificates to trust for the sign-in service"
     )
     return parser
@@ -207,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.provider == "microsoft":
         return cmd_auth_microsoft(args, stdout, stderr)
-    from calsync.sources.google import sign_in
+    from calsync.publish.google_docs import AGENDA_SCOPES
+    from calsync.sources.google import READ_SCOPES, sign_in
 
     if not args.client_secrets.is_file():
         print(
@@ -217,7 +282,12 @@ def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         )
         return EXIT_USAGE
     try:
-        scopes = sign_in(args.client_secrets, args.token, open_browser=not args.no_browser)
+        scopes = sign_in(
+            args.client_secrets,
+            args.token,
+            scopes=(*READ_SCOPES, *AGENDA_SCOPES) if args.agendas else READ_SCOPES,
+            open_browser=not args.no_browser,
+        )
     except (ValueError, KeyError) as exc:
         print(
             f"calsync: {args.client_secrets}: not an OAuth client file for an installed app ({exc})",
@@ -238,7 +308,12 @@ def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def cmd_auth_microsoft(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.config import MicrosoftSourceConfig
-    from calsync.sources.microsoft_auth import AuthError, device_sign_in
+    from calsync.sources.microsoft_auth import (
+        AGENDA_DELEGATED_SCOPES,
+        DELEGATED_SCOPES,
+        AuthError,
+        device_sign_in,
+    )
 
     if not args.authority_host.startswith("https://"):
         print(f"calsync: --authority-host must be an https:// URL, got {args.authority_host!r}", file=stderr)
@@ -259,7 +334,9 @@ def cmd_auth_microsoft(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
         print(message, file=stderr, flush=True)
 
     try:
-        user = device_sign_in(config, show=show)
+        user = device_sign_in(
+            config, show=show, scopes=AGENDA_DELEGATED_SCOPES if args.agendas else DELEGATED_SCOPES
+        )
     except AuthError as exc:
         print(f"calsync: {exc}", file=stderr)
         return EXIT_USAGE
@@ -320,24 +397,66 @@ def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return _emit(report, args, stdout, stderr)
 
 
+def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.pipeline import org_timezone, run_agendas
+
+    config = load_config(_config_path(args.config))
+    now = args.now
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=org_timezone(config))
+    run = run_agendas(config, now=now, dry_run=args.dry_run, progress=progress_for(stderr))
+    for problem in run.problems:
+        print(f"calsync: skipped: {problem}", file=stderr)
+    stdout.write(render_outcomes(run.outcomes, config.org.timezone))
+    failed = [o for o in run.outcomes if o.failed]
+    for outcome in failed:
+        print(f"calsync: failed: {outcome.names}: {outcome.detail}", file=stderr)
+    return EXIT_PARTIAL if failed or run.problems else EXIT_OK
+
+
+def render_outcomes(outcomes: Sequence[Outcome], timezone: str | None) -> str:
+    """One line per 1:1 due an agenda: what was done, when the 1:1 is, who, and the link."""
+    if not outcomes:
+        return "No 1:1 starts within the lead time: no agenda is due.\n"
+    zone = ZoneInfo(timezone) if timezone else UTC
+    lines = []
+    for o in sorted(outcomes, key=lambda o: (o.start, o.manager, o.report)):
+        when = o.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        link = f"  {o.url}" if o.url else ""
+        lines.append(f"{o.action:<14} {when}  {o.names or o.report + ' / ' + o.manager}: {o.detail}{link}")
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    return "\n".join(lines) + f"\n\n{len(outcomes)} 1:1s due an agenda: {summary}\n"
+
+
 def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.demo import write_demo
-    from calsync.pipeline import run_report
+    from calsync.pipeline import org_timezone, run_agendas, run_report
 
     try:
         config_path, as_of = write_demo(args.dir, args.as_of)
     except OSError as exc:
         print(f"calsync: cannot write the demo into {args.dir}: {exc.strerror or exc}", file=stderr)
         return EXIT_USAGE
-    report = run_report(load_config(config_path), as_of, progress_for(stderr))
+    config = load_config(config_path)
+    report = run_report(config, as_of, progress_for(stderr))
     chatty = args.format == "table" and args.output is None
     if chatty:
         print(f"Wrote a demo org to {args.dir}/ (config: {config_path}), as of {as_of}.\n", file=stderr)
     code = _emit(report, args, stdout, stderr)
+    # The agendas of the 1:1s in the two days after the as-of date, as local files.
+    now = datetime.combine(as_of, time(0), tzinfo=org_timezone(config))
+    agendas = run_agendas(config, now=now)
     if chatty:
+        directory = config.agenda.directory
+        print(f"\nAgendas for the 1:1s of the next two days (local files in {directory}):", file=stderr)
+        stderr.write(render_outcomes(agendas.outcomes, config.org.timezone))
         print(
             f"\nThe problems above are planted in the demo to show how bad input is reported.\n"
-            f"Next: calsync report --config {config_path} --as-of {as_of} --format json",
+            f"Next: calsync report --config {config_path} --as-of {as_of} --format json\n"
+            f"      calsync agendas --config {config_path} --now {as_of}T00:00 --dry-run",
             file=stderr,
         )
     return EXIT_OK if code == EXIT_PARTIAL else code  # the demo's planted problems are expected
@@ -358,6 +477,8 @@ def main(
             return cmd_report(args, out, err)
         if args.command == "auth":
             return cmd_auth(args, out, err)
+        if args.command == "agendas":
+            return cmd_agendas(args, out, err)
         return cmd_demo(args, out, err)
     except ConfigError as exc:
         print(f"calsync: the config has problems:\n{exc}", file=err)

@@ -7,6 +7,7 @@ pair, plus peer, skip-level and cross-team pairs) are listed in :data:`SCENARIOS
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -92,6 +93,13 @@ lookahead_days = 90
 type = "ics"
 path = "calendars"
 name = "demo calendars"
+
+[agenda]
+# The demo writes its agendas as local files (an ICS source's calendars are only read: no event is
+# written). A real org would serve this directory at base_url, or use Google Docs / OneDrive.
+directory = "agendas"
+base_url = "https://agendas.{DOMAIN}/"
+lead_days = 2
 """
 
 BROKEN_ICS = """\
@@ -426,6 +434,9 @@ def demo_today() -> date:
     return datetime.now(BERLIN).date()
 
 
+DEMO_STATE = "calsync-state.json"
+
+
 def write_demo(directory: Path, as_of: date | None = None) -> tuple[Path, date]:
     """Write the demo org into ``directory``; returns the config's path and the as-of date used."""
     as_of = as_of or demo_today()
@@ -438,6 +449,9 @@ def write_demo(directory: Path, as_of: date | None = None) -> tuple[Path, date]:
         (calendars_dir / f"{owner}.ics").write_bytes(ics_calendar(specs, with_timezones=with_tz, name=owner))
     (calendars_dir / "broken.ics").write_text(BROKEN_ICS, encoding="utf-8")
     (directory / "org.csv").write_text(roster_csv(), encoding="utf-8")
+    # Each demo starts afresh: no agendas or state left from an earlier one.
+    shutil.rmtree(directory / "agendas", ignore_errors=True)
+    (directory / DEMO_STATE).unlink(missing_ok=True)
     config = directory / "calsync.toml"
     config.write_text(CONFIG, encoding="utf-8")
     return config, as_of

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from google.auth.exceptions import RefreshError
 
+from calsync.agenda import environment, plan
 from calsync.cadence import Clock
 from calsync.config import (
     GOOGLE_DIRECTORY,
@@ -17,10 +19,11 @@ from calsync.config import (
     GoogleSourceConfig,
     MicrosoftSourceConfig,
 )
-from calsync.detect import resolve
-from calsync.model import CalendarData, Problem
+from calsync.detect import one_on_ones, resolve
+from calsync.model import CalendarData, Occurrence, Problem
 from calsync.org import Org, RosterError, load_roster, parse_roster
 from calsync.progress import Progress
+from calsync.publish.runner import AgendaPass, Backend, Outcome, cancelled_keys
 from calsync.report import Policy, Report, build_report
 from calsync.sources.base import Source, Window, display_path
 from calsync.sources.google import (
@@ -207,6 +210,75 @@ def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], 
         calendars.extend(result.calendars)
         problems.extend(result.problems)
     return calendars, problems
+
+
+@dataclass
+class AgendaRun:
+    """What ``calsync agendas`` did: one outcome per 1:1 due an agenda, and the problems met."""
+
+    outcomes: list[Outcome]
+    problems: list[Problem]
+
+
+def run_agendas(
+    config: Config,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> AgendaRun:
+    """Sync every source, then give every direct 1:1 starting within ``[agenda] lead_days`` its agenda
+    (one pass of :class:`calsync.publish.runner.AgendaPass`)."""
+    from calsync.publish.setup import make_backends  # the write side's libraries, only when needed
+
+    org, problems = load_org(config)
+    now = now or datetime.now(UTC)
+    clock = make_clock(config, now.astimezone(org_timezone(config)).date())
+    assert config.state is not None
+    store = StateStore(config.state.path)
+    try:
+        sources, setup_problems = make_sources(config, org, store, progress)
+        problems.extend(setup_problems)
+        calendars: list[CalendarData] = []
+        source_of: dict[str, str] = {}
+        for source in sources:
+            result = source.fetch(sync_window(clock))
+            calendars.extend(result.calendars)
+            problems.extend(result.problems)
+            source_of.update((c.calendar, source.name) for c in result.calendars)
+        detection = one_on_ones(resolve(calendars).occurrences, org.is_member)
+        settings = config.agenda
+        plans = plan(
+            detection.pairs,
+            org.direct_pairs(),
+            now,
+            lead_days=settings.lead_days,
+            default_days=config.cadence.default_days,
+            career_every_weeks=settings.career_every_weeks,
+        )
+        backends = make_backends(config) if plans else {}
+
+        def backend_for(occurrence: Occurrence) -> Backend | str:
+            name = source_of.get(occurrence.calendar)
+            if name is None:
+                return f"no source holds the calendar {occurrence.calendar}"
+            return backends.get(name, f"source {name!r} has no agenda backend")
+
+        outcomes = AgendaPass(
+            plans=plans,
+            org=org,
+            backend_for=backend_for,
+            store=store,
+            settings=settings,
+            env=environment(settings.templates),
+            cancelled=cancelled_keys(o for occs in detection.pairs.values() for o in occs),
+            dry_run=dry_run,
+            now=now,
+            backends_by_name={b.name: b for b in backends.values() if isinstance(b, Backend)},
+        ).run()
+    finally:
+        store.close()
+    return AgendaRun(outcomes, problems)
 
 
 def run_report(config: Config, as_of: date | None = None, progress: Progress | None = None) -> Report:

@@ -53,7 +53,13 @@ from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window
 from calsync.sources.graph_recurrence import iana_zone, rrule_for
 from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_converted
-from calsync.sources.microsoft_auth import AuthError, TokenProvider, session_for, token_provider
+from calsync.sources.microsoft_auth import (
+    DELEGATED_SCOPES,
+    AuthError,
+    TokenProvider,
+    session_for,
+    token_provider,
+)
 from calsync.sources.retry import RateLimiter, RetryPolicy
 from calsync.store import CalendarState, StateStore
 
@@ -273,6 +279,23 @@ class GraphClient:
     def get(self, url: str, mailbox: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """One GET, retried when retrying can help; 410 raises :class:`DeltaExpired`, anything else
         that fails raises :class:`MailboxUnavailable` saying why."""
+        return _json(self.send("GET", url, mailbox, params=params))
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        mailbox: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """One request, retried when retrying can help (throttling, 5xx, a dropped connection; every
+        request calsync sends is safe to repeat: writes carry If-Match or fail on conflict). Returns
+        the 2xx response; 410 raises :class:`DeltaExpired`, other failures :class:`MailboxUnavailable`
+        with the status (412 and 409 included, for the caller to handle)."""
         if urllib.parse.urlsplit(url)[:2] != self._origin:
             raise MailboxUnavailable(
                 f"Graph sent a link to another host ({urllib.parse.urlsplit(url).netloc})"
@@ -291,13 +314,22 @@ class GraphClient:
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(self.retry.delay(attempt, None))
                 continue
-            headers = {"Authorization": f"Bearer {token}", "Prefer": PREFER, "Accept": "application/json"}
+            sent = {"Authorization": f"Bearer {token}", "Prefer": PREFER, "Accept": "application/json"}
+            sent.update(headers or {})
             retry_after: float | None = None
             try:
                 with self._slot(mailbox):
                     with self._lock:
                         self.requests += 1
-                    response = self.session.get(url, params=params, headers=headers, timeout=self.timeout)
+                    response = self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json,
+                        data=data,
+                        headers=sent,
+                        timeout=self.timeout,
+                    )
             except requests.exceptions.SSLError as exc:
                 raise MailboxUnavailable(
                     f"the TLS certificate of {self._origin[1]} was not trusted ({exc}); set ca_bundle if a "
@@ -307,8 +339,8 @@ class GraphClient:
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 status = response.status_code
-                if status == 200:
-                    return _json(response)
+                if 200 <= status < 300:
+                    return response
                 code, message = _error(response)
                 if status == 401 and not refreshed:
                     stale, refreshed = token, True  # the token expired or was revoked: get a new one
@@ -325,6 +357,8 @@ class GraphClient:
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
+    if response.status_code != 200:
+        raise MailboxUnavailable(f"Graph answered {response.status_code} where 200 was expected")
     try:
         body = response.json()
     except ValueError:
@@ -579,13 +613,16 @@ def graph_roster_csv(users: Iterable[Mapping[str, Any]]) -> str:
     return out.getvalue()
 
 
-def graph_client(config: MicrosoftSourceConfig, **options: Any) -> GraphClient:
-    """The Graph client a ``type = "microsoft"`` source reads with (signs in on creation)."""
+def graph_client(
+    config: MicrosoftSourceConfig, scopes: Iterable[str] = DELEGATED_SCOPES, **options: Any
+) -> GraphClient:
+    """The Graph client a ``type = "microsoft"`` source reads with (signs in on creation); ``scopes``
+    are those of one person's sign-in (the app has what it was granted)."""
     session = session_for(config)
     return GraphClient(
         session,
         config.graph_endpoint,
-        token_provider(config, session),
+        token_provider(config, session, scopes),
         timeout=config.timeout_seconds,
         **options,
     )

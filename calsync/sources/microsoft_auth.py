@@ -36,6 +36,9 @@ GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 #: What one person grants with the device code: read their calendar, know who they are.
 #: (msal adds openid, profile and offline_access itself.)
 DELEGATED_SCOPES = ("Calendars.Read", "User.Read")
+#: What one person's sign-in needs for agendas too (`calsync auth microsoft --agendas`): writing the
+#: link into their events and the documents into their OneDrive.
+AGENDA_DELEGATED_SCOPES = ("Calendars.ReadWrite", "Files.ReadWrite", "User.Read")
 #: Connections kept open per host: mailboxes synced in parallel x 4 requests per mailbox.
 POOL_SIZE = 16
 
@@ -203,8 +206,14 @@ def save_cache(path: Path, cache: msal.SerializableTokenCache) -> None:
 class UserTokens:
     """One person's tokens from the cache ``calsync auth microsoft`` wrote; refreshed silently."""
 
-    def __init__(self, config: MicrosoftSourceConfig, session: requests.Session) -> None:
+    def __init__(
+        self,
+        config: MicrosoftSourceConfig,
+        session: requests.Session,
+        scopes: Iterable[str] = DELEGATED_SCOPES,
+    ) -> None:
         assert config.token_cache is not None
+        self.scopes = list(scopes)
         self.path = config.token_cache
         self.cache = load_cache(self.path)
         try:
@@ -229,7 +238,7 @@ class UserTokens:
         with self._lock:
             try:
                 result = self.app.acquire_token_silent_with_error(
-                    list(DELEGATED_SCOPES), account=self.account, force_refresh=stale is not None
+                    self.scopes, account=self.account, force_refresh=stale is not None
                 )
             except _UNREACHABLE as exc:
                 raise AuthError(
@@ -243,8 +252,13 @@ class UserTokens:
         return str(result["access_token"])
 
 
-def token_provider(config: MicrosoftSourceConfig, session: requests.Session) -> TokenProvider:
-    return UserTokens(config, session) if config.token_cache is not None else AppTokens(config, session)
+def token_provider(
+    config: MicrosoftSourceConfig, session: requests.Session, scopes: Iterable[str] = DELEGATED_SCOPES
+) -> TokenProvider:
+    """The app's tokens (org-wide: what the app was granted), or one person's for ``scopes``."""
+    if config.token_cache is not None:
+        return UserTokens(config, session, scopes)
+    return AppTokens(config, session)
 
 
 def device_sign_in(

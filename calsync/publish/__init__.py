@@ -1,0 +1,1 @@
+"""Publishing agendas: documents (Google Docs, OneDrive, local files) and their links in events."""
