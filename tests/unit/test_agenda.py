@@ -157,3 +157,78 @@ def test_cancelled_and_declined_meetings_do_not_count_and_a_moved_one_keeps_its_
     plans = plan({PAIR: occurrences}, [PAIR], NOW, lead_days=2)
     assert [(p.occurrence.start.day, p.number, p.kind) for p in plans] == [(21, 1, Kind.FIRST)]
     assert plans[0].key.startswith("maya-omar@acme.test|2026-11-16T09:00:00")  # its original start
+
+
+# -- links in event bodies, rolling sections, what is read back (pure) -----------------------------------
+
+from calsync.agenda import (  # noqa: E402
+    LINK_START,
+    growth_theme,
+    has_link,
+    latest_section,
+    prepend_html,
+    with_html_link,
+    with_text_link,
+)
+
+TEAMS = (
+    "<div>________________________________________________________________________________</div>\r\n"
+    '<div><b>Microsoft Teams meeting</b></div><a href="https://teams.microsoft.com/l/meetup-join/x">'
+    "Join the meeting now</a>\r\n"
+)
+EXCHANGE_BODY = (
+    '<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n</head>\r\n'
+    f"<body>\r\n<p>Let's talk about Q1 &amp; hiring.</p>\r\n{TEAMS}</body>\r\n</html>\r\n"
+)
+
+
+def test_the_link_section_goes_first_in_the_body_and_keeps_every_other_byte():
+    url = "https://contoso-my.sharepoint.com/personal/maya/Documents/a.md?x=1&y=2"
+    linked = with_html_link(EXCHANGE_BODY, url)
+    head, _, rest = EXCHANGE_BODY.partition("<body>")
+    assert linked.startswith(head + "<body>" + LINK_START)
+    assert linked.endswith(rest)  # the organizer's words and the Teams block, byte for byte
+    assert has_link(linked, url) and not has_link(EXCHANGE_BODY, url)
+    assert 'href="https://contoso-my.sharepoint.com/personal/maya/Documents/a.md?x=1&amp;y=2"' in linked
+    # a new link replaces calsync's section, and only it
+    moved = with_html_link(linked, "https://example.test/b")
+    assert moved.count(LINK_START) == 1 and moved.endswith(rest) and not has_link(moved, url)
+    assert with_html_link(moved, "https://example.test/b") == moved
+
+
+def test_a_text_description_gets_one_line_at_its_end():
+    text = "Agenda lives below.\n\nBring your notes"
+    linked = with_text_link(text, "https://agendas.test/a.html")
+    assert linked.startswith(text) and linked.endswith("1:1 agenda (calsync): https://agendas.test/a.html")
+    assert has_link(linked, "https://agendas.test/a.html")
+    assert with_text_link(linked, "https://agendas.test/b.html").count("(calsync)") == 1
+    assert (
+        with_text_link("", "https://agendas.test/a.html")
+        == "1:1 agenda (calsync): https://agendas.test/a.html"
+    )
+
+
+def test_the_growth_theme_is_read_back_but_not_the_placeholder():
+    assert growth_theme("## Growth theme\nGrowth theme: (choose one together)\n") is None
+    assert growth_theme("Growth theme: Public &lt;speaking&gt;\n") == "Public <speaking>"
+    assert growth_theme("## Growth theme: Delegation\n- progress?") == "Delegation"
+    assert growth_theme("* Growth theme: Mentoring") == "Mentoring"  # Google's plain-text export
+
+
+def test_latest_section_is_the_top_one_of_a_rolling_document():
+    newest = "# T: O and M\n\nMonday · 1:1 number 5\n\n## Action items\n- [ ] new\n"
+    older = "# T: O and M\n\nMonday · 1:1 number 4\n\n## Action items\n- [ ] old\n"
+    doc = f"{newest}\n---\n\n{older}"
+    assert open_items(latest_section(doc)) == ["new"]
+    assert latest_section(older) == older
+    assert open_items(latest_section(older)) == ["old"]
+
+
+def test_a_new_section_goes_on_top_of_the_body():
+    document = "<html><head><style>p{}</style></head><body class='c'><p>old &amp; kept</p></body></html>"
+    section = compose(agenda_input()).html
+    merged = prepend_html(document, section, "abc")
+    assert merged.startswith("<html><head><style>p{}</style></head><body class='c'>")
+    assert merged.endswith("<p>old &amp; kept</p></body></html>")
+    assert "<!-- calsync:section abc -->" in merged and merged.count("<body") == 1
+    assert merged.index("1:1 number 5") < merged.index("old &amp; kept")

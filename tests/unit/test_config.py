@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from calsync.config import (
+    _SECTIONS,
+    _SOURCE_KEYS,
     CadenceConfig,
     Config,
     ConfigError,
@@ -225,6 +227,9 @@ def test_the_example_config_documents_every_key():
         "authority_host",
         "graph_endpoint",
         '"microsoft-graph"',
+        "[agenda]",
+        *(key for keys in _SECTIONS.values() for key in keys),
+        *(key for keys in _SOURCE_KEYS.values() for key in keys),
     ]:
         assert f"{key} " in text or f"{key}\n" in text, key
 
@@ -700,3 +705,41 @@ def test_roster_from_microsoft_graph_needs_a_microsoft_source(tmp_path):
     config = load_config(setup_dir(tmp_path, chart + MICROSOFT))
     assert config.org.roster is None and config.org.org_chart == "microsoft-graph"
     assert config.org.directory_admin is None
+
+
+# -- [agenda] -----------------------------------------------------------------------------------------
+
+
+def test_agenda_defaults_and_the_default_backend_per_source(tmp_path):
+    from calsync.config import AgendaConfig, agenda_backend
+
+    config = load_config(setup_dir(tmp_path))
+    assert config.agenda == AgendaConfig()
+    assert agenda_backend(config.sources[0], None) == "none"  # an ICS source without a directory
+    text = (
+        MINIMAL
+        + '[agenda]\nmode = "rolling"\nlead_days = 0\ndirectory = "out"\nbase_url = "https://a.test/x"\n'
+    )
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.agenda.mode == "rolling" and config.agenda.lead_days == 0
+    assert config.agenda.directory == (tmp_path / "out").resolve()
+    assert config.agenda.base_url == "https://a.test/x/"
+    assert agenda_backend(config.sources[0], config.agenda.directory) == "local"
+
+
+def test_agenda_problems_are_reported_together(tmp_path):
+    text = MINIMAL.replace('path = "calendars"', 'path = "calendars"\nagendas = "google-docs"') + (
+        '[agenda]\nmode = "weekly"\nbase_url = "ftp://x"\ntemplates = "nope"\nlead_dayz = 2\n'
+    )
+    problems = "\n".join(problems_of(setup_dir(tmp_path, text)))
+    assert "agendas: expected one of 'local', 'none' for a ics source, got \"google-docs\"" in problems
+    assert '[agenda] mode: expected "per-meeting"' in problems
+    assert "[agenda] base_url: expected an http(s):// URL" in problems
+    assert "[agenda] templates: not a directory" in problems
+    assert "[agenda] lead_dayz: unknown key (did you mean 'lead_days'?)" in problems
+
+
+def test_a_local_backend_needs_a_directory_and_a_base_url(tmp_path):
+    text = MINIMAL.replace('path = "calendars"', 'path = "calendars"\nagendas = "local"')
+    problems = "\n".join(problems_of(setup_dir(tmp_path, text)))
+    assert "[agenda] directory: a source writes its agendas" in problems
