@@ -104,3 +104,18 @@ def test_demo_into_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
     assert code == 2
     assert out == ""
     assert f"cannot write the demo into {blocker / 'demo'}" in err
+
+
+def test_demo_writes_the_agendas_of_the_next_two_days(tmp_path: Path) -> None:
+    code, out, err = run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
+    assert code == 0
+    agendas = sorted((tmp_path / "demo" / "agendas").glob("*.md"))
+    assert len(agendas) == 2  # the direct 1:1s starting within 48 hours of 23 November, 00:00
+    assert "Agendas for the 1:1s of the next two days" in err
+    assert err.count("\ncreated ") == 2 and "Fatima Noor / Priya Raman" in err
+    texts = [p.read_text(encoding="utf-8") for p in agendas]
+    assert all("## Action items" in t for t in texts)
+    assert any("Fatima &lt;&gt; Priya" in t for t in texts)  # the demo's title with "<>" is escaped
+    # a demo run again starts afresh: still two documents, none left over
+    run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
+    assert len(list((tmp_path / "demo" / "agendas").glob("*.md"))) == 2
