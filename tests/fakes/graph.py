@@ -1,5 +1,5 @@
-"""A stateful fake of the Microsoft identity platform and Microsoft Graph v1.0 (calendars and users),
-served over https on 127.0.0.1 with a throwaway CA from ``trustme``.
+"""A stateful fake of the Microsoft identity platform and Microsoft Graph v1.0 (calendars, users and
+OneDrive files), served over https on 127.0.0.1 with a throwaway CA from ``trustme``.
 
 It speaks the wire protocol the real client libraries (``msal`` 1.39 with a ``requests.Session`` as
 ``http_client``, and ``requests`` for Graph) expect. One server serves both hosts' paths:
@@ -16,10 +16,12 @@ It speaks the wire protocol the real client libraries (``msal`` 1.39 with a ``re
     fake signs id_tokens with).
 
 * Graph (``graph_endpoint`` = ``https://127.0.0.1:PORT/v1.0``): ``/users[/{id|upn}[/manager]]``,
-  ``/users/{u}/calendarView/delta``, ``/users/{u}/calendarView``, ``/users/{u}/events/{id}`` (GET,
-  PATCH, DELETE), ``/users/{u}/mailboxSettings``, and the same under ``/me`` for delegated tokens.
-  Errors in Graph's envelope ``{"error": {"code", "message", "innerError": {"date", "request-id",
-  "client-request-id"}}}``.
+  ``/users/{u}/calendarView/delta``, ``/users/{u}/calendarView``, ``/users/{u}/events`` (GET: list),
+  ``/users/{u}/events/{id}`` (GET, PATCH, DELETE), ``/users/{u}/events/{id}/instances`` (GET),
+  ``/users/{u}/mailboxSettings``, OneDrive under ``/users/{u}/drive`` (see "OneDrive" below), and the
+  same under ``/me`` for delegated tokens. Errors in Graph's envelope ``{"error": {"code", "message",
+  "innerError": {"date", "request-id", "client-request-id"}}}``.
+* ``GET /_download/{key}``: the pre-authenticated download URLs of OneDrive files (no token needed).
 
 What msal 1.39 does against a custom authority (read from its source, and what this fake relies on)
 ---------------------------------------------------------------------------------------------------
@@ -110,6 +112,97 @@ Graph behaviour worth knowing when writing tests
   ``innerError.date``; token and device-code lifetimes use the real time (msal does).
 * A bug inside the fake answers 500 (``FakeInternalError``) and appends the traceback to
   :attr:`FakeGraph.internal_errors`.
+
+Event bodies, the events list, instances, and PATCH
+---------------------------------------------------
+* ``body`` is stored the way Exchange keeps it: HTML that is not a whole document (one that does not
+  start with ``<html``, case-insensitive, after white space) is wrapped in :data:`HTML_BODY_WRAPPER`
+  (``<html><head>\r\n<meta http-equiv=...>\r\n</head>\r\n<body>\r\n{content}\r\n</body>\r\n
+  </html>\r\n``); a whole document, and a text body, are stored exactly as sent. GET answers exactly
+  what is stored, so a client that PATCHes back the document it read (with its own insertion) finds it
+  byte for byte. No body (``put_event`` or PATCH without one): an empty wrapped HTML document.
+  ``contentType`` is case-insensitive (stored lower-case; missing: text). ``bodyPreview`` is derived
+  (text conversion, white space collapsed, 255 characters).
+* ``Prefer: outlook.body-content-type="text"`` answers a text conversion (:func:`html_to_text`: head
+  and style dropped, a link as ``text<href>`` as Exchange writes it, tags stripped, entities decoded);
+  ``"html"`` or none answers html (a stored text body converted: escaped lines in a ``<div>``, wrapped).
+  ``Preference-Applied`` echoes it when asked for. Honoured by GET/PATCH of an event, the events list,
+  instances, calendarView and its delta (whose stubs carry no body unless :attr:`full_occurrences`).
+* Occurrences carry their master's (current) body; PATCHing an occurrence's body (or anything) turns it
+  into an exception with its own copy; a later change to the master's body does not reach exceptions.
+* Plain calendarView with ``$select`` answers full occurrences (as real Graph always does), so
+  ``$select=body`` works there; without ``$select`` occurrences stay stubs unless ``full_occurrences``.
+* ``GET /events``: single instances and series masters only (never occurrences or exceptions), ordered
+  by start then id; ``$filter`` takes ``iCalUId eq '...'`` and ``type eq '...'`` clauses joined with
+  ``and`` (``''`` escapes a quote); anything else is 400 ``ErrorInvalidUrlQueryFilter``. ``$select``,
+  ``$top`` (default 10, at most 1000) and ``$skip``; ``@odata.nextLink`` carries ``$skip``.
+  ``$orderby``/``$search``/``$expand``/``$count`` are 400 (not modelled).
+* ``GET /events/{id}/instances?startDateTime=&endDateTime=`` (both required: 400
+  ``ErrorInvalidParameter``): a master's occurrences and exceptions whose actual time overlaps the
+  window, with calendarView's ids, full properties (``originalStart``, ``type``, ``seriesMasterId``,
+  ``@odata.etag``, body ...), ``$select``, ``$top``/``$skip`` paging and ``Prefer: outlook.timezone``.
+  Any other existing event has no instances (an empty list); an unknown id is 404.
+* PATCH needs ``Calendars.ReadWrite`` (role or delegated scope; 403 ``ErrorAccessDenied`` otherwise).
+  ``If-Match`` other than ``*`` or the current ``@odata.etag`` is 412 ``ErrorIrresolvableConflict``.
+  Every successful PATCH over HTTP that sets one of :data:`MEETING_UPDATE_FIELDS` (body, subject,
+  start, end, attendees, location(s), recurrence, isAllDay; whether or not the value changes) of an
+  event that has attendees, in the organizer's mailbox (``isOrganizer``), appends ``(mailbox, event
+  id)`` to :attr:`FakeGraph.meeting_updates` (Graph may mail the attendees an update). The Python
+  helpers (``patch_event``, ``put_exception`` ...) never record one.
+
+OneDrive
+--------
+Served by :class:`tests.fakes.graph_drive.DriveStore`, under ``/users/{u}/drive`` and ``/me/drive``:
+
+* Access: app tokens need the role ``Files.ReadWrite.All`` or ``Sites.ReadWrite.All`` (reads also
+  ``Files.Read.All``/``Sites.Read.All``); delegated tokens ``Files.ReadWrite``/``Files.ReadWrite.All``
+  (reads also ``Files.Read``) and only for the signed-in user's own drive. Otherwise 403
+  ``accessDenied``; unknown user 404 ``itemNotFound``; a user added with ``onedrive=False`` 404
+  ``ResourceNotFound`` "User's mysite not found.". The Exchange RBAC scope (:meth:`FakeGraph.restrict`)
+  does not apply (it is Exchange's); ``Sites.Selected`` is not modelled. A drive is created on first use.
+* ``GET /drive``; ``GET|DELETE /drive/root``, ``/drive/root:/{path}`` (or ``...:``),
+  ``/drive/items/{id}``; ``PUT /drive/root:/{path}:/content`` and ``PUT /drive/items/{id}/content``
+  (the raw body is the file; folders on the path are created); ``GET .../content`` answers 302 with
+  ``Location`` = the item's ``@microsoft.graph.downloadUrl`` (``{base_url}/_download/{key}``, no
+  Authorization needed, always the current bytes, never expires); ``POST /drive/items/{id}/invite``;
+  ``GET /drive/items/{id}/permissions``; ``DELETE /drive/items/{id}/permissions/{permId}``.
+  Anything else under ``/drive`` is 400 (e.g. ``children``, upload sessions, ``createLink``).
+* Paths: percent-encoded segments, names matched case-insensitively, ``"*:<>?/\\|`` or surrounding
+  blanks in a name are 400 ``invalidRequest``.
+* Upload: ``@microsoft.graph.conflictBehavior`` = ``replace`` (default) | ``fail`` (409
+  ``nameAlreadyExists`` if the file exists) | ``rename`` (a new file ``name 1.ext``). ``If-Match`` (an
+  eTag or a cTag, with or without quotes/``W/``; ``*`` matches any) that is not current is 412
+  ``resourceModified``; so is an ``If-Match`` on a path with no file. 201 on create, 200 on replace,
+  with the driveItem and an ``ETag`` header. ``file.mimeType`` comes from the extension (a small
+  table: ``.md`` text/markdown, ``.docx``, ``.txt``, ``.html``, ...), else from ``Content-Type``.
+* driveItem: ``id`` (``01`` + 32 base32 characters), ``name``, ``eTag`` ``"{GUID},N"`` and ``cTag``
+  ``"c:{GUID},N"`` (both change with every content change; sharing changes neither), ``size``,
+  ``webUrl`` (``https://{first label of the domain}-my.sharepoint.com/personal/{address with
+  non-alphanumerics as _}/Documents/{path}``, never fetched), ``createdDateTime``,
+  ``lastModifiedDateTime`` (the fake's clock), ``createdBy``/``lastModifiedBy`` (a delegated user or
+  :meth:`FakeGraph.human_edit_item`: ``{"user": {"email", "id", "displayName"}}``; an app-only write:
+  ``{"application": {"id": client id, "displayName": client id}, "user": {"displayName": "SharePoint
+  App"}}`` as SharePoint shows it), ``file.mimeType`` or ``folder.childCount``, ``parentReference``
+  (``driveType``, ``driveId``, ``id``, ``path`` ``"/drive/root:/Agendas"``), and
+  ``@microsoft.graph.downloadUrl`` on files.
+* ``/invite``: ``recipients`` by ``email`` only, ``roles`` exactly ``["read"]`` or ``["write"]``,
+  ``message`` at most 2000 characters, ``requireSignIn``/``sendInvitation`` booleans (400
+  ``invalidRequest`` otherwise). Answers 200 ``{"value": [permission]}``; a permission is ``{"id"
+  (SharePoint's membership claim, base64), "roles", "grantedToV2": {"user": {"email", "displayName",
+  "id"}}, "invitation": {"email", "signInRequired"}}``. One permission per recipient and item: inviting
+  again answers the same one (``["write"]`` upgrades a read grant, ``["read"]`` never downgrades). An
+  address that is not a user of the tenant (a new guest) is 403 ``accessDenied`` with an app-only
+  token. ``(item id, email)`` is appended to :attr:`FakeGraph.sent_invitations` per recipient when
+  ``sendInvitation`` is true; the docs name no default, so a missing one counts as
+  :attr:`FakeGraph.send_invitation_default` (False; set True to check a client always says false).
+* ``/permissions``: the owner's permission (``roles ["owner"]``) first, then the grants.
+* Injected faults and the request log cover drive paths like any Graph path (``mailbox`` is the
+  drive's owner); the default codes there are the driveItem API's (429 ``activityLimitReached``, 503
+  ``serviceNotAvailable``, 500 ``generalException``). A download (``/_download/``) is not a Graph path:
+  only a fault with a ``path_contains`` filter reaches it. Drive paths do not count towards the
+  per-mailbox concurrency limit.
+* Test helpers: :meth:`FakeGraph.drive_items`, :meth:`FakeGraph.item_content`,
+  :meth:`FakeGraph.put_item`, :meth:`FakeGraph.human_edit_item`, :meth:`FakeGraph.item_permissions`.
 """
 
 from __future__ import annotations
@@ -118,6 +211,7 @@ import base64
 import contextlib
 import copy
 import hashlib
+import html
 import json
 import math
 import re
@@ -140,9 +234,20 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from dateutil import rrule as du
 
+from tests.fakes.graph_drive import DriveStore, RawBody
 from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler
 
-__all__ = ["WINDOWS_ZONES", "DeviceCode", "FakeGraph", "RequestRecord", "make_certificate", "zone_info"]
+__all__ = [
+    "HTML_BODY_WRAPPER",
+    "MEETING_UPDATE_FIELDS",
+    "WINDOWS_ZONES",
+    "DeviceCode",
+    "FakeGraph",
+    "RequestRecord",
+    "html_to_text",
+    "make_certificate",
+    "zone_info",
+]
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -165,7 +270,25 @@ USERS_READ_SCOPES = USERS_READ_ROLES | {"User.ReadBasic.All"}
 SETTINGS_READ = frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"})
 #: Delegated scopes the device flow accepts (also with the ``https://graph.microsoft.com/`` prefix).
 DEVICE_SCOPES = frozenset(
-    {"Calendars.Read", "Calendars.ReadWrite", "User.Read", "User.Read.All", "MailboxSettings.Read"}
+    {
+        "Calendars.Read",
+        "Calendars.ReadWrite",
+        "User.Read",
+        "User.Read.All",
+        "MailboxSettings.Read",
+        "Files.Read",
+        "Files.ReadWrite",
+        "Files.ReadWrite.All",
+    }
+)
+#: PATCHed properties of an event with attendees (in the organizer's mailbox) that may mail an update.
+MEETING_UPDATE_FIELDS = frozenset(
+    {"body", "subject", "start", "end", "attendees", "location", "locations", "recurrence", "isAllDay"}
+)
+#: How Exchange wraps an HTML body that is not a whole document (``{}``: the content as sent).
+HTML_BODY_WRAPPER = (
+    '<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n</head>\r\n'
+    "<body>\r\n{}\r\n</body>\r\n</html>\r\n"
 )
 OIDC_SCOPES = frozenset({"offline_access", "openid", "profile", "email"})
 
@@ -193,6 +316,8 @@ WINDOWS_ZONES = {
     "AUS Eastern Standard Time": "Australia/Sydney",
 }
 
+_WHOLE_DOCUMENT = re.compile(r"\s*<html", re.IGNORECASE)
+_FILTER_CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*(?:(and)\b|$)", re.IGNORECASE)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _DAYS = {
@@ -290,6 +415,16 @@ _GRAPH_CODES = {
     503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
     504: ("GatewayTimeout", "Gateway timeout."),
 }
+#: Default codes of injected faults on OneDrive paths (the driveItem API's own error codes).
+_DRIVE_CODES = {
+    403: "accessDenied",
+    404: "itemNotFound",
+    409: "nameAlreadyExists",
+    412: "resourceModified",
+    429: "activityLimitReached",
+    500: "generalException",
+    503: "serviceNotAvailable",
+}
 _AAD_FAULTS = {
     400: ("invalid_request", 900144),
     401: ("invalid_client", 7000215),
@@ -308,7 +443,8 @@ class RequestRecord:
     each (decoded) parameter to its last value; ``mailbox`` is the lower-case address of the user a
     ``/users/{u}/...`` or ``/me/...`` request is about (the path segment itself when no such user
     exists), else None; ``status`` is 0 while the request is in flight and stays 0 for a dropped
-    connection. ``body``: the JSON of a PATCH, or the non-secret fields of an identity form."""
+    connection. ``body``: the JSON of an event PATCH or a drive ``/invite``, or the non-secret fields of
+    an identity form (an uploaded file's bytes are not kept here)."""
 
     method: str
     path: str
@@ -413,6 +549,62 @@ def _new_id(raw: bytes | None = None) -> str:
 
 def _change_key() -> str:
     return "DwAAABYAAA" + base64.b64encode(secrets.token_bytes(15)).decode()
+
+
+def _stored_body(value: Any) -> dict[str, str]:
+    """An ``itemBody`` as Exchange keeps it: HTML that is not a whole document wrapped in one (see
+    :data:`HTML_BODY_WRAPPER`), text as sent; none at all is an empty HTML document. ValueError if invalid."""
+    if value is None:
+        return {"contentType": "html", "content": HTML_BODY_WRAPPER.format("")}
+    if not isinstance(value, Mapping):
+        raise ValueError("body must be an itemBody object {contentType, content}")
+    kind = str(value.get("contentType") or "text").lower()
+    content = value.get("content")
+    content = "" if content is None else content
+    if kind not in ("html", "text") or not isinstance(content, str):
+        raise ValueError(f"invalid itemBody: contentType {value.get('contentType')!r}, content {content!r}")
+    if kind == "html" and not _WHOLE_DOCUMENT.match(content):
+        content = HTML_BODY_WRAPPER.format(content)
+    return {"contentType": kind, "content": content}
+
+
+def html_to_text(content: str) -> str:
+    """The fake's text conversion of an HTML body (what ``Prefer: outlook.body-content-type="text"``
+    answers): head, style and script dropped, a link as ``text<href>``, line breaks for ``<br>`` and the
+    end of block elements, other tags stripped, entities decoded, surrounding white space trimmed."""
+    text = re.sub(r"(?is)<(head|style|script)\b.*?</\1\s*>", "", content)
+    text = re.sub(
+        r"(?is)<a\b[^>]*?\bhref\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>",
+        lambda m: f"{m.group(3)}<{m.group(2)}>" if m.group(3).strip() else f"<{m.group(2)}>",
+        text,
+    )
+    text = re.sub(r"(?i)<br\s*/?>", "\r\n", text)
+    text = re.sub(r"(?i)</(p|div|li|tr|h[1-6]|table)\s*>", "\r\n", text)
+    text = re.sub(r"(?s)<(?!(?:https?|mailto):)[^<>]*>", "", text)
+    text = html.unescape(text).replace("\xa0", " ")
+    lines = [line.rstrip() for line in re.split(r"\r?\n", text)]
+    text = "\r\n".join(lines).strip()
+    return re.sub(r"(\r\n){3,}", "\r\n\r\n", text)
+
+
+def _text_to_html(content: str) -> str:
+    lines = [html.escape(line, quote=False) for line in re.split(r"\r?\n", content)]
+    return HTML_BODY_WRAPPER.format("<div>" + "<br>\r\n".join(lines) + "</div>")
+
+
+def _render_body(view: dict[str, Any], kind: str | None) -> None:
+    """Convert ``view["body"]`` (if any) to what was asked for (``None``: html, Graph's default)."""
+    body = view.get("body")
+    if not isinstance(body, dict):
+        return
+    wanted = kind or "html"
+    if body.get("contentType") == wanted:
+        return
+    content = str(body.get("content") or "")
+    view["body"] = {
+        "contentType": wanted,
+        "content": html_to_text(content) if wanted == "text" else _text_to_html(content),
+    }
 
 
 def make_certificate(common_name: str = "calsync") -> tuple[bytes, bytes, str]:
@@ -604,6 +796,7 @@ class _User:
     enabled: bool
     mailbox: bool
     time_zone: str
+    onedrive: bool = True
 
 
 @dataclass
@@ -717,6 +910,17 @@ class FakeGraph(HttpsFake):
         self._delta_tokens: dict[str, _DeltaToken] = {}
         #: When true, occurrences in calendarView carry all their master's properties, not stubs.
         self.full_occurrences = False
+        #: ``(mailbox, event id)`` of every PATCH over HTTP that may have mailed the attendees an update:
+        #: it set one of :data:`MEETING_UPDATE_FIELDS` of an event with attendees, in the organizer's
+        #: mailbox (``mailbox`` lower-case). The Python helpers (``patch_event`` ...) record nothing.
+        self.meeting_updates: list[tuple[str, str]] = []
+
+        # OneDrive
+        self._drive = DriveStore(self)
+        #: ``(item id, recipient email)`` of every sharing invitation mailed by ``/invite``.
+        self.sent_invitations: list[tuple[str, str]] = []
+        #: What ``/invite`` does when the request has no ``sendInvitation`` (the docs name no default).
+        self.send_invitation_default = False
 
         # faults and observation
         self._faults: list[_Fault] = []
@@ -830,13 +1034,17 @@ class FakeGraph(HttpsFake):
         enabled: bool = True,
         mailbox: bool = True,
         time_zone: str = "UTC",
+        onedrive: bool = True,
     ) -> str:
         """A user of the tenant (UPN = ``email``); returns their object id. Adding an existing address
-        again updates that user. ``manager``: an address or id (need not exist yet)."""
+        again updates that user. ``manager``: an address or id (need not exist yet). ``onedrive=False``:
+        no OneDrive provisioned (``/drive`` answers 404 ``ResourceNotFound``)."""
         with self._lock:
             existing = self._find_user(email)
             user_id = existing.user_id if existing else str(uuid.uuid4())
-            self._users[user_id] = _User(user_id, email, display_name, manager, enabled, mailbox, time_zone)
+            self._users[user_id] = _User(
+                user_id, email, display_name, manager, enabled, mailbox, time_zone, onedrive
+            )
             self._mailboxes.setdefault(user_id, _Mailbox())
             return user_id
 
@@ -844,7 +1052,9 @@ class FakeGraph(HttpsFake):
 
     def put_event(self, mailbox: str, event: dict[str, Any]) -> dict[str, Any]:
         """Store a ``singleInstance`` or (with ``recurrence``) a ``seriesMaster``; returns the stored
-        resource. Replacing an existing id keeps a master's exceptions and cancellations."""
+        resource. Replacing an existing id keeps a master's exceptions and cancellations. A ``body``
+        (``{"contentType": "html", "content": ...}``, e.g. with a Teams meeting block) is stored the way
+        Exchange keeps it (see the module doc); without one the event has an empty HTML body."""
         with self._lock:
             box, user = self._box_for_put(mailbox)
             resource = copy.deepcopy(event)
@@ -954,6 +1164,37 @@ class FakeGraph(HttpsFake):
                 if user_id in (None, token.user_id):
                     token.expired = True
 
+    # ------------------------------------------------------------------ OneDrive
+
+    def drive_items(self, user: str) -> list[dict[str, Any]]:
+        """Every file and folder in ``user``'s OneDrive (root excluded) as the driveItem JSON Graph
+        answers, plus ``"path"`` (``"Agendas/1-1.md"``, relative to the root); ordered by path."""
+        with self._lock:
+            return self._drive.items(user)
+
+    def item_content(self, user: str, path: str) -> bytes:
+        """The bytes of the file at ``path`` (``"Agendas/1-1.md"``, not encoded; case-insensitive).
+        KeyError if there is none."""
+        with self._lock:
+            return self._drive.content(user, path)
+
+    def put_item(self, user: str, path: str, content: bytes, *, editor: str | None = None) -> dict[str, Any]:
+        """Create (folders included) or replace the file at ``path`` in ``user``'s OneDrive, as
+        ``editor`` (an address; default the owner) did it in the browser; returns the driveItem."""
+        with self._lock:
+            return self._drive.put(user, path, content, editor)
+
+    def human_edit_item(self, user: str, item_id: str, content: bytes, editor: str) -> dict[str, Any]:
+        """Someone (``editor``, an address) edits the file: new content, eTag and cTag,
+        ``lastModifiedBy`` = editor. Returns the driveItem."""
+        with self._lock:
+            return self._drive.human_edit(user, item_id, content, editor)
+
+    def item_permissions(self, user: str, item_id: str) -> list[dict[str, Any]]:
+        """What ``GET .../items/{id}/permissions`` answers: the owner's, then each grant."""
+        with self._lock:
+            return self._drive.permissions(user, item_id)
+
     # ------------------------------------------------------------------ faults
 
     def fail_next(
@@ -1002,6 +1243,9 @@ class FakeGraph(HttpsFake):
     def _now(self) -> datetime:
         now = self._clock() if self._clock is not None else datetime.now(UTC)
         return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    def _stamp_now(self) -> str:
+        return _stamp(self._now())
 
     def _find_user(self, key: str) -> _User | None:
         if key in self._users:
@@ -1057,6 +1301,13 @@ class FakeGraph(HttpsFake):
         resource.setdefault("originalStartTimeZone", resource["start"]["timeZone"])
         resource.setdefault("originalEndTimeZone", resource["end"]["timeZone"])
         resource.setdefault("subject", "")
+        resource["body"] = _stored_body(resource.get("body"))
+        preview = (
+            html_to_text(resource["body"]["content"])
+            if resource["body"]["contentType"] == "html"
+            else resource["body"]["content"].strip()
+        )
+        resource["bodyPreview"] = re.sub(r"\s+", " ", preview)[:255]
         resource.setdefault("isAllDay", False)
         resource.setdefault("isCancelled", False)
         resource.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper())
@@ -1267,8 +1518,11 @@ class FakeGraph(HttpsFake):
             out.append(_Instance(ident, key, start, "occurrence", master, original))
         return out
 
-    def _instance_view(self, box: _Mailbox, instance: _Instance, tz_name: str | None) -> dict[str, Any]:
-        """An instance as calendarView (and its delta) answers it."""
+    def _instance_view(
+        self, box: _Mailbox, instance: _Instance, tz_name: str | None, full: bool | None = None
+    ) -> dict[str, Any]:
+        """An instance as calendarView (and its delta) answers it; an occurrence with all its master's
+        properties when ``full`` (default :attr:`full_occurrences`), else as a stub."""
         if instance.kind != "occurrence":
             return {"@odata.type": "#microsoft.graph.event", **self._event_view(box, instance.event, tz_name)}
         master = instance.event
@@ -1279,7 +1533,7 @@ class FakeGraph(HttpsFake):
             "@odata.type": "#microsoft.graph.event",
             "@odata.etag": f'W/"{instance.change_key}"',
         }
-        if self.full_occurrences:
+        if self.full_occurrences if full is None else full:
             for key, value in master.resource.items():
                 if key not in ("recurrence", "@odata.etag"):
                     view[key] = copy.deepcopy(value)
@@ -1361,7 +1615,7 @@ class FakeGraph(HttpsFake):
     ) -> None:
         headers: dict[str, str] = {}
         client_request_id = handler.headers.get("client-request-id") or str(uuid.uuid4())
-        payload: dict[str, Any] | None
+        payload: dict[str, Any] | RawBody | None
         with self._lock:
             refused = tracked is not None and self._in_flight[tracked] > MAX_CONCURRENT
         if refused:
@@ -1382,7 +1636,11 @@ class FakeGraph(HttpsFake):
                 handler.drop_connection()
                 return
             if fault is not None and fault.kind == "fail":
-                status, payload = fault.status, self._fault_payload(fault, is_graph, client_request_id)
+                drive = "/drive/" in raw_path or raw_path.endswith("/drive")
+                status, payload = (
+                    fault.status,
+                    self._fault_payload(fault, is_graph, client_request_id, drive),
+                )
                 if fault.retry_after is not None:
                     headers["Retry-After"] = str(math.ceil(fault.retry_after))
                 if is_graph and fault.status == 401:
@@ -1409,6 +1667,14 @@ class FakeGraph(HttpsFake):
                         else {"error": "server_error", "error_description": "Internal error in the fake"}
                     )
         record.status = status
+        if isinstance(payload, RawBody):
+            standard = [
+                ("Content-Type", payload.content_type),
+                ("Content-Length", str(len(payload.data))),
+                ("Cache-Control", "no-store, no-cache"),
+            ]
+            handler.respond(status, payload.data, [*standard, *headers.items()])
+            return
         data = json.dumps(payload).encode() if payload is not None else b""
         if is_graph:
             content_type = (
@@ -1437,9 +1703,13 @@ class FakeGraph(HttpsFake):
                     return fault
         return None
 
-    def _fault_payload(self, fault: _Fault, is_graph: bool, client_request_id: str) -> dict[str, Any]:
+    def _fault_payload(
+        self, fault: _Fault, is_graph: bool, client_request_id: str, drive: bool = False
+    ) -> dict[str, Any]:
         if is_graph:
             code, message = _GRAPH_CODES.get(fault.status, ("UnknownError", f"HTTP {fault.status}"))
+            if drive and fault.status in _DRIVE_CODES:
+                code = _DRIVE_CODES[fault.status]
             return self._graph_envelope(fault.code or code, message, client_request_id)
         error, number = _AAD_FAULTS.get(fault.status, ("server_error", 90033))
         return self._aad_body(
@@ -1509,9 +1779,11 @@ class FakeGraph(HttpsFake):
         handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
-    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+    ) -> tuple[int, dict[str, Any] | RawBody | None, dict[str, str]]:
         if segments[:1] == ["v1.0"]:
             return self._route_graph(method, raw_path, segments[1:], query, handler, body, record)
+        if segments[:1] == ["_download"] and len(segments) == 2 and method == "GET":
+            return self._drive.download(segments[1])
         if len(segments) >= 2:
             tenant, rest = segments[0], segments[1:]
             known = tenant.lower() == self.tenant or tenant.lower() in {
@@ -1987,7 +2259,7 @@ class FakeGraph(HttpsFake):
         handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
-    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+    ) -> tuple[int, dict[str, Any] | RawBody | None, dict[str, str]]:
         token = self._require_token(handler)
         raw_segments = raw_path.split("/")[2:]  # after "", "v1.0"
         if segments == ["users"]:
@@ -1996,15 +2268,27 @@ class FakeGraph(HttpsFake):
             return 200, self._list_users(token, query), {}
         if segments[:1] == ["users"] and len(segments) >= 2:
             user_segment, rest, raw_prefix = segments[1], segments[2:], "/".join(raw_segments[:2])
+            raw_rest = raw_segments[2:]
         elif segments[:1] == ["me"]:
             if token.user_id is None:
                 raise self._graph_error(
                     400, "BadRequest", "/me request is only valid with delegated authentication flow."
                 )
             user_segment, rest, raw_prefix = token.user_id, segments[1:], "me"
+            raw_rest = raw_segments[1:]
         else:
             raise self._not_served(method, raw_path)
         prefix = f"{self.graph_endpoint}/{raw_prefix}"
+        if rest[:1] == ["drive"]:
+            return self._drive.route(
+                method, token, user_segment, "/".join(raw_rest[1:]), query, handler, body, record
+            )
+        if rest == ["events"] and method == "GET":
+            return self._list_events(token, user_segment, query, handler, f"{prefix}/events")
+        if len(rest) == 3 and rest[0] == "events" and rest[2] == "instances" and method == "GET":
+            return self._list_instances(
+                token, user_segment, rest[1], query, handler, f"{prefix}/events/{raw_rest[1]}/instances"
+            )
         if rest == [] and method == "GET":
             return 200, self._get_user(token, user_segment, query), {}
         if rest == ["manager"] and method == "GET":
@@ -2098,6 +2382,17 @@ class FakeGraph(HttpsFake):
                         applied.append(f"odata.maxpagesize={page}")
         return tz_name, page, applied
 
+    def _prefer_body(self, handler: RequestHandler) -> tuple[str | None, list[str]]:
+        """``Prefer: outlook.body-content-type``: ("text" | "html" | None, what to echo as applied)."""
+        kind: str | None = None
+        for header in handler.headers.get_all("Prefer") or []:
+            for part in str(header).split(","):
+                name, _, value = part.strip().partition("=")
+                value = value.strip().strip('"').lower()
+                if name.strip().lower() == "outlook.body-content-type" and value in ("text", "html"):
+                    kind = value
+        return kind, ([f'outlook.body-content-type="{kind}"'] if kind else [])
+
     def _window(self, query: dict[str, str]) -> tuple[datetime, datetime]:
         if "startDateTime" not in query or "endDateTime" not in query:
             raise self._graph_error(
@@ -2174,6 +2469,10 @@ class FakeGraph(HttpsFake):
         if page_size is not None:
             round_.page_size = page_size
         answer = self._page(round_, offset, page_size or round_.page_size, "Collection(event)")
+        body_kind, body_applied = self._prefer_body(handler)
+        applied += body_applied
+        for value in answer["value"]:
+            _render_body(value, body_kind)
         if "@odata.nextLink" not in answer:
             if round_.delta_token is None:
                 round_.delta_token = "dt" + secrets.token_urlsafe(36)
@@ -2251,11 +2550,17 @@ class FakeGraph(HttpsFake):
         except ValueError:
             raise self._graph_error(400, "ErrorInvalidUrlQuery", "Invalid $top or $skip.") from None
         select = self._event_select(query.get("$select"))
+        body_kind, body_applied = self._prefer_body(handler)
+        applied += body_applied
         instances = self._instances(box, *window)
         page = instances[skip : skip + top]
+        full = self.full_occurrences or select is not None  # real calendarView answers full occurrences
+        values = [_select(self._instance_view(box, i, tz_name, full), select) for i in page]
+        for value in values:
+            _render_body(value, body_kind)
         answer: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#Collection(event)",
-            "value": [_select(self._instance_view(box, i, tz_name), select) for i in page],
+            "value": values,
         }
         if skip + top < len(instances):
             rest = {k: v for k, v in query.items() if k != "$skip"}
@@ -2314,13 +2619,12 @@ class FakeGraph(HttpsFake):
             view = self._event_view(box, event, tz_name)
         else:
             assert instance is not None
-            saved, self.full_occurrences = self.full_occurrences, True
-            try:
-                view = self._instance_view(box, instance, tz_name)
-            finally:
-                self.full_occurrences = saved
+            view = self._instance_view(box, instance, tz_name, full=True)
             view.pop("@odata.type", None)
         view = _select(view, select)
+        body_kind, body_applied = self._prefer_body(handler)
+        _render_body(view, body_kind)
+        applied += body_applied
         view = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events/$entity",
             **view,
@@ -2366,8 +2670,17 @@ class FakeGraph(HttpsFake):
             patched = self._patch(box, user, event_id, changes)
         except (ValueError, KeyError) as exc:
             raise self._graph_error(400, "ErrorInvalidRequest", str(exc)) from None
+        if (
+            changes.keys() & MEETING_UPDATE_FIELDS
+            and patched.resource.get("attendees")
+            and patched.resource.get("isOrganizer")
+        ):
+            self.meeting_updates.append((user.email.lower(), event_id))
         tz_name, _, applied = self._prefer(handler)
+        body_kind, body_applied = self._prefer_body(handler)
+        applied += body_applied
         view = self._event_view(box, patched, tz_name)
+        _render_body(view, body_kind)
         view = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events/$entity",
             **view,
@@ -2376,6 +2689,137 @@ class FakeGraph(HttpsFake):
         if applied:
             headers["Preference-Applied"] = ", ".join(applied)
         return 200, view, headers
+
+    def _event_filter(self, raw: str | None) -> list[tuple[str, str]]:
+        """``$filter`` on /events: ``iCalUId eq '...'`` and ``type eq '...'`` joined with ``and``."""
+        if raw is None:
+            return []
+        clauses: list[tuple[str, str]] = []
+        position = 0
+        while position < len(raw):
+            match = _FILTER_CLAUSE.match(raw, position)
+            names = {"icaluid": "iCalUId", "type": "type"}
+            if match is None or match.group(1).lower() not in names:
+                raise self._graph_error(
+                    400,
+                    "ErrorInvalidUrlQueryFilter",
+                    f"The query filter contains one or more invalid nodes (the fake takes iCalUId eq '...' "
+                    f"and type eq '...' joined with 'and', not {raw!r}).",
+                )
+            clauses.append((names[match.group(1).lower()], match.group(2).replace("''", "'")))
+            position = match.end()
+            if match.group(3) is None and position < len(raw):
+                raise self._graph_error(400, "ErrorInvalidUrlQueryFilter", f"Invalid filter {raw!r}.")
+            if match.group(3) is not None and position >= len(raw.rstrip()):
+                raise self._graph_error(400, "ErrorInvalidUrlQueryFilter", f"Invalid filter {raw!r}.")
+        return clauses
+
+    def _paging(self, query: dict[str, str]) -> tuple[int, int]:
+        try:
+            top = int(query.get("$top", "10"))
+            skip = int(query.get("$skip", "0"))
+        except ValueError:
+            raise self._graph_error(400, "ErrorInvalidUrlQuery", "Invalid $top or $skip.") from None
+        if not 1 <= top <= MAX_PAGE_SIZE or skip < 0:
+            raise self._graph_error(400, "ErrorInvalidUrlQuery", f"Invalid $top {top} or $skip {skip}.")
+        return top, skip
+
+    def _list_events(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        query_multi: dict[str, list[str]],
+        handler: RequestHandler,
+        link: str,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        """``GET /events``: single instances and series masters (never occurrences or exceptions),
+        ``$filter`` (see :meth:`_event_filter`), ``$select``, ``$top`` (default 10) and ``$skip``."""
+        user, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        for unsupported in ("$orderby", "$search", "$expand", "$count"):
+            if unsupported in query:
+                raise self._graph_error(
+                    400, "ErrorInvalidUrlQuery", f"The fake does not support {unsupported} on /events."
+                )
+        clauses = self._event_filter(query.get("$filter"))
+        top, skip = self._paging(query)
+        select = self._event_select(query.get("$select"))
+        tz_name, _, applied = self._prefer(handler)
+        body_kind, body_applied = self._prefer_body(handler)
+        applied += body_applied
+        events = [
+            e
+            for e in box.events.values()
+            if e.kind in ("singleInstance", "seriesMaster")
+            and all(str(e.resource.get(name)) == value for name, value in clauses)
+        ]
+        events.sort(key=lambda e: (_stored_times(e.resource)[0], e.ident))
+        values = []
+        for event in events[skip : skip + top]:
+            view = _select(self._event_view(box, event, tz_name), select)
+            _render_body(view, body_kind)
+            values.append(view)
+        answer: dict[str, Any] = {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events",
+            "value": values,
+        }
+        if skip + top < len(events):
+            rest = {k: v for k, v in query.items() if k != "$skip"}
+            rest["$skip"] = str(skip + top)
+            answer["@odata.nextLink"] = _next_link(link, rest)
+        return 200, answer, ({"Preference-Applied": ", ".join(applied)} if applied else {})
+
+    def _list_instances(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        event_id: str,
+        query_multi: dict[str, list[str]],
+        handler: RequestHandler,
+        link: str,
+    ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
+        """``GET /events/{id}/instances``: a master's occurrences and exceptions in the window (the ids
+        calendarView gives, full properties); any other event has none."""
+        user, box = self._mailbox_access(token, user_segment, CALENDAR_READ)
+        query = {k: v[-1] for k, v in query_multi.items()}
+        window = self._window(query)
+        top, skip = self._paging(query)
+        select = self._event_select(query.get("$select"))
+        tz_name, _, applied = self._prefer(handler)
+        body_kind, body_applied = self._prefer_body(handler)
+        applied += body_applied
+        event = box.events.get(event_id)
+        if event is None and self._resolve_occurrence(box, event_id) is None:
+            raise self._item_not_found()
+        instances: list[_Instance] = []
+        if event is not None and event.kind == "seriesMaster":
+            instances = self._occurrences(box, event, *window)
+            for exception_id in event.exceptions.values():
+                exception = box.events[exception_id]
+                start, end = _stored_times(exception.resource)
+                if _overlaps(start, end, *window):
+                    key = str(exception.resource["changeKey"])
+                    instances.append(
+                        _Instance(exception.ident, key, start, "exception", exception, exception.original)
+                    )
+            instances.sort(key=lambda i: (i.start, i.ident))
+        values = []
+        for instance in instances[skip : skip + top]:
+            view = self._instance_view(box, instance, tz_name, full=True)
+            view.pop("@odata.type", None)
+            view = _select(view, select)
+            _render_body(view, body_kind)
+            values.append(view)
+        answer: dict[str, Any] = {
+            "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events"
+            f"('{event_id}')/instances",
+            "value": values,
+        }
+        if skip + top < len(instances):
+            rest = {k: v for k, v in query.items() if k != "$skip"}
+            rest["$skip"] = str(skip + top)
+            answer["@odata.nextLink"] = _next_link(link, rest)
+        return 200, answer, ({"Preference-Applied": ", ".join(applied)} if applied else {})
 
     # ------------------------------------------------------------------ Graph: users
 
@@ -2564,6 +3008,10 @@ def _render_time(moment: datetime, all_day: bool, tz_name: str | None) -> dict[s
     if all_day:
         return {"dateTime": _wall(datetime.combine(moment.date(), datetime.min.time())), "timeZone": name}
     return {"dateTime": _wall(moment.astimezone(zone_info(name)).replace(tzinfo=None)), "timeZone": name}
+
+
+def _next_link(link: str, query: dict[str, str]) -> str:
+    return f"{link}?{urllib.parse.urlencode(query, safe='$:,', quote_via=urllib.parse.quote)}"
 
 
 def _select(view: dict[str, Any], select: set[str] | None) -> dict[str, Any]:

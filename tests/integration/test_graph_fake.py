@@ -896,3 +896,265 @@ def test_the_fake_clock_stamps_changes() -> None:
             "date"
         ] == ("2026-11-21T09:30:00")
         assert fake.internal_errors == []
+
+
+# ---------------------------------------------------------------------------------------------- bodies
+
+
+TEAMS_BLOCK = (
+    "<div>________________________________________________________________________________</div>\r\n"
+    '<div style="margin-bottom:24px"><span style="font-size:24px">Microsoft Teams meeting</span></div>\r\n'
+    '<div><a href="https://teams.microsoft.com/l/meetup-join/19%3ameeting_Zm9v%40thread.v2/0?context=%7b%22'
+    'Tid%22%3a%22t%22%7d" target="_blank">Join the meeting now</a></div>\r\n'
+    "<div>Meeting ID: 123 456 789 0 &nbsp;Passcode: aB3cD4</div>\r\n"
+    "<div>________________________________________________________________________________</div>"
+)
+
+
+def patch_event(
+    fake: FakeGraph,
+    mailbox: str,
+    event_id: str,
+    changes: dict[str, Any],
+    token: str,
+    **headers: str,
+) -> requests.Response:
+    sent = {"Authorization": f"Bearer {token}", "Prefer": UTC_PREFER, **headers}
+    with session_for(fake) as session:
+        return session.patch(
+            f"{fake.graph_endpoint}/users/{mailbox}/events/{event_id}", json=changes, headers=sent, timeout=30
+        )
+
+
+def test_bodies_are_wrapped_kept_byte_for_byte_and_converted_to_text(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    meeting = fake.put_event(
+        ANN,
+        weekly("One on one", "2026-11-02T09:00:00", body={"contentType": "html", "content": TEAMS_BLOCK}),
+    )
+    wrapped = (
+        '<html><head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n</head>\r\n'
+        f"<body>\r\n{TEAMS_BLOCK}\r\n</body>\r\n</html>\r\n"
+    )
+    url = f"/users/{ANN}/events/{meeting['id']}"
+    read = get(fake, url, token, {"$select": "body"})
+    assert set(read.json()) == {"@odata.context", "@odata.etag", "id", "body"}
+    assert read.json()["body"] == {"contentType": "html", "content": wrapped}
+    assert meeting["bodyPreview"].startswith("____") and "Join the meeting now" in meeting["bodyPreview"]
+
+    # a client inserts its own section and PATCHes the whole document back: kept as sent
+    section = '<div id="calsync-agenda"><a href="https://contoso-my.sharepoint.com/x">Agenda</a></div>\r\n'
+    mine = wrapped.replace("<body>\r\n", "<body>\r\n" + section, 1)
+    etag = read.json()["@odata.etag"]
+    done = patch_event(fake, ANN, meeting["id"], {"body": {"contentType": "html", "content": mine}}, token)
+    assert done.status_code == 200, done.text
+    assert done.json()["body"]["content"] == mine
+    assert get(fake, url, token, {"$select": "body"}).json()["body"]["content"] == mine
+    assert fake.meeting_updates == [(ANN, meeting["id"])]
+    stale = patch_event(fake, ANN, meeting["id"], {"subject": "x"}, token, **{"If-Match": etag})
+    assert error_of(stale)[:2] == (412, "ErrorIrresolvableConflict")
+    assert fake.meeting_updates == [(ANN, meeting["id"])]  # a refused PATCH mails nobody
+
+    # text on request; html (the default) on request too
+    text = get(fake, url, token, {"$select": "body"}, prefer='outlook.body-content-type="text"')
+    assert text.headers["Preference-Applied"] == 'outlook.body-content-type="text"'
+    body = text.json()["body"]
+    assert body["contentType"] == "text" and "<div" not in body["content"]
+    assert body["content"].startswith("Agenda<https://contoso-my.sharepoint.com/x>\r\n")
+    assert "Join the meeting now<https://teams.microsoft.com/l/meetup-join/19%3ameeting_" in body["content"]
+    html = get(fake, url, token, prefer=f'{UTC_PREFER}, outlook.body-content-type="html"')
+    assert html.json()["body"]["content"] == mine
+    assert html.headers["Preference-Applied"] == 'outlook.timezone="UTC", outlook.body-content-type="html"'
+
+    # a fragment is wrapped; a text body is kept as text and converted to html on the way out
+    fragment = patch_event(
+        fake, ANN, meeting["id"], {"body": {"contentType": "HTML", "content": "<p>Hi</p>"}}, token
+    )
+    assert fragment.json()["body"]["content"] == wrapped.replace(TEAMS_BLOCK, "<p>Hi</p>")
+    plain = fake.put_event(
+        ANN,
+        {**weekly("Plain", "2026-11-03T09:00:00"), "body": {"contentType": "text", "content": "a < b\nc"}},
+    )
+    as_html = get(fake, f"/users/{ANN}/events/{plain['id']}", token).json()["body"]
+    assert as_html["contentType"] == "html" and "<div>a &lt; b<br>\r\nc</div>" in as_html["content"]
+    assert get(
+        fake, f"/users/{ANN}/events/{plain['id']}", token, prefer='outlook.body-content-type="text"'
+    ).json()["body"] == {"contentType": "text", "content": "a < b\nc"}
+
+    # without a body: an empty html document
+    bare = fake.put_event(
+        ANN, {"subject": "Bare", **{k: weekly("x", "2026-11-05T09:00:00")[k] for k in ("start", "end")}}
+    )
+    assert bare["body"] == {"contentType": "html", "content": wrapped.replace(TEAMS_BLOCK, "")}
+
+    # no update mail: a PATCH without attendees, in an attendee's copy, or of other properties
+    copy_in_bob = fake.put_event(BOB, weekly("One on one", "2026-11-02T09:00:00"))
+    assert copy_in_bob["isOrganizer"] is False
+    assert patch_event(
+        fake, BOB, copy_in_bob["id"], {"body": {"contentType": "html", "content": "x"}}, token
+    ).ok
+    assert patch_event(fake, ANN, bare["id"], {"subject": "Still bare"}, token).ok
+    assert patch_event(fake, ANN, meeting["id"], {"isReminderOn": False}, token).ok
+    assert fake.meeting_updates == [(ANN, meeting["id"])] * 2
+
+    # writing needs Calendars.ReadWrite
+    fake.add_app("reader", secret=SECRET, roles=("Calendars.Read",))
+    denied = patch_event(fake, ANN, meeting["id"], {"subject": "x"}, app_token(fake, "reader"))
+    assert error_of(denied)[:2] == (403, "ErrorAccessDenied")
+    assert error_of(patch_event(fake, ANN, meeting["id"], {"body": "nonsense"}, token))[0] == 400
+
+
+def test_occurrence_bodies_follow_the_master_until_patched(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    master = fake.put_event(
+        ANN, weekly("One on one", "2026-11-02T09:00:00", body={"contentType": "html", "content": TEAMS_BLOCK})
+    )
+    view = get(fake, f"/users/{ANN}/calendarView", token, {**WINDOW, "$select": "body,subject"}).json()[
+        "value"
+    ]
+    assert len(view) == 5 and all(TEAMS_BLOCK in i["body"]["content"] for i in view)
+    first, second = view[0]["id"], view[1]["id"]
+
+    def body_of(event_id: str) -> str:
+        return str(
+            get(fake, f"/users/{ANN}/events/{event_id}", token, {"$select": "body"}).json()["body"]["content"]
+        )
+
+    # the master's new body shows on its plain occurrences
+    new_master = patch_event(
+        fake, ANN, master["id"], {"body": {"contentType": "html", "content": "<p>Series</p>"}}, token
+    )
+    assert new_master.status_code == 200
+    assert "<p>Series</p>" in body_of(first) and "<p>Series</p>" in body_of(second)
+
+    # an occurrence's own body makes it an exception (same id); the others still follow the master
+    own = patch_event(
+        fake, ANN, first, {"body": {"contentType": "html", "content": "<p>Only this week</p>"}}, token
+    )
+    assert own.status_code == 200, own.text
+    assert (own.json()["id"], own.json()["type"], own.json()["seriesMasterId"]) == (
+        first,
+        "exception",
+        master["id"],
+    )
+    assert "<p>Only this week</p>" in body_of(first)
+    patch_event(fake, ANN, master["id"], {"body": {"contentType": "html", "content": "<p>Later</p>"}}, token)
+    assert "<p>Later</p>" in body_of(second) and "<p>Only this week</p>" in body_of(first)
+    assert fake.meeting_updates == [(ANN, master["id"]), (ANN, first), (ANN, master["id"])]
+
+
+def test_events_listing_with_filters_and_paging(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    series = fake.put_event(ANN, weekly("One on one", "2026-11-02T09:00:00"))
+    fake.put_exception(ANN, series["id"], datetime(2026, 11, 9, 9, tzinfo=BERLIN), {"subject": "Moved"})
+    singles = [
+        fake.put_event(
+            ANN,
+            {
+                "subject": f"Single {n}",
+                "iCalUId": f"single-{n}@acme.test",
+                "start": {"dateTime": f"2026-11-1{n}T08:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": f"2026-11-1{n}T09:00:00", "timeZone": "UTC"},
+            },
+        )
+        for n in range(3)
+    ]
+    fake.put_event(BOB, weekly("One on one", "2026-11-02T09:00:00"))
+    everything = get(fake, f"/users/{ANN}/events", token).json()
+    assert [(e["type"], e["subject"]) for e in everything["value"]] == [
+        ("seriesMaster", "One on one"),
+        *[("singleInstance", f"Single {n}") for n in range(3)],
+    ]
+    assert all("@odata.etag" in e for e in everything["value"])
+
+    found = get(
+        fake,
+        f"/users/{ANN}/events",
+        token,
+        {"$filter": "iCalUId eq 'one-on-one@acme.test'", "$select": "id,subject"},
+    )
+    assert [(set(e), e["id"]) for e in found.json()["value"]] == [
+        ({"@odata.etag", "id", "subject"}, series["id"])
+    ]
+    both = "type eq 'seriesMaster' and iCalUId eq 'one-on-one@acme.test'"
+    assert [e["id"] for e in get(fake, f"/users/{ANN}/events", token, {"$filter": both}).json()["value"]] == [
+        series["id"]
+    ]
+    none = "type eq 'singleInstance' and iCalUId eq 'one-on-one@acme.test'"
+    assert get(fake, f"/users/{ANN}/events", token, {"$filter": none}).json()["value"] == []
+    quoted = fake.put_event(ANN, {**singles[0], "id": None, "iCalUId": "o'brien@acme.test"})
+    escaped = get(fake, f"/users/{ANN}/events", token, {"$filter": "iCalUId eq 'o''brien@acme.test'"})
+    assert [e["id"] for e in escaped.json()["value"]] == [quoted["id"]]
+    for bad in ("subject eq 'x'", "iCalUId ne 'x'", "iCalUId eq 'x' or type eq 'y'", "iCalUId eq 'x' and"):
+        assert error_of(get(fake, f"/users/{ANN}/events", token, {"$filter": bad}))[:2] == (
+            400,
+            "ErrorInvalidUrlQueryFilter",
+        ), bad
+
+    # paging: $top, then @odata.nextLink
+    seen: list[str] = []
+    url, params = f"/users/{ANN}/events", {"$top": "2", "$select": "subject"}
+    while True:
+        page = get(fake, url, token, params).json()
+        seen.extend(e["subject"] for e in page["value"])
+        if "@odata.nextLink" not in page:
+            break
+        url, params = page["@odata.nextLink"], {}
+    assert seen == ["One on one", "Single 0", "Single 0", "Single 1", "Single 2"]
+
+
+def test_instances_of_a_series(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    master = fake.put_event(ANN, weekly("One on one", "2026-11-02T09:00:00"))
+    moved = fake.put_exception(
+        ANN,
+        master["id"],
+        datetime(2026, 11, 9, 9, tzinfo=BERLIN),
+        {
+            "start": {"dateTime": "2026-12-01T10:00:00", "timeZone": "W. Europe Standard Time"},
+            "end": {"dateTime": "2026-12-01T10:30:00", "timeZone": "W. Europe Standard Time"},
+        },
+    )
+    fake.cancel_occurrence(ANN, master["id"], datetime(2026, 11, 16, 9, tzinfo=BERLIN))
+    url = f"/users/{ANN}/events/{master['id']}/instances"
+    november = get(fake, url, token, WINDOW).json()["value"]
+    calendar_view = get(fake, f"/users/{ANN}/calendarView", token, {**WINDOW, "$top": "50"}).json()["value"]
+    assert [i["id"] for i in november] == [i["id"] for i in calendar_view]
+    assert [i["originalStart"] for i in november] == [
+        "2026-11-02T08:00:00Z",
+        "2026-11-23T08:00:00Z",
+        "2026-11-30T08:00:00Z",
+    ]
+    assert {(i["type"], i["seriesMasterId"], i["subject"]) for i in november} == {
+        ("occurrence", master["id"], "One on one")
+    }
+    assert all(i["@odata.etag"].startswith('W/"') for i in november)
+
+    # the moved exception is listed where it is now, in the zone asked for, with the id it always had
+    december = get(
+        fake,
+        url,
+        token,
+        {"startDateTime": "2026-12-01T00:00:00Z", "endDateTime": "2026-12-02T00:00:00Z"},
+        prefer='outlook.timezone="Europe/Berlin"',
+    ).json()["value"]
+    assert [(i["id"], i["type"], i["originalStart"], i["start"]) for i in december] == [
+        (
+            moved["id"],
+            "exception",
+            "2026-11-09T08:00:00Z",
+            {"dateTime": "2026-12-01T10:00:00.0000000", "timeZone": "Europe/Berlin"},
+        )
+    ]
+    selected = get(fake, url, token, {**WINDOW, "$select": "start", "$top": "2"}).json()
+    assert [set(i) for i in selected["value"]] == [{"@odata.etag", "id", "start"}] * 2
+    assert "$skip=2" in selected["@odata.nextLink"]
+    assert len(get(fake, selected["@odata.nextLink"], token).json()["value"]) == 1
+
+    assert error_of(get(fake, url, token, {"startDateTime": "2026-11-01T00:00:00Z"}))[:2] == (
+        400,
+        "ErrorInvalidParameter",
+    )
+    single = fake.put_event(ANN, {"subject": "Single", **{k: master[k] for k in ("start", "end")}})
+    assert get(fake, f"/users/{ANN}/events/{single['id']}/instances", token, WINDOW).json()["value"] == []
+    assert error_of(get(fake, f"/users/{ANN}/events/AAMkADnope=/instances", token, WINDOW))[0] == 404
