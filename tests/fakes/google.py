@@ -8,7 +8,15 @@ It speaks the wire protocol the real client libraries (``google-auth``, ``google
   delegation checked against :attr:`FakeGoogle.delegated`; ``refresh_token`` grant for installed-app clients.
 * ``/calendar/v3/calendars/{calendarId}/events[/{eventId}]``: Calendar API v3 ``events.list`` (full and
   incremental sync, paging, 410 ``fullSyncRequired``), ``events.get`` and ``events.patch`` (patch semantics,
-  ``If-Match``, attachments).
+  ``If-Match``, attachments), both also for instances of recurring events (see below).
+* ``/calendar/v3/calendars/{calendarId}/events/{eventId}/instances``: ``events.instances``.
+* ``/drive/v3/files[/{fileId}[/export|/permissions]]`` and ``/upload/drive/v3/files[/{fileId}]``: Drive API
+  v3 ``files.create`` (metadata only, ``uploadType=multipart`` and ``media``), ``files.get`` (also
+  ``alt=media`` for files that are not Docs), ``files.update`` (metadata and content), ``files.list``,
+  ``files.export``, ``permissions.create`` and ``permissions.list``. The Drive state lives in
+  :class:`tests.fakes.google_drive.FakeDrive`; this server routes to it after the token check, so faults
+  (``fail_next``/``slow_next``/``drop_next`` with ``path_contains="/drive/v3/"`` or ``"/upload/drive/"``)
+  and the request log work for Drive paths as for the others.
 * ``/admin/directory/v1/users``: Admin SDK Directory API ``users.list``.
 
 Where to point the client (``client_options={"api_endpoint": ...}``)
@@ -25,12 +33,16 @@ concatenation, not ``urllib.parse.urljoin``; a trailing slash on the endpoint ma
   ``admin/directory/v1/users``, so the endpoint must be the bare root: :attr:`FakeGoogle.directory_endpoint`
   is ``https://127.0.0.1:PORT/``. (``.../admin/directory/v1/`` would request
   ``/admin/directory/v1/admin/directory/v1/users``, which the fake answers with 404.)
+* Drive: ``servicePath = "drive/v3/"``, so :attr:`FakeGoogle.drive_endpoint` is
+  ``https://127.0.0.1:PORT/drive/v3/``. Media uploads go to the discovery doc's absolute
+  ``https://www.googleapis.com/upload/drive/v3/files`` with the netloc swapped for the endpoint's
+  (googleapiclient's ``_fix_up_media_path_base_url``): ``https://127.0.0.1:PORT/upload/drive/v3/files``.
 * Token: google-auth posts to the key's ``token_uri`` (:attr:`FakeGoogle.token_uri`) but always signs the
   JWT with ``aud = "https://oauth2.googleapis.com/token"``; the fake accepts that audience (as Google does)
   and its own ``token_uri``.
 
 Calendar ids are percent-encoded in the path by the client (``ann%40acme.test``); the fake decodes each
-path segment. Batch requests (``/batch/...``) and media uploads are not served.
+path segment. Batch requests (``/batch/...``) and resumable uploads are not served.
 
 Behaviour worth knowing when writing tests
 ------------------------------------------
@@ -46,6 +58,76 @@ Behaviour worth knowing when writing tests
   :meth:`FakeGoogle.expire_access_tokens` forces the next API call to get a 401 and the client to refresh.
 * A bug inside the fake answers 500 with reason ``fakeInternalError`` and appends the traceback to
   :attr:`FakeGoogle.internal_errors`.
+* ``sendUpdates`` (and every other query parameter) of a call is in ``fake.requests[i].query``; the JSON
+  body of a write in ``.body`` (Drive uploads: the metadata part, the uploaded bytes in ``.media``).
+
+Recurring events (Calendar)
+---------------------------
+* ``events.instances`` expands the master's RRULE/EXRULE/RDATE/EXDATE with dateutil in the wall clock of
+  the master's ``start.timeZone`` (the calendar's zone when it has none): a weekly 10:00 Berlin meeting stays
+  at 10:00 across the DST change. A virtual instance is a copy of the master without ``recurrence``, id
+  ``{masterId}_{YYYYMMDDTHHMMSSZ}`` (UTC; all-day: ``{masterId}_{YYYYMMDD}``), ``recurringEventId``,
+  ``originalStartTime`` (= its start), its own start/end and an etag derived from the master's. A stored
+  event with ``recurringEventId`` = the master and the same ``originalStartTime`` instant replaces it; a
+  cancelled one only shows with ``showDeleted=true``. ``originalStart`` picks the instance that starts
+  originally at that instant (any offset). ``timeMin``/``timeMax`` filter on the actual (moved) start/end.
+  Paging as in ``events.list``, never a ``nextSyncToken``. Differences: a series without end and without
+  ``timeMax`` yields at most 2500 instances; ``instances`` of a non-recurring event answers the event itself;
+  of a cancelled master 410.
+* ``events.get``/``events.patch`` accept a virtual instance id. Patching one stores an exception event with
+  that id (``recurringEventId``, ``originalStartTime``, the master's ``iCalUID`` and ``created``, the
+  changes merged in), which then shows in ``events.list`` and in incremental sync like any change.
+  ``If-Match`` is compared with the current etag (the virtual instance's, then the stored exception's).
+* Attachments (only with ``supportsAttachments=true``; otherwise dropped, as Google does) each need a
+  ``fileUrl`` (400). A ``fileUrl`` naming a Drive file of this fake that the calendar's user can see (its
+  ``webViewLink``, ``https://docs.google.com/document/d/ID/...``, ``https://drive.google.com/open?id=ID``)
+  gets ``fileId``, ``title`` (the file's name, replacing the client's), ``mimeType`` and ``iconLink``; any
+  other URL is kept as given.
+
+Drive
+-----
+* Scopes ``drive`` or ``drive.file`` (reads also ``drive.readonly``), else 403 ``insufficientPermissions``.
+  A subject sees a file it owns or holds a permission on (also ``anyone``/``domain`` grants); otherwise 404
+  ``notFound`` "File not found: ID.". With only ``drive.file``, files made outside the app
+  (``put_file(..., by_app=False)``) stay invisible. Updating and sharing need owner or writer (403
+  ``insufficientFilePermissions``); trashing needs the owner.
+* ``files.create`` with metadata ``mimeType`` ``application/vnd.google-apps.document`` and media
+  ``text/html`` or ``text/plain`` converts: the Doc keeps the ``<body>`` content of the HTML (head, scripts,
+  styles dropped) or one ``<p>`` a text line. Without a Docs mimeType the bytes are kept as they are. The
+  creator owns the file (a permission with role ``owner``). Ids are 44 random Drive-like characters,
+  ``webViewLink`` is ``https://docs.google.com/document/d/{id}/edit?usp=drivesdk`` (as Drive answers it).
+* ``version`` is a string integer starting at "1" and bumped by every change: content, metadata, trashing
+  and also sharing (``permissions.create``), as Drive's "every change made to the file on the server";
+  ``modifiedTime``/``lastModifyingUser`` change with content and metadata, not with sharing.
+  ``headRevisionId``/``md5Checksum``/``size`` only for non-Docs files, as in Drive.
+* ``fields``: top-level and nested selections (``files(id,name)``, ``owners/emailAddress``, ``*``), names
+  checked against the discovery schema (400 ``invalidParameter``). Without ``fields`` Drive's defaults:
+  files ``kind,id,name,mimeType``; file lists ``kind,incompleteSearch,files,nextPageToken``; permissions
+  ``kind,id,type,role`` (no ``emailAddress``: ask for it).
+* ``files.update``: ``appProperties``/``properties`` merge by key, ``null`` deletes; ``parents`` is not
+  writable (403 ``fieldNotWritable``, use ``addParents``/``removeParents``), nor are read-only fields on
+  create. A property's key + value may have 124 bytes, a map 30 keys (400 ``invalidProperty``).
+* ``files.list``: ``q`` is the subset of Drive's language calsync needs, terms joined by ``and``:
+  ``appProperties has { key='K' and value='V' }``, ``properties has {...}``, ``trashed = true|false``
+  (``!=`` too), ``starred``, ``name = '...'``/``!=``/``contains``, ``mimeType = '...'``/``!=``,
+  ``'ID' in parents`` (``'root'`` works), ``'a@b' in owners|writers|readers``, ``modifiedTime > '...'``,
+  ``fullText contains '...'``; strings escape ``\'`` and ``\\``. Anything else (``or``, ``not``,
+  parentheses) answers 400 ``invalid`` "Invalid Value" (location ``q``) with a ``fakeDetail`` saying why.
+  Trashed files are listed unless the query excludes them, as in Drive. Oldest first unless ``orderBy``;
+  ``pageSize`` 1..1000 (default 100; ``page_size_cap`` applies), page tokens remember the matching ids.
+  ``corpora`` ``user`` (``allDrives`` gives the same), ``spaces`` ``drive``.
+* ``files.export`` of a Doc answers raw bytes with the export's Content-Type: ``text/html`` (a whole document
+  with Google-like head and styles around the kept HTML), ``text/plain`` (a UTF-8 BOM, then one line a
+  paragraph/heading/list item, ``* item`` / ``1. item``, entities decoded, lines joined by CRLF, as Google's
+  export), ``text/markdown``. Other formats Drive makes (PDF, DOCX ...) answer 400 here; non-Docs 403
+  ``fileNotExportable``; ``files.get(alt=media)`` of a Doc 403 ``fileNotDownloadable``.
+* ``permissions.create`` (``type`` user/group/domain/anyone, ``role`` reader/commenter/writer; owner only
+  with ``transferOwnership=true``) keeps one permission per grantee (sharing again changes the role) and
+  records ``(file_id, email)`` in :attr:`FakeGoogle.notifications` unless ``sendNotificationEmail=false``.
+* Not served: files.delete/copy, revisions, comments, changes, shared drives, resumable uploads.
+* Test helpers: :meth:`~FakeGoogle.put_file`, :meth:`~FakeGoogle.drive_files`,
+  :meth:`~FakeGoogle.file_content`, :meth:`~FakeGoogle.export_text`, :meth:`~FakeGoogle.human_edit`,
+  :meth:`~FakeGoogle.permissions_of`, :meth:`~FakeGoogle.trash`, :attr:`~FakeGoogle.notifications`.
 """
 
 from __future__ import annotations
@@ -60,6 +142,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -68,7 +151,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from dateutil.rrule import rrule, rruleset, rrulestr
 
+from tests.fakes.google_drive import FakeDrive, RawBody
 from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler
 
 __all__ = ["FakeGoogle", "RequestRecord"]
@@ -96,6 +181,8 @@ DEFAULT_EVENT_RESULTS = 250
 MAX_USER_RESULTS = 500
 DEFAULT_USER_RESULTS = 100
 MAX_ATTACHMENTS = 25
+# events.instances of a series without end and without timeMax: at most this many instances
+MAX_UNBOUNDED_INSTANCES = 2500
 TOKEN_LIFETIME = 3599
 
 _USAGE_LIMIT_REASONS = frozenset(
@@ -165,7 +252,8 @@ class RequestRecord:
     subject: str | None
     status: int
     headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None  # the parsed JSON body of API writes (None otherwise)
+    body: Any = None  # the parsed JSON body of API writes (Drive uploads: the metadata part; None otherwise)
+    media: bytes | None = None  # the uploaded bytes of a Drive media/multipart upload
 
 
 class _ApiError(ErrorAnswer):
@@ -261,6 +349,97 @@ def _rrule_until(recurrence: Any) -> datetime | None:
             except ValueError:
                 return None
     return None
+
+
+@dataclass(frozen=True)
+class _Series:
+    """A master's recurrence, expanded in the wall clock of its ``start.timeZone`` (dateutil)."""
+
+    rules: rruleset
+    all_day: bool
+    zone: ZoneInfo
+    duration: timedelta  # wall-clock (timed) or whole days (all-day)
+    start_zone: str
+    end_zone: str
+
+
+def _fix_until(rule: str, all_day: bool, zone: ZoneInfo) -> str:
+    """dateutil wants UNTIL in UTC for a zoned DTSTART and floating for a floating one; Google takes both."""
+    match = re.search(r"UNTIL=([0-9]{8})(T[0-9]{6})?(Z?)", rule, re.IGNORECASE)
+    if match is None:
+        return rule
+    day, clock, utc = match.groups()
+    if all_day:
+        replacement = day
+    elif utc:
+        return rule
+    else:
+        local = datetime.strptime(day + (clock or "T235959"), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+        replacement = local.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return rule[: match.start(1)] + replacement + rule[match.end() :]
+
+
+def _ical_time(value: str, tzid: str | None, series_start: datetime, all_day: bool) -> datetime:
+    """An EXDATE/RDATE value as the series' expansion sees it (zoned wall clock, or floating days)."""
+    value = value.strip()
+    if all_day:
+        return datetime.strptime(value[:8], "%Y%m%d")
+    zone = series_start.tzinfo
+    assert isinstance(zone, ZoneInfo)
+    if "T" not in value:
+        day = datetime.strptime(value, "%Y%m%d")
+        return datetime.combine(day.date(), series_start.time(), tzinfo=zone)
+    if value.upper().endswith("Z"):
+        return datetime.strptime(value[:-1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).astimezone(zone)
+    local = datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=_zone(tzid, zone.key))
+    return local.astimezone(zone)
+
+
+def _series(master: dict[str, Any], calendar_tz: str) -> _Series | None:
+    """The recurrence of a master event, or None when it has none (or its start cannot be read)."""
+    recurrence = master.get("recurrence")
+    start, end = master.get("start") or {}, master.get("end") or {}
+    if not isinstance(recurrence, list) or not recurrence or not isinstance(start, dict):
+        return None
+    all_day = "date" in start
+    start_zone = str(start.get("timeZone") or calendar_tz)
+    zone = _zone(start_zone, calendar_tz)
+    if all_day:
+        first = datetime.fromisoformat(str(start["date"]))
+        last = datetime.fromisoformat(str(end["date"])) if "date" in end else first + timedelta(days=1)
+        duration = last - first
+    else:
+        instant = _event_time(start, calendar_tz)
+        if instant is None:
+            return None
+        first = instant.astimezone(zone)
+        finish = (_event_time(end, calendar_tz) or instant).astimezone(zone)
+        duration = finish.replace(tzinfo=None) - first.replace(tzinfo=None)
+    rules = rruleset()
+    has_rule = False
+    for line in recurrence:
+        if not isinstance(line, str) or ":" not in line:
+            continue
+        head, _, values = line.partition(":")
+        name, *raw_params = head.split(";")
+        params = dict(p.split("=", 1) for p in raw_params if "=" in p)
+        name = name.strip().upper()
+        if name in ("RRULE", "EXRULE"):
+            parsed = rrulestr(_fix_until(values, all_day, zone), dtstart=first)
+            assert isinstance(parsed, rrule)
+            if name == "RRULE":
+                rules.rrule(parsed)
+                has_rule = True
+            else:
+                rules.exrule(parsed)
+        elif name in ("RDATE", "EXDATE"):
+            for value in values.split(","):
+                when = _ical_time(value, params.get("TZID"), first, all_day)
+                (rules.rdate if name == "RDATE" else rules.exdate)(when)
+    if not has_rule:
+        rules.rdate(first)  # a series of RDATEs: the start is its first instance
+    end_zone = str(end.get("timeZone") or start_zone) if isinstance(end, dict) else start_zone
+    return _Series(rules, all_day, zone, duration, start_zone, end_zone)
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -404,6 +583,11 @@ class FakeGoogle(HttpsFake):
         # subjects allowed to call the Directory API (they need delegation too, like any subject)
         self.directory_admins: set[str] = set()
 
+        # drive (tests/fakes/google_drive.py); page_size_cap applies to files.list too
+        self._drive = FakeDrive(self._tick, self._display_name, self._lock)
+        #: (file_id, email) of every Drive sharing notification (sendNotificationEmail not "false")
+        self.notifications: list[tuple[str, str]] = self._drive.notifications
+
         # faults and observation
         self._faults: list[_Fault] = []
         self.requests: list[RequestRecord] = []
@@ -420,6 +604,12 @@ class FakeGoogle(HttpsFake):
     def directory_endpoint(self) -> str:
         """``api_endpoint`` for ``build("admin", "directory_v1")``: the root (its paths are absolute)."""
         return f"{self.base_url}/"
+
+    @property
+    def drive_endpoint(self) -> str:
+        """``api_endpoint`` for ``build("drive", "v3")``: ``https://127.0.0.1:PORT/drive/v3/``. Uploads go to
+        ``/upload/drive/v3/files`` on the same host (googleapiclient moves the media URL to this netloc)."""
+        return f"{self.base_url}/drive/v3/"
 
     @property
     def token_uri(self) -> str:
@@ -538,6 +728,62 @@ class FakeGoogle(HttpsFake):
             user_id = str(int(hashlib.sha256(email.encode()).hexdigest(), 16))[:21]
             self._users[email] = _User(email, name, manager, suspended, user_id)
 
+    # ------------------------------------------------------------------ drive state
+
+    def put_file(
+        self,
+        owner: str,
+        name: str,
+        html: str | None = None,
+        *,
+        mime_type: str = "application/vnd.google-apps.document",
+        data: bytes = b"",
+        app_properties: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        shared_with: dict[str, str] | None = None,
+        by_app: bool = True,
+    ) -> dict[str, Any]:
+        """Put a file into ``owner``'s Drive (a Doc from ``html`` by default; other types keep ``data``).
+        ``shared_with`` maps e-mail -> role; ``by_app=False`` makes it a file a person created, which a
+        token with only the ``drive.file`` scope cannot see. Returns it like :meth:`drive_files`."""
+        return self._drive.put_file(
+            owner,
+            name,
+            html_content=html,
+            mime_type=mime_type,
+            data=data,
+            app_properties=app_properties,
+            properties=properties,
+            shared_with=shared_with,
+            by_app=by_app,
+        )
+
+    def drive_files(self, owner: str | None = None) -> list[dict[str, Any]]:
+        """Every Drive file (or ``owner``'s), oldest first: deep copies of the full resource as its owner sees
+        it (``permissions`` included) plus ``content``, the kept HTML of a Doc (the text of other files)."""
+        return self._drive.files(owner)
+
+    def file_content(self, file_id: str) -> str:
+        """The HTML a Doc keeps (the ``<body>`` content of what was uploaded or edited)."""
+        return self._drive.content(file_id)
+
+    def export_text(self, file_id: str) -> str:
+        """The Doc's ``text/plain`` export exactly as ``files.export`` answers it (BOM, CRLF)."""
+        return self._drive.export_text(file_id)
+
+    def human_edit(self, file_id: str, html: str, editor: str) -> dict[str, Any]:
+        """A person (owner or writer, else PermissionError) edits the Doc in the browser: new content
+        (``<body>`` of ``html``), version bump, ``modifiedTime`` now, ``lastModifyingUser`` = ``editor``."""
+        return self._drive.human_edit(file_id, html, editor)
+
+    def permissions_of(self, file_id: str) -> list[dict[str, Any]]:
+        """The file's permissions, owner first, full resources (``emailAddress``, ``role`` ...)."""
+        return self._drive.permissions(file_id)
+
+    def trash(self, file_id: str) -> None:
+        """The owner moves the file to the trash (``trashed`` true, version bump)."""
+        self._drive.trash(file_id)
+
     # ------------------------------------------------------------------ faults
 
     def fail_next(
@@ -587,6 +833,10 @@ class FakeGoogle(HttpsFake):
             now = self._last_stamp + timedelta(milliseconds=1)
         self._last_stamp = now
         return now
+
+    def _display_name(self, email: str) -> str | None:
+        user = self._users.get(email)
+        return user.name if user is not None else None
 
     def _calendar(self, calendar_id: str) -> _Calendar:
         try:
@@ -688,6 +938,7 @@ class FakeGoogle(HttpsFake):
         elif fault is not None and fault.kind == "drop":
             handler.drop_connection()
             return
+        payload: dict[str, Any] | RawBody
         if fault is not None and fault.kind == "fail":
             status, payload = fault.status, self._fault_payload(fault, path)
             if fault.retry_after is not None:
@@ -698,15 +949,18 @@ class FakeGoogle(HttpsFake):
                     status, payload = self._route(
                         handler.command, raw_path, query_multi, handler, body, record
                     )
-            except _ApiError as error:
+            except ErrorAnswer as error:
                 status, payload, headers = error.status, error.payload, error.headers
             except Exception:
                 self.internal_errors.append(traceback.format_exc())
                 status, payload = 500, _envelope(500, "fakeInternalError", "Internal error in the fake")
         record.status = status
-        data = json.dumps(payload).encode()
+        if isinstance(payload, RawBody):
+            data, content_type = payload.data, payload.content_type
+        else:
+            data, content_type = json.dumps(payload).encode(), "application/json; charset=UTF-8"
         standard = [
-            ("Content-Type", "application/json; charset=UTF-8"),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
             ("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate"),
         ]
@@ -729,7 +983,7 @@ class FakeGoogle(HttpsFake):
         handler: RequestHandler,
         body: bytes,
         record: RequestRecord,
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any] | RawBody]:
         if raw_path == "/token":
             if method != "POST":
                 raise _api_error(405, "httpMethodNotAllowed", "Method Not Allowed")
@@ -740,11 +994,20 @@ class FakeGoogle(HttpsFake):
             rest = segments[2:]
             if len(rest) == 3 and rest[0] == "calendars" and rest[2] == "events" and method == "GET":
                 return 200, self._list_events(token, rest[1], query)
+            instances = len(rest) == 5 and rest[0] == "calendars" and rest[2:5:2] == ["events", "instances"]
+            if instances and method == "GET":
+                return 200, self._list_instances(token, rest[1], rest[3], query)
             if len(rest) == 4 and rest[0] == "calendars" and rest[2] == "events":
                 if method == "GET":
                     return 200, self._get_event(token, rest[1], rest[3])
                 if method == "PATCH":
                     return 200, self._patch_event(token, rest[1], rest[3], query, handler, body, record)
+        if segments[:2] == ["drive", "v3"] or segments[:3] == ["upload", "drive", "v3"]:
+            token = self._require_token(handler)
+            self._drive.page_size_cap = self.page_size_cap
+            return self._drive.route(
+                method, segments, query, handler.headers, body, token.subject, token.scopes, record
+            )
         if segments == ["admin", "directory", "v1", "users"] and method == "GET":
             return 200, self._list_users(self._require_token(handler), query)
         raise _api_error(404, "notFound", f"Not Found (the fake serves no {method} {raw_path})")
@@ -1013,9 +1276,200 @@ class FakeGoogle(HttpsFake):
         self._require_scope(token, CALENDAR_READ_SCOPES)
         calendar = self._visible_calendar(token, calendar_id)
         stored = calendar.events.get(event_id)
-        if stored is None:
+        if stored is not None:
+            return copy.deepcopy(stored.resource)
+        found = self._instance_by_id(calendar, event_id)
+        if found is None:
             raise _api_error(404, "notFound", "Not Found")
-        return copy.deepcopy(stored.resource)
+        return found[0]
+
+    # ------------------------------------------------------------------ recurring events: instances
+
+    def _occurrences(self, calendar: _Calendar, series: _Series) -> Iterator[tuple[datetime, datetime]]:
+        """(expansion value, instant) of each instance in order: the value is zoned wall clock for timed
+        series and a floating midnight for all-day ones (whose instant is midnight in the calendar's zone)."""
+        day_zone = _zone(None, calendar.time_zone)
+        for count, value in enumerate(series.rules):
+            if count >= 100_000:
+                return
+            if series.all_day:
+                yield value, value.replace(tzinfo=day_zone)
+            else:
+                local = value.replace(tzinfo=series.zone)
+                yield local, local
+
+    def _instance_resource(
+        self, calendar: _Calendar, master: _Stored, series: _Series, value: datetime
+    ) -> dict[str, Any]:
+        """The virtual instance of ``master`` starting (originally) at ``value``: a copy of the master
+        without ``recurrence``, with its own id, start/end, ``originalStartTime`` and etag."""
+        resource = self._full_resource(master)
+        resource.pop("recurrence", None)
+        master_id = str(master.resource["id"])
+        if series.all_day:
+            start: dict[str, Any] = {"date": value.date().isoformat()}
+            end: dict[str, Any] = {"date": (value + series.duration).date().isoformat()}
+            suffix = value.strftime("%Y%m%d")
+        else:
+            finish = (value.replace(tzinfo=None) + series.duration).replace(tzinfo=series.zone)
+            end_zone = _zone(series.end_zone, calendar.time_zone)
+            start = {"dateTime": value.isoformat(), "timeZone": series.start_zone}
+            end = {"dateTime": finish.astimezone(end_zone).isoformat(), "timeZone": series.end_zone}
+            suffix = value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        instance_id = f"{master_id}_{suffix}"
+        digest = hashlib.sha256(f"{master.resource['etag']} {instance_id}".encode()).hexdigest()
+        eid = base64.urlsafe_b64encode(f"{instance_id} {calendar.calendar_id}".encode()).decode().rstrip("=")
+        resource.update(
+            {
+                "etag": f'"{int(digest, 16) % 10**16:016d}"',
+                "id": instance_id,
+                "htmlLink": f"https://www.google.com/calendar/event?eid={eid}",
+                "recurringEventId": master_id,
+                "originalStartTime": copy.deepcopy(start),
+                "start": start,
+                "end": end,
+            }
+        )
+        return resource
+
+    def _exceptions(self, calendar: _Calendar, master_id: str) -> dict[datetime, _Stored]:
+        """The stored exceptions of a series by the instant they replace (their ``originalStartTime``)."""
+        found: dict[datetime, _Stored] = {}
+        for stored in calendar.events.values():
+            if stored.resource.get("recurringEventId") == master_id:
+                original = _event_time(stored.resource.get("originalStartTime"), calendar.time_zone)
+                if original is not None:
+                    found[original] = stored
+        return found
+
+    def _instance_by_id(
+        self, calendar: _Calendar, event_id: str
+    ) -> tuple[dict[str, Any], _Stored | None] | None:
+        """The instance ``{masterId}_{YYYYMMDDTHHMMSSZ}`` / ``{masterId}_{YYYYMMDD}``: (resource, the
+        stored exception or None for a virtual one), or None when the series has no such instance."""
+        master_id, sep, suffix = event_id.rpartition("_")
+        master = calendar.events.get(master_id)
+        if not sep or master is None or master.resource.get("status") == "cancelled":
+            return None
+        series = _series(master.resource, calendar.time_zone)
+        if series is None:
+            return None
+        try:
+            if series.all_day:
+                wanted = datetime.strptime(suffix, "%Y%m%d")
+            else:
+                wanted = datetime.strptime(suffix, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        exceptions = self._exceptions(calendar, master_id)
+        for value, instant in self._occurrences(calendar, series):
+            if value > wanted:
+                return None
+            if value == wanted:
+                stored = exceptions.get(instant)
+                if stored is not None:
+                    return copy.deepcopy(stored.resource), stored
+                return self._instance_resource(calendar, master, series, value), None
+        return None
+
+    def _list_instances(
+        self, token: _TokenInfo, calendar_id: str, event_id: str, query: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        self._require_scope(token, CALENDAR_READ_SCOPES)
+        calendar = self._visible_calendar(token, calendar_id)
+        q = {k: v[-1] for k, v in query.items()}
+        master = calendar.events.get(event_id)
+        if master is None:
+            raise _api_error(404, "notFound", "Not Found")
+        if master.resource.get("status") == "cancelled":
+            raise _api_error(410, "deleted")
+        try:
+            max_results = int(q.get("maxResults", DEFAULT_EVENT_RESULTS))
+        except ValueError:
+            raise _api_error(400, "invalid", "Invalid value for maxResults") from None
+        if max_results < 1:
+            raise _api_error(400, "invalid", f"Invalid value for maxResults: {max_results}")
+        page_size = min(max_results, MAX_EVENT_RESULTS)
+        if self.page_size_cap is not None:
+            page_size = min(page_size, max(self.page_size_cap, 1))
+        page_token = q.get("pageToken")
+        if page_token is not None:
+            cursor = self._cursors.get(page_token)
+            if cursor is None or cursor.snapshot.calendar_id != calendar.calendar_id:
+                raise _api_error(400, "invalid", "Invalid page token value")
+        else:
+            items = self._instance_items(calendar, master, q)
+            cursor = _Cursor(_Snapshot(items, calendar.calendar_id, self._seq), 0, 0)
+        items_page, next_cursor = self._page(cursor, page_size)
+        answer: dict[str, Any] = {
+            "kind": "calendar#events",
+            "etag": f'"p{self._seq:015d}"',
+            "summary": calendar.calendar_id,
+            "description": "",
+            "updated": _rfc3339(calendar.updated),
+            "timeZone": calendar.time_zone,
+            "accessRole": "owner",
+            "defaultReminders": [],
+            "items": items_page,
+        }
+        if next_cursor is not None:
+            answer["nextPageToken"] = self._cursor_token(next_cursor)
+        return answer
+
+    def _instance_items(
+        self, calendar: _Calendar, master: _Stored, q: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        show_deleted = q.get("showDeleted") == "true"
+        time_min = _parse_timestamp(q["timeMin"], "timeMin") if "timeMin" in q else None
+        time_max = _parse_timestamp(q["timeMax"], "timeMax") if "timeMax" in q else None
+        original: datetime | None = None
+        if "originalStart" in q:
+            raw = q["originalStart"]
+            if len(raw) == 10:  # an all-day instance may be named by its date
+                try:
+                    original = datetime.fromisoformat(raw).replace(tzinfo=_zone(None, calendar.time_zone))
+                except ValueError:
+                    raise _api_error(400, "invalid", f"Invalid value for originalStart: {raw}") from None
+            else:
+                original = _parse_timestamp(raw, "originalStart")
+        tz = calendar.time_zone
+        series = _series(master.resource, tz)
+        if series is None:
+            # not recurring: the event is its own (only) instance
+            resource = copy.deepcopy(master.resource)
+            start = _event_time(resource.get("start"), tz)
+            if original is not None and start != original:
+                return []
+            return [resource]
+        exceptions = self._exceptions(calendar, str(master.resource["id"]))
+        # a moved exception may start inside the window although its original start is after it
+        horizon = (
+            None if time_max is None else time_max + (timedelta(days=366) if exceptions else timedelta(0))
+        )
+        items: list[dict[str, Any]] = []
+        for value, instant in self._occurrences(calendar, series):
+            if original is not None and instant > original:
+                break
+            if (horizon is not None and instant >= horizon) or len(items) >= MAX_UNBOUNDED_INSTANCES:
+                break
+            if original is not None and instant != original:
+                continue
+            stored = exceptions.get(instant)
+            if stored is not None:
+                resource = copy.deepcopy(stored.resource)
+            else:
+                resource = self._instance_resource(calendar, master, series, value)
+            cancelled = resource.get("status") == "cancelled"
+            if cancelled and not show_deleted:
+                continue
+            start = instant if cancelled else (_event_time(resource.get("start"), tz) or instant)
+            end = (start + series.duration) if cancelled else (_event_time(resource.get("end"), tz) or start)
+            if time_max is not None and start >= time_max:
+                continue
+            if time_min is not None and end <= time_min:
+                continue
+            items.append(resource)
+        return items
 
     def _patch_event(
         self,
@@ -1030,13 +1484,24 @@ class FakeGoogle(HttpsFake):
         self._require_scope(token, CALENDAR_WRITE_SCOPES)
         calendar = self._visible_calendar(token, calendar_id)
         stored = calendar.events.get(event_id)
-        if stored is None:
-            raise _api_error(404, "notFound", "Not Found")
+        created: Any = None
+        if stored is not None:
+            current = self._full_resource(stored)
+        else:
+            found = self._instance_by_id(calendar, event_id)
+            if found is None:
+                raise _api_error(404, "notFound", "Not Found")
+            current, stored = found
+            if stored is not None:  # a stored exception (put under another id): patch that one
+                event_id, current = str(stored.resource["id"]), self._full_resource(stored)
+            else:
+                master = calendar.events[event_id.rpartition("_")[0]]
+                created = master.created  # a virtual instance becomes an exception of its series
         q = {k: v[-1] for k, v in query.items()}
         if q.get("sendUpdates", "none") not in ("all", "externalOnly", "none"):
             raise _api_error(400, "invalid", f"Invalid value for sendUpdates: {q['sendUpdates']}")
         if_match = handler.headers.get("If-Match")
-        if if_match is not None and if_match.strip() not in ("*", stored.resource["etag"]):
+        if if_match is not None and if_match.strip() not in ("*", current["etag"]):
             raise _api_error(
                 412, "conditionNotMet", "Precondition Failed", locationType="header", location="If-Match"
             )
@@ -1059,9 +1524,11 @@ class FakeGoogle(HttpsFake):
                 raise _api_error(
                     400, "invalid", "Too many attachments. An event can have at most 25 attachments."
                 )
+            else:
+                changes["attachments"] = self._attachments(token, changes["attachments"])
         if "sequence" in changes:
-            current = int(stored.resource.get("sequence", 0))
-            if not isinstance(changes["sequence"], int) or changes["sequence"] < current:
+            sequence = int(current.get("sequence", 0))
+            if not isinstance(changes["sequence"], int) or changes["sequence"] < sequence:
                 raise _api_error(
                     400,
                     "invalid",
@@ -1069,9 +1536,34 @@ class FakeGoogle(HttpsFake):
                     "number of the resource. Re-fetch the resource and use its sequence number on the "
                     "following update.",
                 )
-        merged = _merge(self._full_resource(stored), changes)
+        merged = _merge(current, changes)
         merged["id"] = event_id
-        return copy.deepcopy(self._store(calendar, merged).resource)
+        return copy.deepcopy(self._store(calendar, merged, created=created).resource)
+
+    def _attachments(self, token: _TokenInfo, attachments: Any) -> list[dict[str, Any]] | None:
+        """Each attachment needs a ``fileUrl``; one naming a Drive file the user can see gets Google's
+        ``fileId``, ``title`` (the file's name), ``mimeType`` and ``iconLink``."""
+        if attachments is None:
+            return None
+        if not isinstance(attachments, list):
+            raise _api_error(400, "invalid", "Invalid value for attachments")
+        out: list[dict[str, Any]] = []
+        for attachment in attachments:
+            if not isinstance(attachment, dict) or not attachment.get("fileUrl"):
+                raise _api_error(400, "required", "Missing attachment file URL.")
+            attachment = copy.deepcopy(attachment)
+            file = self._drive.file_by_url(str(attachment["fileUrl"]))
+            if file is not None and self._drive.can_see(file["id"], token.subject):
+                attachment.update(
+                    {
+                        "fileId": file["id"],
+                        "title": file["name"],
+                        "mimeType": file["mimeType"],
+                        "iconLink": file["iconLink"],
+                    }
+                )
+            out.append(attachment)
+        return out
 
     # ------------------------------------------------------------------ directory API
 

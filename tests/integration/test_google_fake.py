@@ -607,6 +607,186 @@ def test_patch_attachments(fake: FakeGoogle) -> None:
     assert caught.value.resp.status == 404
 
 
+# --------------------------------------------------------------------------- recurring events: instances
+
+
+def test_instances_expand_the_series_in_its_zone_and_replace_exceptions(fake: FakeGoogle) -> None:
+    fake.put_event(ANN, series("m1"))  # Tuesdays 10:00 Berlin from 2026-10-06; summer time ends on 10-25
+    fake.put_event(
+        ANN, exception_of("m1", "m1_20261013T080000Z", "2026-10-13T10:00:00+02:00", summary="moved")
+    )
+    events = calendar_service(fake).events()
+
+    page = events.instances(calendarId=ANN, eventId="m1").execute()
+    items = page["items"]
+    assert [i["id"] for i in items] == [
+        "m1_20261006T080000Z",
+        "m1_20261013T080000Z",
+        "m1_20261020T080000Z",
+        "m1_20261027T090000Z",
+    ]
+    assert fake.requests[-1].path == f"/calendar/v3/calendars/{ANN}/events/m1/instances"
+    assert page["kind"] == "calendar#events" and "nextSyncToken" not in page
+    last = items[3]
+    assert last["start"] == {"dateTime": "2026-10-27T10:00:00+01:00", "timeZone": "Europe/Berlin"}
+    assert last["end"] == {"dateTime": "2026-10-27T10:30:00+01:00", "timeZone": "Europe/Berlin"}
+    assert last["originalStartTime"] == last["start"]
+    assert last["recurringEventId"] == "m1" and "recurrence" not in last
+    assert last["iCalUID"] == "m1@google.com" and last["etag"] != items[2]["etag"]
+    assert items[1]["summary"] == "moved" and items[1]["start"]["dateTime"] == "2026-10-14T10:00:00+02:00"
+
+    one = events.instances(calendarId=ANN, eventId="m1", originalStart="2026-10-27T09:00:00Z").execute()
+    assert one["items"] == [last]
+    assert events.get(calendarId=ANN, eventId="m1_20261027T090000Z").execute() == last
+    window = events.instances(
+        calendarId=ANN, eventId="m1", timeMin="2026-10-19T00:00:00Z", timeMax="2026-10-26T00:00:00Z"
+    ).execute()
+    assert [i["id"] for i in window["items"]] == ["m1_20261020T080000Z"]
+    paged = list_pages_of_instances(events, "m1", maxResults=3)
+    assert [len(p["items"]) for p in paged] == [3, 1]
+
+    with pytest.raises(HttpError) as caught:  # no instance starts then
+        events.get(calendarId=ANN, eventId="m1_20261014T080000Z").execute()
+    assert caught.value.resp.status == 404
+
+    fake.delete_event(ANN, "m1_20261013T080000Z")
+    assert len(events.instances(calendarId=ANN, eventId="m1").execute()["items"]) == 3
+    shown = events.instances(calendarId=ANN, eventId="m1", showDeleted=True).execute()["items"]
+    assert [i["status"] for i in shown] == ["confirmed", "cancelled", "confirmed", "confirmed"]
+
+
+def list_pages_of_instances(events: Any, event_id: str, **params: Any) -> list[dict[str, Any]]:
+    pages = []
+    request = events.instances(calendarId=ANN, eventId=event_id, **params)
+    while request is not None:
+        page = request.execute()
+        pages.append(page)
+        request = events.instances_next(request, page)
+    return pages
+
+
+def test_instances_honour_exdate_rdate_until_and_all_day_series(fake: FakeGoogle) -> None:
+    fake.put_event(
+        ANN,
+        one_off(
+            "m2",
+            day=6,
+            recurrence=[
+                "RRULE:FREQ=WEEKLY;UNTIL=20261103T225959Z",
+                "EXDATE;TZID=Europe/Berlin:20261013T100000",
+                "RDATE;TZID=Europe/Berlin:20261015T100000",
+            ],
+        ),
+    )
+    fake.put_event(
+        ANN,
+        {
+            "id": "day",
+            "summary": "Offsite",
+            "start": {"date": "2026-10-05"},
+            "end": {"date": "2026-10-06"},
+            "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"],
+        },
+    )
+    events = calendar_service(fake).events()
+
+    ids = [i["id"] for i in events.instances(calendarId=ANN, eventId="m2").execute()["items"]]
+    assert ids == [
+        "m2_20261006T080000Z",
+        "m2_20261015T080000Z",
+        "m2_20261020T080000Z",
+        "m2_20261027T090000Z",
+        "m2_20261103T090000Z",
+    ]
+    days = events.instances(calendarId=ANN, eventId="day").execute()["items"]
+    assert [(i["id"], i["start"], i["end"]) for i in days] == [
+        ("day_20261005", {"date": "2026-10-05"}, {"date": "2026-10-06"}),
+        ("day_20261006", {"date": "2026-10-06"}, {"date": "2026-10-07"}),
+        ("day_20261007", {"date": "2026-10-07"}, {"date": "2026-10-08"}),
+    ]
+    assert days[1]["originalStartTime"] == {"date": "2026-10-06"}
+
+
+def test_patching_a_virtual_instance_makes_an_exception(fake: FakeGoogle) -> None:
+    fake.put_event(ANN, series("m1"))
+    events = calendar_service(fake).events()
+    sync_token = list_pages(calendar_service(fake))[-1]["nextSyncToken"]
+    [instance] = events.instances(
+        calendarId=ANN, eventId="m1", originalStart="2026-10-20T10:00:00+02:00"
+    ).execute()["items"]
+    assert instance["id"] == "m1_20261020T080000Z"
+    assert [e["id"] for e in fake.events(ANN)] == ["m1"]  # virtual: nothing stored
+
+    stale = events.patch(calendarId=ANN, eventId=instance["id"], body={"description": "x"})
+    stale.headers["If-Match"] = '"1"'
+    with pytest.raises(HttpError) as caught:
+        stale.execute()
+    assert caught.value.resp.status == 412 and reason_of(caught.value) == "conditionNotMet"
+
+    body = {"description": "Agenda: see attachment", "extendedProperties": {"private": {"calsync": "1"}}}
+    fresh = events.patch(calendarId=ANN, eventId=instance["id"], body=body, sendUpdates="none")
+    fresh.headers["If-Match"] = instance["etag"]
+    patched = fresh.execute()
+    assert patched["id"] == instance["id"]
+    assert patched["recurringEventId"] == "m1"
+    assert patched["originalStartTime"] == instance["originalStartTime"]
+    assert patched["start"] == instance["start"] and patched["summary"] == instance["summary"]
+    assert patched["description"] == "Agenda: see attachment"
+    assert patched["iCalUID"] == "m1@google.com" and patched["etag"] != instance["etag"]
+    assert fake.requests[-1].query["sendUpdates"] == "none"
+
+    assert ids(list_pages(calendar_service(fake))) == ["m1", instance["id"]]
+    changes = list_pages(calendar_service(fake), syncToken=sync_token)
+    assert ids(changes) == [instance["id"]]
+    found = events.list(calendarId=ANN, privateExtendedProperty="calsync=1").execute()["items"]
+    assert [i["id"] for i in found] == [instance["id"]]
+    again = events.instances(calendarId=ANN, eventId="m1").execute()["items"]
+    assert again[2] == patched
+
+    outdated = events.patch(calendarId=ANN, eventId=instance["id"], body={"description": "y"})
+    outdated.headers["If-Match"] = instance["etag"]  # the virtual instance's etag is gone
+    with pytest.raises(HttpError) as caught:
+        outdated.execute()
+    assert caught.value.resp.status == 412
+
+
+def test_attachments_naming_a_drive_file_are_filled_in(fake: FakeGoogle) -> None:
+    fake.put_event(ANN, one_off("e1"))
+    doc = fake.put_file(ANN, "1:1 Ann / Bob agenda", "<p>Topics</p>")
+    hidden = fake.put_file(BOB, "Bob's private notes", "<p>x</p>")
+    events = calendar_service(fake).events()
+    icon = "https://drive-thirdparty.googleusercontent.com/16/type/application/vnd.google-apps.document"
+
+    attachments = [
+        {"fileUrl": doc["webViewLink"]},
+        {"fileUrl": f"https://drive.google.com/open?id={doc['id']}", "title": "renamed"},
+        {"fileUrl": hidden["webViewLink"], "title": "not Ann's"},
+    ]
+    patched = events.patch(
+        calendarId=ANN, eventId="e1", body={"attachments": attachments}, supportsAttachments=True
+    ).execute()
+    filled = {
+        "fileId": doc["id"],
+        "title": "1:1 Ann / Bob agenda",
+        "mimeType": "application/vnd.google-apps.document",
+        "iconLink": icon,
+    }
+    assert patched["attachments"] == [
+        {"fileUrl": doc["webViewLink"], **filled},
+        {"fileUrl": f"https://drive.google.com/open?id={doc['id']}", **filled},
+        {"fileUrl": hidden["webViewLink"], "title": "not Ann's"},  # a file Ann cannot see stays as given
+    ]
+
+    with pytest.raises(HttpError) as caught:
+        events.patch(
+            calendarId=ANN,
+            eventId="e1",
+            body={"attachments": [{"title": "no url"}]},
+            supportsAttachments=True,
+        ).execute()
+    assert caught.value.resp.status == 400
+
+
 # --------------------------------------------------------------------------- directory
 
 
