@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +14,8 @@ import pytest
 from calsync.cli import main
 from calsync.config import load_config
 from calsync.demo import Attendee, EventSpec, ics_calendar, override
-from calsync.pipeline import run_agendas
+from calsync.pipeline import AgendaRun, run_agendas
+from calsync.publish.runner import Outcome
 from calsync.store import AGENDA_TABLE
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -61,22 +63,23 @@ class Org:
     def write(self) -> None:
         (self.root / "calendars" / "maya.ics").write_bytes(ics_calendar(self.specs, name="maya"))
 
-    def run(self, when: datetime):
+    def run(self, when: datetime) -> AgendaRun:
         return run_agendas(load_config(self.root / "calsync.toml"), now=when)
 
     def documents(self) -> list[Path]:
         return sorted((self.root / "agendas").glob("*.md"))
 
-    def text(self, url: str, suffix: str = ".md") -> str:
+    def text(self, url: str | None, suffix: str = ".md") -> str:
+        assert url is not None
         name = url.rsplit("/", 1)[1].removesuffix(".html")
         return (self.root / "agendas" / f"{name}{suffix}").read_text(encoding="utf-8")
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[dict[str, Any]]:
         data = json.loads((self.root / "calsync-state.json").read_text(encoding="utf-8"))
         return list(data.get(AGENDA_TABLE, {}).values())
 
 
-def only(run):
+def only(run: AgendaRun) -> Outcome:
     assert not run.problems
     assert len(run.outcomes) == 1, run.outcomes
     return run.outcomes[0]
@@ -92,7 +95,11 @@ def test_an_agenda_is_written_once_for_the_occurrence_due_and_escapes_calendar_t
     assert org.run(week(3) - timedelta(days=3)).outcomes == []  # nothing within two days yet
     first = only(org.run(before(3)))
     assert first.action == "created" and first.start == week(3)
-    assert first.url.startswith("https://agendas.acme.test/a/") and first.url.endswith(".html")
+    assert (
+        first.url is not None
+        and first.url.startswith("https://agendas.acme.test/a/")
+        and first.url.endswith(".html")
+    )
     html, markdown = org.text(first.url, ".html"), org.text(first.url)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>" not in html and "Omar &lt;b&gt;Haddad&lt;/b&gt;" in html  # a roster name is escaped too
@@ -111,12 +118,13 @@ def test_an_agenda_is_written_once_for_the_occurrence_due_and_escapes_calendar_t
 def test_open_items_and_the_growth_theme_carry_over_across_three_meetings(tmp_path):
     org = Org(tmp_path)
     one = only(org.run(before(3)))
-    path = org.root / "agendas" / (one.url.rsplit("/", 1)[1].removesuffix(".html") + ".md")
+    path = org.root / "agendas" / (str(one.url).rsplit("/", 1)[1].removesuffix(".html") + ".md")
     edited = (
         org.text(one.url)
         .replace(
             "- [ ] \n",
-            "- [ ] Draft the on-call proposal\n- [x] Book the offsite\n- [ ] Ask Lee about &lt;mentoring&gt;\n",
+            "- [ ] Draft the on-call proposal\n- [x] Book the offsite\n"
+            "- [ ] Ask Lee about &lt;mentoring&gt;\n",
         )
         .replace("Growth theme: (choose", "Growth theme: Public speaking\n(choose")
     )
@@ -129,7 +137,7 @@ def test_open_items_and_the_growth_theme_carry_over_across_three_meetings(tmp_pa
     assert "## Growth theme: Public speaking" in second
     assert path.read_text(encoding="utf-8") == edited  # the edited document is never written again
     # the pair ticks one item in the second agenda; the other moves on to the third
-    second_path = org.root / "agendas" / (two.url.rsplit("/", 1)[1].removesuffix(".html") + ".md")
+    second_path = org.root / "agendas" / (str(two.url).rsplit("/", 1)[1].removesuffix(".html") + ".md")
     second_path.write_text(second.replace("- [ ] Draft the on-call", "- [x] Draft the on-call"), "utf-8")
     third = org.text(only(org.run(before(5))).url)
     assert "Draft the on-call proposal" not in third and "- [ ] Ask Lee about &lt;mentoring&gt;" in third
@@ -139,7 +147,7 @@ def test_open_items_and_the_growth_theme_carry_over_across_three_meetings(tmp_pa
 def test_a_cancelled_occurrence_keeps_its_document_and_its_items_move_on(tmp_path):
     org = Org(tmp_path)
     cancelled = only(org.run(before(3)))
-    path = org.root / "agendas" / (cancelled.url.rsplit("/", 1)[1].removesuffix(".html") + ".md")
+    path = org.root / "agendas" / (str(cancelled.url).rsplit("/", 1)[1].removesuffix(".html") + ".md")
     path.write_text(org.text(cancelled.url).replace("- [ ] \n", "- [ ] Review the roadmap\n"), "utf-8")
     org.specs.append(override(org.specs[0], week(3), status="CANCELLED", sequence=1))
     org.write()
@@ -201,7 +209,7 @@ def test_rolling_mode_keeps_one_document_per_pair_with_the_newest_section_on_top
     org = Org(tmp_path, mode="rolling")
     first = only(org.run(before(3)))
     assert first.action == "created"
-    path = org.root / "agendas" / (first.url.rsplit("/", 1)[1].removesuffix(".html") + ".md")
+    path = org.root / "agendas" / (str(first.url).rsplit("/", 1)[1].removesuffix(".html") + ".md")
     path.write_text(org.text(first.url).replace("- [ ] \n", "- [ ] Share the hiring plan\n"), "utf-8")
     human = path.read_text(encoding="utf-8")
     second = only(org.run(before(4)))

@@ -107,7 +107,7 @@ def test_demo_into_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_demo_writes_the_agendas_of_the_next_two_days(tmp_path: Path) -> None:
-    code, out, err = run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
+    code, _, err = run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
     assert code == 0
     agendas = sorted((tmp_path / "demo" / "agendas").glob("*.md"))
     assert len(agendas) == 2  # the direct 1:1s starting within 48 hours of 23 November, 00:00
