@@ -7,37 +7,15 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from calsync.cli import main
 from calsync.config import load_config
-from calsync.demo import Attendee, EventSpec, ics_calendar, override
+from calsync.demo import ics_calendar, override
 from calsync.pipeline import AgendaRun, run_agendas
-from calsync.publish.runner import Outcome
 from calsync.store import AGENDA_TABLE
-
-BERLIN = ZoneInfo("Europe/Berlin")
-MAYA, OMAR, ZOE = "maya@acme.test", "omar@acme.test", "zoe@acme.test"
-TITLE = "Maya <script>alert(1)</script> Omar"
-FIRST = datetime(2026, 11, 2, 10, tzinfo=BERLIN)  # a Monday; weekly from here
-
-
-def series() -> EventSpec:
-    return EventSpec(
-        uid="maya-omar@acme.test",
-        summary=TITLE,
-        start=FIRST,
-        organizer=MAYA,
-        attendees=[Attendee(MAYA, "Maya Chen"), Attendee(OMAR, "Omar Haddad")],
-        rrule={"FREQ": "WEEKLY"},
-    )
-
-
-def week(n: int) -> datetime:
-    """The original start of the series' n-th occurrence (0: 2026-11-02)."""
-    return FIRST + timedelta(weeks=n)
+from tests.agenda_scenario import ORG, ROSTER, before, number_of, only, series, week
 
 
 class Org:
@@ -46,14 +24,9 @@ class Org:
     def __init__(self, root: Path, mode: str = "per-meeting") -> None:
         self.root = root
         (root / "calendars").mkdir()
-        (root / "org.csv").write_text(
-            "email,name,manager_email\n"
-            f"{MAYA},Maya Chen,\n{OMAR},Omar <b>Haddad</b>,{MAYA}\n{ZOE},Zoe Park,{MAYA}\n",
-            encoding="utf-8",
-        )
+        (root / "org.csv").write_text(ROSTER, encoding="utf-8")
         (root / "calsync.toml").write_text(
-            '[org]\ndomains = ["acme.test"]\nroster = "org.csv"\ntimezone = "Europe/Berlin"\n'
-            '[[sources]]\ntype = "ics"\npath = "calendars"\n'
+            ORG + '[[sources]]\ntype = "ics"\npath = "calendars"\n'
             f'[agenda]\nmode = "{mode}"\ndirectory = "agendas"\nbase_url = "https://agendas.acme.test/a"\n',
             encoding="utf-8",
         )
@@ -77,17 +50,6 @@ class Org:
     def records(self) -> list[dict[str, Any]]:
         data = json.loads((self.root / "calsync-state.json").read_text(encoding="utf-8"))
         return list(data.get(AGENDA_TABLE, {}).values())
-
-
-def only(run: AgendaRun) -> Outcome:
-    assert not run.problems
-    assert len(run.outcomes) == 1, run.outcomes
-    return run.outcomes[0]
-
-
-def before(n: int) -> datetime:
-    """The day before the n-th occurrence, at noon: within the two days' lead time."""
-    return week(n) - timedelta(hours=22)
 
 
 def test_an_agenda_is_written_once_for_the_occurrence_due_and_escapes_calendar_text(tmp_path):
@@ -178,8 +140,7 @@ def test_every_eighth_weekly_meeting_is_a_career_session(tmp_path):
     for n in range(3, 13):
         made = only(org.run(before(n)))
         text = org.text(made.url)
-        number = int(text.split("1:1 number ")[1].split()[0])
-        kinds[number] = "big picture" in text
+        kinds[number_of(text)] = "big picture" in text
     assert sorted(kinds) == list(range(4, 14))
     assert [n for n, career in kinds.items() if career] == [8]
 
