@@ -191,8 +191,9 @@ def test_a_412_race_reads_the_event_again_and_keeps_the_other_change(tmp_path, f
     assert [r.status for r in fake.requests if r.method == "PATCH"] == [412, 200]
     event = org.instance(3)
     assert event is not None
-    assert [a.get("fileUrl") for a in event["attachments"]][0] == "https://example.test/notes.pdf"
-    assert [a.get("fileId") for a in event["attachments"]][1] == doc_id(made.url)
+    theirs, ours = event["attachments"]  # both: the 412 made calsync merge with Maya's change
+    assert theirs["fileUrl"] == "https://example.test/notes.pdf"
+    assert ours["fileId"] == doc_id(made.url)
 
 
 def test_a_moved_occurrence_keeps_its_doc_and_a_cancelled_ones_items_move_on(tmp_path, fake):
