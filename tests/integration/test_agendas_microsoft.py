@@ -142,6 +142,7 @@ def test_a_file_is_uploaded_shared_with_the_two_and_linked_in_that_occurrence_on
     assert all(p["roles"] == ["write"] for p in grants if "owner" not in p["roles"])
     assert fake.sent_invitations == []  # shared without mail
     event = org.occurrence(3)
+    assert event is not None
     body = body_of(event)
     assert LINK_START in body and made.url is not None and made.url.replace("&", "&amp;") in body
     assert body.endswith(TEAMS + "\r\n</body>\r\n</html>\r\n")  # the Teams block, byte for byte
