@@ -51,6 +51,13 @@ class _Graph:
         except MailboxUnavailable as exc:
             if exc.status in (404, 409, 412):
                 raise
+            if exc.status == 403:
+                need = "Files.ReadWrite.All" if path.startswith("/drive") else "Calendars.ReadWrite"
+                raise PublishError(
+                    f"{what} ({user}): access denied. Agendas need the application permission {need} "
+                    f"with admin consent (one person's sign-in: `calsync auth microsoft --agendas`); "
+                    f"Graph said: {exc}"
+                ) from exc
             raise PublishError(f"{what} ({user}): {exc}") from exc
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from google.oauth2 import service_account
 
 from calsync.config import (
     GOOGLE_DOCS,
@@ -68,15 +71,15 @@ def _google_clients(source: GoogleSourceConfig) -> tuple[Any, Any]:
     """Calendar and Drive clients acting as a given user, with the scopes agendas need."""
     options = (source.ca_bundle, source.timeout_seconds)
     if source.service_account_key is not None:
-        from google.oauth2 import service_account
-
         base = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
             str(source.service_account_key), scopes=list(AGENDA_SCOPES)
         )
 
+        @functools.cache
         def calendar_for(user: str) -> Any:
             return build_client("calendar", "v3", base.with_subject(user), source.endpoint, *options)
 
+        @functools.cache
         def drive_for(user: str) -> Any:
             return build_client("drive", "v3", base.with_subject(user), source.drive_endpoint, *options)
 
@@ -84,10 +87,13 @@ def _google_clients(source: GoogleSourceConfig) -> tuple[Any, Any]:
     assert source.token_file is not None
     credentials = load_user_credentials(source.token_file, AGENDA_SCOPES)
 
+    calendar = build_client("calendar", "v3", credentials, source.endpoint, *options)
+    drive = build_client("drive", "v3", credentials, source.drive_endpoint, *options)
+
     def user_calendar(user: str) -> Any:
-        return build_client("calendar", "v3", credentials, source.endpoint, *options)
+        return calendar
 
     def user_drive(user: str) -> Any:
-        return build_client("drive", "v3", credentials, source.drive_endpoint, *options)
+        return drive
 
     return user_calendar, user_drive

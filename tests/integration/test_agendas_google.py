@@ -29,6 +29,7 @@ from tests.agenda_scenario import (
 )
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import event_id, load_calendar
+from tests.integration.cli import run_calsync
 
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
@@ -294,3 +295,35 @@ def test_rolling_mode_one_doc_per_pair_linked_once_on_the_series(tmp_path, fake)
     fake.reset_log()
     assert only(org.run(before(4) + timedelta(hours=1))).action == "unchanged"
     assert org.writes() == []
+
+
+def test_the_cli_links_once_through_throttling_and_is_a_no_op_when_run_again(tmp_path, fake):
+    org = Workspace(tmp_path, fake)
+    # Drive throttles the upload, then the attachment: both are retried; one Doc, one attachment
+    fake.fail_next(1, 429, retry_after=1, path_contains="/upload/drive/v3/files")
+    fake.fail_next(1, 503, path_contains=instance_id(3))
+    when = before(3).isoformat()
+    first = run_calsync("agendas", "-c", str(org.config), "--now", when, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "created" in first.stdout and "Omar <b>Haddad</b> / Maya Chen" in first.stdout
+    assert "1 1:1s due an agenda: 1 created" in first.stdout
+    assert len(org.docs()) == 1
+    event = org.instance(3)
+    assert event is not None and len(event["attachments"]) == 1
+    fake.reset_log()
+    second = run_calsync("agendas", "-c", str(org.config), "--now", when, timeout=120)
+    assert second.returncode == 0 and "1 unchanged" in second.stdout
+    assert org.writes() == []
+
+
+def test_a_refused_write_is_reported_and_retried_on_the_next_pass(tmp_path, fake):
+    org = Workspace(tmp_path, fake)
+    fake.fail_next(1, 403, reason="forbidden", path_contains="/permissions")
+    failed = only(org.run(before(3)))
+    assert (
+        failed.action == "failed" and "cannot share the agenda document with omar@acme.test" in failed.detail
+    )
+    assert org.instance(3) is None  # not linked before it is shared
+    made = only(org.run(before(3)))
+    assert made.action == "linked" and len(org.docs()) == 1
+    assert {p.get("emailAddress") for p in fake.permissions_of(org.docs()[0]["id"])} == {MAYA, OMAR}

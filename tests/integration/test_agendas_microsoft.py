@@ -32,6 +32,7 @@ from tests.agenda_scenario import (
 )
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph_events import load_mailbox
+from tests.integration.cli import run_calsync
 
 CLIENT_ID = "5e1f0c2a-calsync-agendas"
 SECRET = "correct horse battery staple"
@@ -316,3 +317,30 @@ def test_rolling_mode_one_file_per_pair_linked_once_on_the_series(tmp_path, fake
     fake.reset_log()
     assert only(org.run(before(4) + timedelta(hours=1))).action == "unchanged"
     assert org.writes() == []
+
+
+def test_the_cli_links_once_through_throttling_and_is_a_no_op_when_run_again(tmp_path, fake):
+    org = Tenant(tmp_path, fake)
+    fake.fail_next(429, retry_after=1, path_contains=":/content")  # OneDrive throttles the upload
+    fake.fail_next(503, path_contains="/invite")
+    when = before(3).isoformat()
+    first = run_calsync("agendas", "-c", str(org.config), "--now", when, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "1 1:1s due an agenda: 1 created" in first.stdout
+    assert len(org.files()) == 1 and len(fake.meeting_updates) == 1
+    fake.reset_log()
+    second = run_calsync("agendas", "-c", str(org.config), "--now", when, timeout=120)
+    assert second.returncode == 0 and "1 unchanged" in second.stdout
+    assert org.writes() == []
+
+
+def test_without_the_files_permission_the_failure_says_so_and_nothing_is_linked(tmp_path, fake):
+    org = Tenant(tmp_path, fake)
+    fake.set_roles(CLIENT_ID, ("Calendars.ReadWrite", "User.Read.All"))
+    result = run_calsync("agendas", "-c", str(org.config), "--now", before(3).isoformat(), timeout=120)
+    assert result.returncode == 3
+    assert "failed" in result.stdout and "cannot look for the agenda document" in result.stderr
+    assert "Files.ReadWrite.All" in result.stderr and "403" in result.stderr
+    assert org.files() == [] and fake.meeting_updates == []
+    fake.set_roles(CLIENT_ID, ("Calendars.ReadWrite", "Files.ReadWrite.All", "User.Read.All"))
+    assert only(org.run(before(3))).action == "created"  # granted: the next pass does it
