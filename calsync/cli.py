@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"calsync {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def config_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--config",
+            "-c",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
+        )
+
     def output_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--as-of",
@@ -126,14 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument(
-        "--config",
-        "-c",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
-    )
+    config_option(report)
     output_options(report)
 
     demo = commands.add_parser(
@@ -158,22 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     agendas = commands.add_parser(
         "agendas",
         help="write an agenda document for every upcoming 1:1 and link it in the event",
-        description="Sync every source, then give each direct manager/report 1:1 starting within "
-        "[agenda] lead_days (default 2) its agenda: a document written once (Google Docs, OneDrive or "
-        "local files, per source), shared with the two participants only, and linked once in the "
-        "event. Running it again changes nothing; it is safe to run from cron every few minutes. "
-        "Prints what it created, linked or skipped, and why.",
+        description="""\
+Sync every source, then give each direct manager/report 1:1 that starts within
+[agenda] lead_days (default 2) its agenda: a document written once (Google Docs,
+OneDrive or local files, chosen per source), shared with the two participants only,
+and linked once in the event. Running it again changes nothing, so it is safe to run
+from cron every few minutes. Prints what it created, linked or skipped, and why.
+""",
         epilog=AGENDAS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    agendas.add_argument(
-        "--config",
-        "-c",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
-    )
+    config_option(agendas)
     agendas.add_argument(
         "--dry-run",
         action="store_true",

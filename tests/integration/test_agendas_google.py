@@ -34,6 +34,9 @@ from tests.integration.cli import run_calsync
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
+pytestmark = pytest.mark.usefixtures("loopback_only")
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeGoogle]:
     with FakeGoogle() as google:

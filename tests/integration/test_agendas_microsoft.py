@@ -44,6 +44,9 @@ TEAMS = (
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
+pytestmark = pytest.mark.usefixtures("loopback_only")
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeGraph]:
     with FakeGraph() as graph:

@@ -4,7 +4,6 @@ google-auth service-account credentials with domain-wide delegation and httplib2
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,17 +27,7 @@ AGENDA = """<!DOCTYPE html><html><head><title>x</title><style>p{color:red}</styl
 <ul><li>Career</li><li>Feedback <b>now</b></li></ul><p></p><p>Action items</p></body></html>"""
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every connection the libraries open must go to 127.0.0.1."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", b"127.0.0.1"):
-            raise AssertionError(f"test tried to reach {host!r}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 _OPEN_HTTP: list[httplib2.Http] = []

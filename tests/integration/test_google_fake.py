@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -31,17 +30,7 @@ BOB = "bob@acme.test"
 ADMIN = "it@acme.test"
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every connection the libraries open must go to 127.0.0.1 (they resolve names via getaddrinfo)."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", b"127.0.0.1"):
-            raise AssertionError(f"test tried to reach {host!r}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 _OPEN_HTTP: list[httplib2.Http] = []

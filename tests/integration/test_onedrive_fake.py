@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -30,17 +29,7 @@ AGENDA = "Agendas/1-1 Ann & Bob.md"
 FAIL = {"@microsoft.graph.conflictBehavior": "fail"}
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every connection msal and requests open must go to 127.0.0.1."""
-    real = socket.getaddrinfo
-
-    def guarded(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", b"127.0.0.1"):
-            raise AssertionError(f"test tried to reach {host!r}")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 @pytest.fixture
