@@ -126,9 +126,9 @@ class AgendaPass:
                 doc = backend.documents.create(doc_key, owner, self._title(plan), agenda)
                 created = True
             record = self._record(plan, backend, doc, number)
-            self.store.save_agenda(record)
         doc = _doc(record)
         if not record.get("shared"):
+            # recorded once shared: a crash before that finds the document again by its key
             backend.documents.share(doc, other)
             record["shared"] = True
             self.store.save_agenda(record)
