@@ -270,8 +270,13 @@ class AgendaPlan:
 
     @property
     def key(self) -> str:
-        """What identifies the occurrence across runs, moves and providers: series and original start."""
-        return f"{self.occurrence.series_id}|{self.occurrence.original_start.astimezone(UTC).isoformat()}"
+        return agenda_key(self.occurrence)
+
+
+def agenda_key(occurrence: Occurrence) -> str:
+    """What identifies an occurrence's agenda across runs, moves and providers: series and original
+    start."""
+    return f"{occurrence.series_id}|{occurrence.original_start.astimezone(UTC).isoformat()}"
 
 
 def plan(

@@ -9,16 +9,18 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from calsync import __version__
 from calsync.config import MICROSOFT_AUTHORITY_HOST, ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_for
-from calsync.publish.runner import Outcome
 from calsync.report import Report, render_csv, render_json, render_table
 from calsync.store import StateError
+
+if TYPE_CHECKING:
+    from calsync.publish.runner import Outcome
 
 # Exit codes scripts can rely on (also in the README).
 EXIT_OK = 0  # the report is complete
@@ -421,7 +423,7 @@ def render_outcomes(outcomes: Sequence[Outcome], timezone: str | None) -> str:
     for o in sorted(outcomes, key=lambda o: (o.start, o.manager, o.report)):
         when = o.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         link = f"  {o.url}" if o.url else ""
-        lines.append(f"{o.action:<14} {when}  {o.names or o.report + ' / ' + o.manager}: {o.detail}{link}")
+        lines.append(f"{o.action:<14} {when}  {o.names}: {o.detail}{link}")
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1

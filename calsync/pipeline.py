@@ -241,8 +241,9 @@ def run_agendas(
         problems.extend(setup_problems)
         calendars: list[CalendarData] = []
         source_of: dict[str, str] = {}
+        window = sync_window(clock)
         for source in sources:
-            result = source.fetch(sync_window(clock))
+            result = source.fetch(window)
             calendars.extend(result.calendars)
             problems.extend(result.problems)
             source_of.update((c.calendar, source.name) for c in result.calendars)

@@ -29,6 +29,7 @@ from calsync.agenda import (
     AgendaInput,
     AgendaPlan,
     Person,
+    agenda_key,
     compose,
     growth_theme,
     kind_of,
@@ -82,7 +83,7 @@ class AgendaPass:
     cancelled: set[str] = field(default_factory=set)  # keys of occurrences now cancelled
     dry_run: bool = False
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    backends_by_name: dict[str, Backend] = field(default_factory=dict)
+    backends_by_name: dict[str, Backend] = field(default_factory=dict)  # every backend, to read back
 
     def run(self) -> list[Outcome]:
         if not self.dry_run:
@@ -100,13 +101,11 @@ class AgendaPass:
     def _one(self, plan: AgendaPlan) -> Outcome:
         record = self.store.agenda(plan.key)
         rolling = self.settings.mode == ROLLING
-        done = record is not None and record.get("section" if rolling else "linked")
-        if done and not rolling:
+        if not rolling and record is not None and record.get("linked"):
             return self._outcome(plan, "unchanged", "already linked", _url(record))
         backend = self.backend_for(plan.occurrence)
         if isinstance(backend, str):
             return self._outcome(plan, "skipped", backend)
-        self.backends_by_name.setdefault(backend.name, backend)
         if rolling:
             return self._rolling(plan, backend, record)
         return self._per_meeting(plan, backend, record)
@@ -310,9 +309,7 @@ class AgendaPass:
 
 def cancelled_keys(occurrences: Iterable[Occurrence]) -> set[str]:
     """The agenda keys (as :attr:`AgendaPlan.key`) of the cancelled occurrences among these."""
-    return {
-        f"{o.series_id}|{o.original_start.astimezone(UTC).isoformat()}" for o in occurrences if o.cancelled
-    }
+    return {agenda_key(o) for o in occurrences if o.cancelled}
 
 
 def _iso(moment: datetime) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
-
-from google.oauth2 import service_account
 
 from calsync.config import (
     GOOGLE_DOCS,
@@ -23,10 +22,7 @@ from calsync.publish.google_docs import AGENDA_SCOPES, DriveDocuments, GoogleEve
 from calsync.publish.local import LocalDocuments, NoLinks
 from calsync.publish.onedrive import GraphEventLinks, OneDriveDocuments
 from calsync.publish.runner import Backend
-from calsync.sources.google import (
-    build_client,
-    load_user_credentials,
-)
+from calsync.sources.google import service_account_service, user_token_service
 from calsync.sources.microsoft import graph_client
 from calsync.sources.microsoft_auth import AGENDA_DELEGATED_SCOPES, AuthError
 
@@ -67,33 +63,21 @@ def _backend(source: SourceConfig, choice: str, local: LocalDocuments | None) ->
     return Backend(LOCAL, local, NoLinks(), writes_events=False)
 
 
-def _google_clients(source: GoogleSourceConfig) -> tuple[Any, Any]:
-    """Calendar and Drive clients acting as a given user, with the scopes agendas need."""
-    options = (source.ca_bundle, source.timeout_seconds)
-    if source.service_account_key is not None:
-        base = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
-            str(source.service_account_key), scopes=list(AGENDA_SCOPES)
-        )
+def _google_clients(source: GoogleSourceConfig) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
+    """Calendar and Drive clients acting as a given user, with the scopes agendas need; one client per
+    user and API for the whole pass."""
 
-        @functools.cache
-        def calendar_for(user: str) -> Any:
-            return build_client("calendar", "v3", base.with_subject(user), source.endpoint, *options)
+    def clients(api: tuple[str, str], endpoint: str | None) -> Callable[[str], Any]:
+        options: dict[str, Any] = {
+            "scopes": AGENDA_SCOPES,
+            "api": api,
+            "endpoint": endpoint,
+            "ca_bundle": source.ca_bundle,
+            "timeout": source.timeout_seconds,
+        }
+        if source.service_account_key is not None:
+            return functools.cache(service_account_service(source.service_account_key, **options))
+        assert source.token_file is not None
+        return functools.cache(user_token_service(source.token_file, **options))
 
-        @functools.cache
-        def drive_for(user: str) -> Any:
-            return build_client("drive", "v3", base.with_subject(user), source.drive_endpoint, *options)
-
-        return calendar_for, drive_for
-    assert source.token_file is not None
-    credentials = load_user_credentials(source.token_file, AGENDA_SCOPES)
-
-    calendar = build_client("calendar", "v3", credentials, source.endpoint, *options)
-    drive = build_client("drive", "v3", credentials, source.drive_endpoint, *options)
-
-    def user_calendar(user: str) -> Any:
-        return calendar
-
-    def user_drive(user: str) -> Any:
-        return drive
-
-    return user_calendar, user_drive
+    return clients(("calendar", "v3"), source.endpoint), clients(("drive", "v3"), source.drive_endpoint)

@@ -444,17 +444,19 @@ def service_account_service(
     key_file: Path,
     *,
     scopes: Iterable[str] = READ_SCOPES,
+    api: tuple[str, str] = ("calendar", "v3"),
     endpoint: str | None = None,
     ca_bundle: Path | None = None,
     timeout: float = 30.0,
 ) -> Callable[[str], Any]:
-    """A function giving a Calendar v3 client that acts as a given user (domain-wide delegation)."""
+    """A function giving an ``api`` client (Calendar v3 by default) that acts as a given user
+    (domain-wide delegation)."""
     base = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
         str(key_file), scopes=list(scopes)
     )
 
     def service_for(user: str) -> Any:
-        return build_client("calendar", "v3", base.with_subject(user), endpoint, ca_bundle, timeout)
+        return build_client(*api, base.with_subject(user), endpoint, ca_bundle, timeout)
 
     return service_for
 
@@ -511,15 +513,16 @@ def user_token_service(
     token_file: Path,
     *,
     scopes: Iterable[str] = READ_SCOPES,
+    api: tuple[str, str] = ("calendar", "v3"),
     endpoint: str | None = None,
     ca_bundle: Path | None = None,
     timeout: float = 30.0,
 ) -> Callable[[str], Any]:
-    """A Calendar v3 client acting as the person who ran ``calsync auth google``."""
+    """An ``api`` client (Calendar v3 by default) acting as the person who ran ``calsync auth google``."""
     credentials = load_user_credentials(token_file, scopes)
 
     def service_for(calendar: str) -> Any:
-        return build_client("calendar", "v3", credentials, endpoint, ca_bundle, timeout)
+        return build_client(*api, credentials, endpoint, ca_bundle, timeout)
 
     return service_for
 
