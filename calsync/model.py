@@ -135,6 +135,9 @@ class Problem:
 
     source: str
     message: str
+    # A whole calendar, file, feed or source could not be read: the report lacks its meetings, so pairs
+    # may be flagged that are fine. (Otherwise one bad item was skipped and the rest was read.)
+    unread: bool = False
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}"

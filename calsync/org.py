@@ -1,10 +1,11 @@
 """The roster and the org chart: who reports to whom, and how two people relate.
 
 The roster is a CSV file with a header row naming the columns ``email``, ``name``, ``manager_email``
-(required) and ``cadence_days``, ``timezone`` (optional); names are case-insensitive, order is free and
-other columns are ignored. A bad row or cell is reported as a :class:`~calsync.model.Problem` (with its
-line number) and skipped; everything else is kept. Only a roster that cannot be used at all (unreadable,
-or a header without the required columns) raises :class:`RosterError`.
+(required) and ``cadence_days``, ``timezone``, ``exclude``, ``exclude_until`` (optional); names are
+case-insensitive, order is free and other columns are ignored. A bad row or cell is reported as a
+:class:`~calsync.model.Problem` (with its line number) and skipped; everything else is kept. Only a
+roster that cannot be used at all (unreadable, or a header without the required columns) raises
+:class:`RosterError`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from calsync.model import Problem
 
 REQUIRED_COLUMNS = ("email", "name", "manager_email")
-OPTIONAL_COLUMNS = ("cadence_days", "timezone")
+OPTIONAL_COLUMNS = ("cadence_days", "timezone", "exclude", "exclude_until")
 
 _Report = Callable[[int, str], None]  # (line, message)
 _Cell = Callable[[str], str]  # column name -> the stripped cell of the current row
@@ -50,6 +52,25 @@ class Person:
     manager: str | None  # None at the top of the tree, or when the link was dropped because of a problem
     cadence_days: int | None = None  # overrides [cadence] default_days for 1:1s with this person's manager
     timezone: str | None = None  # IANA name
+    exclusion: Exclusion | None = None  # the roster's ``exclude`` / ``exclude_until``
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A person whose 1:1s are not flagged for a while (leave, a notice period): every tracked pair they
+    belong to, with their manager and with their reports, is shown as excluded instead of assessed."""
+
+    email: str
+    reason: str
+    until: date | None = None  # the last day of the exclusion (inclusive); None: until removed
+    source: str = "roster"  # where it was set: "roster" or "config"
+
+    def active(self, day: date) -> bool:
+        return self.until is None or day <= self.until
+
+    def describe(self, name: str) -> str:
+        until = f" until {self.until.isoformat()}" if self.until is not None else ""
+        return f"{name}: {self.reason}{until} (excluded in the {self.source})"
 
 
 class RosterError(Exception):
@@ -195,6 +216,7 @@ class _Row:
     manager: str | None
     cadence_days: int | None
     timezone: str | None
+    exclusion: Exclusion | None = None
 
 
 def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, list[Problem]]:
@@ -261,6 +283,7 @@ def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, li
             manager=row.manager,
             cadence_days=row.cadence_days,
             timezone=row.timezone,
+            exclusion=row.exclusion,
         )
         for row in rows.values()
     ]
@@ -346,7 +369,32 @@ def _row(line: int, cell: _Cell, domains: tuple[str, ...], report: _Report) -> _
         manager=manager,
         cadence_days=cadence_days,
         timezone=timezone,
+        exclusion=_exclusion(line, email, cell, report),
     )
+
+
+#: ``exclude`` values that say "yes" without giving a reason.
+_YES = frozenset({"yes", "y", "true", "1", "x"})
+
+
+def _exclusion(line: int, email: str, cell: _Cell, report: _Report) -> Exclusion | None:
+    """The row's ``exclude`` (a reason, or yes) and ``exclude_until`` (YYYY-MM-DD), if any."""
+    reason, raw_until = cell("exclude"), cell("exclude_until")
+    if not reason and not raw_until:
+        return None
+    until: date | None = None
+    if raw_until:
+        try:
+            until = date.fromisoformat(raw_until)
+        except ValueError:
+            report(
+                line,
+                f'exclude_until "{raw_until}" is not a date like 2027-01-31; {email} is excluded '
+                "with no end date until it is fixed",
+            )
+    if not reason or reason.lower() in _YES:
+        reason = "excluded"
+    return Exclusion(email=email, reason=reason, until=until)
 
 
 def _break_cycles(rows: dict[str, _Row]) -> list[str]:

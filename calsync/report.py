@@ -22,7 +22,7 @@ from calsync.cadence import (
 )
 from calsync.detect import Pair, Resolved, one_on_ones
 from calsync.model import Occurrence, Problem
-from calsync.org import Org, Relationship
+from calsync.org import Exclusion, Org, Relationship
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ class Policy:
     default_days: int = 14
     grace_days: int = 3
     skip_level_days: int | None = None
+    exclusions: tuple[Exclusion, ...] = ()  # the config's [[exclude]] entries (the roster's come with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +51,20 @@ class PairReport:
     relationship: Relationship
     assessment: Assessment
     series: tuple[SeriesInfo, ...]
+    excluded: Exclusion | None = None  # a tracked pair not flagged for now (leave, notice period)
 
     @property
     def status(self) -> PairStatus:
         return self.assessment.status
+
+    @property
+    def tracked(self) -> bool:
+        return self.status is not PairStatus.UNTRACKED
+
+    @property
+    def shown_status(self) -> str:
+        """The status a person reads: "excluded" for an excluded pair, else the assessed status."""
+        return "excluded" if self.excluded is not None else str(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +75,12 @@ class Report:
     names: dict[str, str]
 
     def count(self, status: PairStatus) -> int:
-        return sum(1 for p in self.pairs if p.status is status)
+        """Pairs with this status, excluded pairs not counted."""
+        return sum(1 for p in self.pairs if p.status is status and p.excluded is None)
+
+    @property
+    def excluded_count(self) -> int:
+        return sum(1 for p in self.pairs if p.excluded is not None)
 
 
 def build_report(
@@ -102,10 +118,26 @@ def build_report(
                 relationship=relationship,
                 assessment=assessment,
                 series=_series(occurrences, resolved, clock),
+                excluded=pair_exclusion(org, policy, pair, clock) if cadence_days is not None else None,
             )
         )
     names = {email: org.name(email) for pair in pairs for email in pair}
     return Report(clock, tuple(reports), tuple(errors), names)
+
+
+def pair_exclusion(org: Org, policy: Policy, pair: Pair, clock: Clock) -> Exclusion | None:
+    """The exclusion that covers a pair on the as-of date: one of the two people is excluded in the
+    config (checked first) or in the roster, and the exclusion has not ended."""
+    day = clock.as_of_date
+    for email in pair:
+        person = org.person(email)
+        candidates = [e for e in policy.exclusions if e.email == email]
+        if person is not None and person.exclusion is not None:
+            candidates.append(person.exclusion)
+        found = next((e for e in candidates if e.active(day)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _cadence_days(
@@ -174,6 +206,18 @@ def pair_to_json(pair: PairReport, names: dict[str, str]) -> dict[str, Any]:
         ],
         "reasons": list(a.reasons),
         "names": {email: names.get(email, email) for email in pair.people},
+        "excluded": _exclusion_json(pair.excluded),
+    }
+
+
+def _exclusion_json(exclusion: Exclusion | None) -> dict[str, Any] | None:
+    if exclusion is None:
+        return None
+    return {
+        "person": exclusion.email,
+        "reason": exclusion.reason,
+        "until": _iso(exclusion.until),
+        "source": exclusion.source,
     }
 
 
@@ -215,6 +259,7 @@ CSV_COLUMNS = (
     "cancelled",
     "declined",
     "reasons",
+    "excluded",
 )
 
 
@@ -245,6 +290,9 @@ def render_csv(report: Report) -> str:
                 " ".join(d.isoformat() for d in a.states.cancelled),
                 " ".join(d.isoformat() for d in a.states.declined),
                 "; ".join(a.reasons),
+                pair.excluded.describe(report.names.get(pair.excluded.email, pair.excluded.email))
+                if pair.excluded is not None
+                else "",
             ]
         )
     return out.getvalue()
@@ -259,6 +307,7 @@ _COLORS = {
     PairStatus.OK: "32",
     PairStatus.UNTRACKED: "2",
 }
+_EXCLUDED_COLOR = "36"
 
 
 def sort_worst_first(pairs: Iterable[PairReport], names: dict[str, str]) -> list[PairReport]:
@@ -267,7 +316,7 @@ def sort_worst_first(pairs: Iterable[PairReport], names: dict[str, str]) -> list
         second = p.report or p.people[1]
         since = p.assessment.days_since_last
         return (
-            SEVERITY.index(p.status),
+            len(SEVERITY) if p.excluded is not None else SEVERITY.index(p.status),
             -(since if since is not None else 10**6),
             names.get(first, first),
             names.get(second, second),
@@ -297,7 +346,12 @@ def render_table(report: Report, *, show_untracked: bool = False, color: bool = 
     for p in shown:
         a = p.assessment
         first, second = (p.manager, p.report) if p.manager and p.report else p.people
-        status = str(a.status) if p.relationship is Relationship.DIRECT else f"{a.status} ({p.relationship})"
+        status = p.shown_status
+        if p.relationship is not Relationship.DIRECT:
+            status += f" ({p.relationship})"
+        why = a.reasons[0] if a.reasons else ""
+        if p.excluded is not None:
+            why = p.excluded.describe(names.get(p.excluded.email, p.excluded.email))
         rows.append(
             (
                 status,
@@ -309,27 +363,30 @@ def render_table(report: Report, *, show_untracked: bool = False, color: bool = 
                 str(len(a.states.held)),
                 str(len(a.states.cancelled)),
                 str(len(a.states.declined)),
-                a.reasons[0] if a.reasons else "",
+                why,
             )
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     numeric = {4, 6, 7, 8}
 
-    def fmt(row: tuple[str, ...], status: PairStatus | None = None) -> str:
+    def fmt(row: tuple[str, ...], pair: PairReport | None = None) -> str:
         cells = [
             (cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]))
             for i, cell in enumerate(row[:-1])
         ]
-        if color and status is not None:
-            cells[0] = f"\x1b[{_COLORS[status]}m{cells[0]}\x1b[0m"
+        if color and pair is not None:
+            code = _EXCLUDED_COLOR if pair.excluded is not None else _COLORS[pair.status]
+            cells[0] = f"\x1b[{code}m{cells[0]}\x1b[0m"
         return "  ".join([*cells, row[-1]]).rstrip()
 
     lines.append(fmt(header))
-    lines.extend(fmt(row, p.status) for row, p in zip(rows, shown, strict=True))
+    lines.extend(fmt(row, p) for row, p in zip(rows, shown, strict=True))
     if not rows:
         lines.append("(no pairs: the roster has no manager with reports and no 1:1 was found)")
 
     summary = [f"{report.count(s)} {s}" for s in SEVERITY[:-1]]
+    if report.excluded_count:
+        summary.append(f"{report.excluded_count} excluded")
     hidden = "" if show_untracked or not untracked else " (not shown; --all shows them)"
     lines += ["", "Pairs: " + ", ".join(summary) + f"; {len(untracked)} untracked{hidden}."]
     if report.errors:

@@ -378,7 +378,7 @@ class GoogleSource:
         try:
             state = self.sync(calendar)
         except CalendarUnavailable as exc:
-            result.problems.append(Problem(f"{self.name}: {calendar}", str(exc)))
+            result.problems.append(Problem(f"{self.name}: {calendar}", str(exc), unread=True))
             return
         data, problems = google_calendar_data(
             state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz

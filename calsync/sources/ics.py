@@ -123,12 +123,13 @@ class IcsSource:
                     Problem(
                         self._label(root),
                         "no .ics files in this directory: add calendar exports here or fix the source's path",
+                        unread=True,
                     )
                 )
         elif root.is_file():
             files = [root]
         else:
-            problems.append(Problem(self._label(root), "no such file or directory"))
+            problems.append(Problem(self._label(root), "no such file or directory", unread=True))
             files = []
         return [(self._label(path), partial(self._read_file, path, problems)) for path in files]
 
@@ -136,7 +137,7 @@ class IcsSource:
         try:
             return path.read_bytes()
         except OSError as exc:
-            problems.append(Problem(self._label(path), f"cannot read: {exc.strerror or exc}"))
+            problems.append(Problem(self._label(path), f"cannot read: {exc.strerror or exc}", unread=True))
             return None
 
     def _download(self, problems: list[Problem]) -> bytes | None:
@@ -145,7 +146,7 @@ class IcsSource:
         )
 
         def failed(why: str) -> None:
-            problems.append(Problem(self.name, f"download failed: {why}"))
+            problems.append(Problem(self.name, f"download failed: {why}", unread=True))
 
         chunks: list[bytes] = []
         received = 0
@@ -190,10 +191,14 @@ def read_ics(
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError and friends on malformed documents
-        return None, [Problem(label, f"not a valid iCalendar file: {_short(exc)}")]
+        return None, [Problem(label, f"not a valid iCalendar file: {_short(exc)}", unread=True)]
     if not calendars:
         return None, [
-            Problem(label, "not a valid iCalendar file: no complete VCALENDAR in it (empty or cut off?)")
+            Problem(
+                label,
+                "not a valid iCalendar file: no complete VCALENDAR in it (empty or cut off?)",
+                unread=True,
+            )
         ]
     problems: list[Problem] = []
     standard = []

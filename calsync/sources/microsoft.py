@@ -441,7 +441,7 @@ class MicrosoftSource:
                 try:
                     state = future.result()
                 except MailboxUnavailable as exc:
-                    result.problems.append(Problem(f"{self.name}: {mailbox}", str(exc)))
+                    result.problems.append(Problem(f"{self.name}: {mailbox}", str(exc), unread=True))
                     continue
                 finally:
                     self.progress.advance()

@@ -134,6 +134,7 @@ EXPECTED_ANN_BOB = {
         "1 declined in the last 90 days",
     ],
     "names": {ANN: "Ann Alder", BOB: "Bob Birch"},
+    "excluded": None,
 }
 
 EXPECTED_ANN_CAT = {
@@ -160,6 +161,7 @@ EXPECTED_ANN_CAT = {
     ],
     "reasons": ["no 1:1 held for 51 days (cadence 21 + 3 grace)"],
     "names": {ANN: "Ann Alder", CAT: "Cat Cole"},
+    "excluded": None,
 }
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from calsync.model import Problem
-from calsync.org import Org, Person, Relationship, RosterError, load_roster, parse_roster
+from calsync.org import Exclusion, Org, Person, Relationship, RosterError, load_roster, parse_roster
 
 DOMAINS = ("acme.test",)
 
@@ -436,3 +438,27 @@ def test_unreadable_roster_is_a_roster_error(tmp_path):
         load_roster(tmp_path / "missing.csv", DOMAINS)
     assert str(info.value).startswith("missing.csv: cannot read the roster (No such file or directory)")
     assert "[org] roster" in str(info.value)
+
+
+def test_exclude_columns_give_an_exclusion():
+    text = (
+        "email,name,manager_email,exclude,exclude_until\n"
+        "ann@acme.test,Ann,,,\n"
+        "bob@acme.test,Bob,ann@acme.test,parental leave,2027-01-31\n"
+        "cat@acme.test,Cat,ann@acme.test,yes,\n"
+        "dan@acme.test,Dan,ann@acme.test,notice period,31/01/2027\n"
+    )
+    org, problems = parse(text)
+    bob, cat, dan = (org.person(f"{n}@acme.test") for n in ("bob", "cat", "dan"))
+    assert bob is not None and bob.exclusion == Exclusion(
+        "bob@acme.test", "parental leave", date(2027, 1, 31)
+    )
+    assert cat is not None and cat.exclusion == Exclusion("cat@acme.test", "excluded", None)
+    # a bad end date is reported; the person stays excluded (no end) rather than flagged by surprise
+    assert dan is not None and dan.exclusion == Exclusion("dan@acme.test", "notice period", None)
+    assert problems == [
+        'line 5: exclude_until "31/01/2027" is not a date like 2027-01-31; dan@acme.test is excluded '
+        "with no end date until it is fixed"
+    ]
+    assert org.person("ann@acme.test").exclusion is None  # type: ignore[union-attr]
+    assert bob.exclusion.active(date(2027, 1, 31)) and not bob.exclusion.active(date(2027, 2, 1))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import date, timedelta
 
+from calsync.cadence import PairStatus
 from calsync.detect import resolve
 from calsync.model import CalendarData
-from calsync.org import Org, Person
+from calsync.org import Exclusion, Org, Person
 from calsync.report import PairReport, Policy, Report, build_report, render_csv, render_json, render_table
 from tests.builders import at, clock, occ, series_copy
 
@@ -90,3 +92,44 @@ def test_renderings_agree():
     assert table.index("no-series") < table.index("\nok ")  # worst first
     assert "Bob" in table and "peer" not in table  # untracked hidden by default
     assert "untracked (peer)" in render_table(report, show_untracked=True)
+
+
+def test_an_excluded_person_s_pairs_are_shown_as_excluded_not_flagged():
+    people = [*ORG.people.values()]
+    bob_on_leave = Person(BOB, "Bob", ANN, exclusion=Exclusion(BOB, "parental leave", date(2027, 1, 31)))
+    org = Org([p for p in people if p.email != BOB] + [bob_on_leave], ["acme.test"])
+    config_exclusion = Exclusion(ANN, "sabbatical", None, source="config")
+    report = build_report(org, resolve([]), clock(), Policy(exclusions=(config_exclusion,)))
+    pairs = by_people(report)
+    # Ann is excluded in the config: her pairs with Boss and with her reports; Bob's roster entry is
+    # not needed to exclude (Ann, Bob), the config's is found first
+    assert pairs[(ANN, BOSS)].excluded == config_exclusion
+    assert pairs[(ANN, BOB)].excluded == config_exclusion
+    assert str(pairs[(ANN, BOB)].status) == "no-series"  # the assessment itself is unchanged
+    assert report.count(PairStatus.NO_SERIES) == 0 and report.excluded_count == 3
+    data = json.loads(render_json(report))
+    assert data["pairs"][0]["excluded"] == {
+        "person": ANN,
+        "reason": "sabbatical",
+        "until": None,
+        "source": "config",
+    }
+    table = render_table(report)
+    assert "\nexcluded " in table and "Ann: sabbatical (excluded in the config)" in table
+    assert "0 no-series" in table and "3 excluded" in table
+    row = next(csv.DictReader(io.StringIO(render_csv(report))))
+    assert row["excluded"] == "Ann: sabbatical (excluded in the config)"
+
+
+def test_an_exclusion_ends_after_its_last_day():
+    people = [p for p in ORG.people.values() if p.email != BOB]
+    ended = Person(BOB, "Bob", ANN, exclusion=Exclusion(BOB, "leave", clock().as_of_date - timedelta(days=1)))
+    report = build_report(Org([*people, ended], ["acme.test"]), resolve([]), clock(), Policy())
+    assert by_people(report)[(ANN, BOB)].excluded is None
+    assert by_people(report)[(ANN, BOB)].shown_status == "no-series"
+    # an untracked pair is never "excluded": it is not flagged in the first place
+    peer = Exclusion(CAT, "leave")
+    calendar = CalendarData("cal-a", (occ(at(-3), people=(BOB, CAT)),), (series_copy("cal-a"),))
+    report = build_report(ORG, resolve([calendar]), clock(), Policy(exclusions=(peer,)))
+    assert by_people(report)[(BOB, CAT)].excluded is None
+    assert by_people(report)[(ANN, CAT)].excluded == peer
