@@ -26,9 +26,11 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from calsync.agenda import environment
 from calsync.cadence import Clock
 from calsync.demo import Attendee, EventSpec, ics_event, override
 from calsync.detect import resolve
+from calsync.digest.compose import build_message, compose, leaders, render
 from calsync.org import load_roster
 from calsync.report import Policy, build_report, render_json
 from calsync.sources.base import Window
@@ -170,6 +172,17 @@ def run(people: int, seed: int) -> dict[str, float]:
         core_cpu = time.process_time() - cpu1
         total_wall = time.perf_counter() - wall0
         del cpu0
+        # Every leader's digest, composed, rendered and made a MIME message (what --send delivers).
+        cpu2 = time.process_time()
+        env = environment()
+        sizes = []
+        for leader in leaders(org):
+            digest = compose(report, org, leader, as_of, cadence_days=14, grace_days=3)
+            message = build_message(
+                digest, render(digest, env), sender="c@acme.test", reply_to=None, when=clock.as_of
+            )
+            sizes.append(len(bytes(message)))
+        digest_cpu = time.process_time() - cpu2
     occurrences = sum(len(c.occurrences) for c in result.calendars)
     return {
         "people": people,
@@ -183,6 +196,9 @@ def run(people: int, seed: int) -> dict[str, float]:
         "core_cpu_s": core_cpu,
         "total_s": total_wall,
         "json_kb": len(text) / 1024,
+        "digests": len(sizes),
+        "digest_cpu_s": digest_cpu,
+        "max_digest_kb": max(sizes, default=0) / 1024,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -206,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "core_cpu_s",
         "total_s",
         "json_kb",
+        "digests",
+        "digest_cpu_s",
+        "max_digest_kb",
         "peak_rss_mb",
     )
     print("  ".join(f"{c:>11}" for c in columns))
@@ -217,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     print("read_s: parse + expand all files (wall);")
     print("core_cpu_s: resolve + detect + cadence + report + JSON (CPU);")
+    print("digest_cpu_s: every leader's digest composed, rendered and made a message (CPU);")
     print("peak_rss_mb: of this process so far (grows across sizes).")
     return 0
 

@@ -79,14 +79,17 @@ def kind_of(number: int, cadence_days: int, career_every_weeks: int = CAREER_EVE
 
 
 def environment(override_dir: Path | None = None) -> jinja2.Environment:
-    """Templates from ``override_dir`` first (an org's own), then calsync's defaults; all autoescaped."""
+    """Templates from ``override_dir`` first (an org's own), then calsync's defaults; all autoescaped
+    except ``*.txt.j2`` (plain-text mail parts, which no client renders as HTML)."""
     loaders: list[jinja2.BaseLoader] = []
     if override_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(override_dir)))
     loaders.append(jinja2.PackageLoader("calsync", "templates"))
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        autoescape=True,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=(), disabled_extensions=("txt.j2",), default=True
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

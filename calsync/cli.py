@@ -20,6 +20,9 @@ from calsync.report import Report, render_csv, render_json, render_table
 from calsync.store import StateError
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from calsync.pipeline import DigestRun
     from calsync.publish.runner import Outcome
 
 # Exit codes scripts can rely on (also in the README).
@@ -32,9 +35,12 @@ EXIT_INTERRUPTED = 130
 DESCRIPTION = """\
 calsync finds the 1:1 meetings between managers and their reports in your org's calendars,
 checks each pair against the cadence you want, and reports the pairs whose 1:1s have lapsed,
-keep being cancelled or declined, or never existed.
+keep being cancelled or declined, or never existed. It writes an agenda for every upcoming
+1:1 (`calsync agendas`) and sends each leader a weekly digest of their part of the org
+(`calsync digest`).
 
-Start with `calsync demo`: it writes a fictional org with calendars and runs the report on it.
+Start with `calsync demo`: it writes a fictional org with calendars, runs the report on it,
+and writes its agendas and digests as files.
 """
 
 EPILOG = """\
@@ -72,6 +78,17 @@ exit codes:
   2  usage, config or roster error (nothing written; the message says what to fix)
   3  some agendas could not be written, or some calendars were skipped (listed on stderr);
      the next run tries again
+  1  internal error (a bug: please report it)
+"""
+
+
+DIGEST_EPILOG = """\
+exit codes:
+  0  every leader has this period's digest (sent now, or before); or the listing or preview
+     was produced
+  2  usage, config or roster error, or no way to send (nothing sent; the message says what to fix)
+  3  some digests failed or were held back, or some inputs were skipped (listed on stderr);
+     the next --send tries the missing ones again and never resends the others
   1  internal error (a bug: please report it)
 """
 
@@ -180,6 +197,52 @@ from cron every few minutes. Prints what it created, linked or skipped, and why.
         help="say what would be created and linked, and write nothing (calendars are still synced)",
     )
     agendas.add_argument(
+        "--now",
+        type=_moment,
+        metavar="YYYY-MM-DDTHH:MM",
+        help="run as if it were this moment (in org.timezone unless an offset is given); default: now",
+    )
+
+    digest = commands.add_parser(
+        "digest",
+        help="send every leader a digest of the 1:1 cadence gaps in the part of the org they lead",
+        description="""\
+Every leader (everyone in the roster with reports, or [digest] leaders) gets one digest
+per period: headline figures for their whole subtree and the change since their last
+digest, then per manager the pairs that are not ok (days since the last 1:1,
+cancellations, declines, the next date, why), excluded pairs, and 1:1s held per week
+over 12 weeks. Names, dates and counts only: never meeting titles or agenda content.
+
+The period begins each week at [digest] day and hour (default monday 8:00, in
+org.timezone); the report is made as of that day. Without --send or --preview, lists
+the leaders and whether their digest of the current period was sent.
+""",
+        epilog=DIGEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_option(digest)
+    what = digest.add_mutually_exclusive_group()
+    what.add_argument(
+        "--send",
+        action="store_true",
+        help="deliver each digest of this period not sent yet: through [smtp], or as .eml files into "
+        '[digest] outbox with delivery = "outbox"; a second run sends nothing',
+    )
+    what.add_argument(
+        "--preview",
+        metavar="EMAIL",
+        help="write the digest of the leader EMAIL (exactly the message --send would deliver) and send "
+        "nothing",
+    )
+    digest.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="--preview: write to FILE instead of stdout; FILE.html or FILE.txt gets that part alone, "
+        "any other name the whole message (.eml)",
+    )
+    digest.add_argument(
         "--now",
         type=_moment,
         metavar="YYYY-MM-DDTHH:MM",
@@ -398,12 +461,10 @@ def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from calsync.pipeline import org_timezone, run_agendas
+    from calsync.pipeline import run_agendas
 
     config = load_config(_config_path(args.config))
-    now = args.now
-    if now is not None and now.tzinfo is None:
-        now = now.replace(tzinfo=org_timezone(config))
+    now = _now_arg(args, config.org.timezone)
     run = run_agendas(config, now=now, dry_run=args.dry_run, progress=progress_for(stderr))
     for problem in run.problems:
         print(f"calsync: skipped: {problem}", file=stderr)
@@ -412,6 +473,87 @@ def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     for outcome in failed:
         print(f"calsync: failed: {outcome.names}: {outcome.detail}", file=stderr)
     return EXIT_PARTIAL if failed or run.problems else EXIT_OK
+
+
+def _now_arg(args: argparse.Namespace, timezone: str | None) -> datetime | None:
+    now: datetime | None = args.now
+    if now is not None and now.tzinfo is None:
+        now = now.replace(tzinfo=ZoneInfo(timezone) if timezone else UTC)
+    return now
+
+
+def cmd_digest(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.pipeline import DigestError, run_digests
+
+    config = load_config(_config_path(args.config))
+    if args.output is not None and args.preview is None:
+        print("calsync: --output goes with --preview EMAIL", file=stderr)
+        return EXIT_USAGE
+    try:
+        run = run_digests(
+            config,
+            now=_now_arg(args, config.org.timezone),
+            send=args.send,
+            only=args.preview,
+            progress=progress_for(stderr),
+        )
+    except DigestError as exc:
+        print(f"calsync: {exc}", file=stderr)
+        return EXIT_USAGE
+    for problem in run.problems:
+        print(f"calsync: skipped: {problem}", file=stderr)
+    if args.preview is not None:
+        message = run.messages[args.preview.strip().lower()]
+        return _write_preview(message, args.output, stdout, stderr) or (
+            EXIT_PARTIAL if run.problems else EXIT_OK
+        )
+    stdout.write(render_digest_run(run))
+    failed = [o for o in run.outcomes if o.failed]
+    for outcome in failed:
+        print(f"calsync: {outcome.action}: {outcome.name} <{outcome.leader}>: {outcome.detail}", file=stderr)
+    return EXIT_PARTIAL if failed or run.problems else EXIT_OK
+
+
+def _write_preview(message: EmailMessage, output: Path | None, stdout: TextIO, stderr: TextIO) -> int:
+    """The whole message, or its HTML or text part when ``output`` ends in .html or .txt."""
+    suffix = output.suffix.lower() if output is not None else ""
+    if suffix in (".html", ".htm", ".txt"):
+        part = message.get_body(preferencelist=("plain",) if suffix == ".txt" else ("html",))
+        assert part is not None
+        text = part.get_content()
+    else:
+        text = message.as_string()
+    if output is None:
+        stdout.write(text)
+        return 0
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"calsync: cannot write {output}: {exc.strerror or exc}", file=stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def render_digest_run(run: DigestRun) -> str:
+    """One line per leader: sent, written, already sent, failed or held back; or, for a listing,
+    due or sent."""
+    lines = [f"Digests of the week of {run.period.isoformat()}:"]
+    if run.outcomes:
+        for o in run.outcomes:
+            lines.append(f"  {o.action:<13} {o.name} <{o.leader}>: {o.detail}")
+        counts: dict[str, int] = {}
+        for o in run.outcomes:
+            counts[o.action] = counts.get(o.action, 0) + 1
+        lines += ["", ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) + "."]
+    else:
+        for leader, message in run.messages.items():
+            state = f"sent {run.sent_before[leader]}" if leader in run.sent_before else "due"
+            lines.append(f"  {state:<13} {message['To']}: {message['Subject']}")
+        if not run.messages:
+            lines.append("  (no leaders: nobody in the roster has reports)")
+        else:
+            lines += ["", "Nothing was sent: --send sends the due ones, --preview EMAIL shows one."]
+    return "\n".join(lines) + "\n"
 
 
 def render_outcomes(outcomes: Sequence[Outcome], timezone: str | None) -> str:
@@ -432,8 +574,9 @@ def render_outcomes(outcomes: Sequence[Outcome], timezone: str | None) -> str:
 
 
 def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.demo import email as demo_email
     from calsync.demo import write_demo
-    from calsync.pipeline import org_timezone, run_agendas, run_report
+    from calsync.pipeline import org_timezone, run_agendas, run_digests, run_report
 
     try:
         config_path, as_of = write_demo(args.dir, args.as_of)
@@ -449,14 +592,20 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     # The agendas of the 1:1s in the two days after the as-of date, as local files.
     now = datetime.combine(as_of, time(0), tzinfo=org_timezone(config))
     agendas = run_agendas(config, now=now)
+    digests = run_digests(config, now=now, send=True)
     if chatty:
         directory = config.agenda.directory
         print(f"\nAgendas for the 1:1s of the next two days (local files in {directory}):", file=stderr)
         stderr.write(render_outcomes(agendas.outcomes, config.org.timezone))
+        print(f"\nThe leaders' digests (as .eml files in {config.digest.outbox}):", file=stderr)
+        for o in digests.outcomes:
+            print(f"  {o.action:<8} {o.name}: {o.detail}", file=stderr)
         print(
             f"\nThe problems above are planted in the demo to show how bad input is reported.\n"
             f"Next: calsync report --config {config_path} --as-of {as_of} --format json\n"
-            f"      calsync agendas --config {config_path} --now {as_of}T00:00 --dry-run",
+            f"      calsync agendas --config {config_path} --now {as_of}T00:00 --dry-run\n"
+            f"      calsync digest --config {config_path} --now {as_of}T00:00 --preview {demo_email('maya')} "
+            "-o digest.html",
             file=stderr,
         )
     return EXIT_OK if code == EXIT_PARTIAL else code  # the demo's planted problems are expected
@@ -479,6 +628,8 @@ def main(
             return cmd_auth(args, out, err)
         if args.command == "agendas":
             return cmd_agendas(args, out, err)
+        if args.command == "digest":
+            return cmd_digest(args, out, err)
         return cmd_demo(args, out, err)
     except ConfigError as exc:
         print(f"calsync: the config has problems:\n{exc}", file=err)

@@ -8,7 +8,9 @@ Relative paths are resolved against the directory of the config file, never the 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import email.utils
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from calsync.org import timezone_problem
+from calsync.org import Exclusion, timezone_problem
 from calsync.redact import redact_url
 
 SOURCE_TYPES = ("ics", "google", "microsoft")
@@ -31,6 +33,12 @@ AGENDA_BACKENDS: dict[str, tuple[str, ...]] = {
     "ics": (LOCAL, NO_AGENDAS),
 }
 PER_MEETING, ROLLING = "per-meeting", "rolling"
+SMTP, OUTBOX = "smtp", "outbox"
+WAIT, SEND_ANYWAY = "wait", "send"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+STARTTLS, SSL, PLAIN = "starttls", "ssl", "none"
+SMTP_PORTS = {STARTTLS: 587, SSL: 465, PLAIN: 25}
+DEFAULT_PASSWORD_ENV = "CALSYNC_SMTP_PASSWORD"  # noqa: S105 (the name of a variable)
 _URL_SCHEMES = ("http", "https", "webcal")
 _HINT = "see config/calsync.example.toml for every key, or run `calsync demo` to see a working example"
 
@@ -167,6 +175,36 @@ class AgendaConfig:
 
 
 @dataclass(frozen=True)
+class DigestConfig:
+    """``[digest]``: the leaders' weekly digests of 1:1 cadence gaps."""
+
+    leaders: tuple[str, ...] | None = None  # None: everyone in the roster with reports
+    weekday: int = 0  # the day digests are due (0 = Monday), in the org's time zone
+    hour: int = 8  # the hour they are due that day
+    sender: str | None = None  # the From address ("from"); None: calsync@<the org's first domain>
+    reply_to: str | None = None  # who leaders should ask about the digest or the cadence
+    delivery: str = SMTP  # or OUTBOX: write .eml files into ``outbox`` instead of sending
+    outbox: Path | None = None
+    templates: Path | None = None  # a directory of templates overriding calsync's
+    when_incomplete: str = WAIT  # a calendar could not be read: WAIT (send later) or SEND_ANYWAY
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """``[smtp]``: the mail server digests are sent through."""
+
+    host: str
+    port: int
+    security: str = STARTTLS  # or SSL (implicit TLS, "SMTPS") or PLAIN (no TLS: a local relay only)
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None  # the name of an environment variable holding the password
+    ca_bundle: Path | None = None  # CA certificates to trust for the server (else the system's)
+    timeout_seconds: float = 30.0
+    helo_name: str | None = None  # the name calsync gives in EHLO; None: this machine's FQDN
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -177,6 +215,9 @@ class Config:
     sources: tuple[SourceConfig, ...]
     state: StateConfig | None = None
     agenda: AgendaConfig = AgendaConfig()
+    exclusions: tuple[Exclusion, ...] = ()  # [[exclude]]
+    digest: DigestConfig = DigestConfig()
+    smtp: SmtpConfig | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -191,6 +232,29 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "sources": ("type", "path", "name", "timeout_seconds"),
     "state": ("path",),
     "agenda": ("mode", "lead_days", "career_every_weeks", "templates", "directory", "base_url"),
+    "exclude": ("email", "reason", "until"),
+    "digest": (
+        "leaders",
+        "day",
+        "hour",
+        "from",
+        "reply_to",
+        "delivery",
+        "outbox",
+        "templates",
+        "when_incomplete",
+    ),
+    "smtp": (
+        "host",
+        "port",
+        "security",
+        "username",
+        "password_file",
+        "password_env",
+        "ca_bundle",
+        "timeout_seconds",
+        "helo_name",
+    ),
 }
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "ics": ("type", "name", "path", "timeout_seconds", "agendas"),
@@ -286,6 +350,10 @@ class _Checker:
         sources = self.sources(data)
         state = self.state(self.section(data, "state") or {})
         agenda = self.agenda(self.section(data, "agenda") or {}, sources)
+        exclusions = self.exclusions(data)
+        digest = self.digest(self.section(data, "digest") or {}, org)
+        smtp_section = self.section(data, "smtp")
+        smtp = self.smtp(smtp_section) if smtp_section is not None else None
         if (
             org is not None
             and org.org_chart == GOOGLE_DIRECTORY
@@ -317,6 +385,9 @@ class _Checker:
             sources=sources,
             state=state,
             agenda=agenda,
+            exclusions=exclusions,
+            digest=digest,
+            smtp=smtp,
         )
 
     def state(self, section: dict[str, Any]) -> StateConfig:
@@ -393,6 +464,243 @@ class _Checker:
             )
             return False, None
         return True, str(value)
+
+    def exclusions(self, data: Mapping[str, Any]) -> tuple[Exclusion, ...]:
+        """``[[exclude]]``: people whose 1:1s are not flagged for a while (leave, a notice period)."""
+        if "exclude" not in data:
+            return ()
+        value = data["exclude"]
+        example = (
+            '[[exclude]] with email = "someone@acme.test", reason = "parental leave", until = 2027-01-31'
+        )
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem("[[exclude]]", f"expected one or more {example}, got {_describe(value)}")
+            return ()
+        found: list[Exclusion] = []
+        for index, item in enumerate(value, start=1):
+            prefix = f"[[exclude]] #{index}"
+            for key in item:
+                if key not in _SECTIONS["exclude"]:
+                    self.unknown(f"{prefix} {key}", key, _SECTIONS["exclude"], section="exclude")
+            address = item.get("email")
+            if (
+                not isinstance(address, str)
+                or "@" not in address
+                or any(c.isspace() for c in address.strip())
+            ):
+                self.problem(f"{prefix} email", f"expected the email of a person, got {_describe(address)}")
+                continue
+            reason = item.get("reason", "excluded")
+            if not isinstance(reason, str) or not reason.strip():
+                self.problem(
+                    f"{prefix} reason", f'expected a few words like "parental leave", got {_describe(reason)}'
+                )
+                continue
+            until = item.get("until")
+            if isinstance(until, str):
+                with contextlib.suppress(ValueError):
+                    until = date.fromisoformat(until.strip())
+            if until is not None and (isinstance(until, datetime) or not isinstance(until, date)):
+                self.problem(
+                    f"{prefix} until",
+                    "expected the last day of the exclusion as a date like 2027-01-31, got "
+                    + _describe(until),
+                )
+                continue
+            found.append(Exclusion(address.strip().lower(), reason.strip(), until, source="config"))
+        return tuple(found)
+
+    def digest(self, section: dict[str, Any], org: OrgConfig | None) -> DigestConfig:
+        default = DigestConfig()
+        leaders: tuple[str, ...] | None = None
+        if "leaders" in section:
+            value = section["leaders"]
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) and "@" in v for v in value)
+            ):
+                self.problem(
+                    "[digest] leaders",
+                    "expected a non-empty list of email addresses (or leave it out: everyone with reports "
+                    f"gets a digest), got {_describe(value)}",
+                )
+            else:
+                leaders = tuple(dict.fromkeys(v.strip().lower() for v in value))
+        weekday = default.weekday
+        if "day" in section:
+            day = section["day"]
+            if isinstance(day, str) and day.strip().lower() in WEEKDAYS:
+                weekday = WEEKDAYS.index(day.strip().lower())
+            else:
+                self.problem(
+                    "[digest] day", f'expected a day of the week like "monday", got {_describe(day)}'
+                )
+        hour = default.hour
+        if "hour" in section:
+            value = section["hour"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 23:
+                self.problem("[digest] hour", f"expected an hour from 0 to 23, got {_describe(value)}")
+            else:
+                hour = value
+        addresses: dict[str, str | None] = {}
+        for key in ("from", "reply_to"):
+            value = section.get(key)
+            if value is None:
+                addresses[key] = None
+                continue
+            parsed = email.utils.parseaddr(value)[1] if isinstance(value, str) else ""
+            if "@" not in parsed or "\n" in str(value) or "\r" in str(value):
+                self.problem(
+                    f"[digest] {key}",
+                    f'expected an address like "calsync@acme.test" or "1:1 digests <calsync@acme.test>", '
+                    f"got {_describe(value)}",
+                )
+                addresses[key] = None
+            else:
+                addresses[key] = str(value).strip()
+        sender = addresses["from"]
+        if sender is None and org is not None and org.domains:
+            sender = f"calsync@{org.domains[0]}"
+        delivery = section.get("delivery", default.delivery)
+        if delivery not in (SMTP, OUTBOX):
+            self.problem(
+                "[digest] delivery",
+                f'expected "{SMTP}" (send through [smtp]) or "{OUTBOX}" (write .eml files into outbox), '
+                f"got {_describe(delivery)}",
+            )
+            delivery = default.delivery
+        paths: dict[str, Path | None] = {"outbox": None, "templates": None}
+        for key in paths:
+            if key not in section:
+                continue
+            value = section[key]
+            path = self.resolve(value) if isinstance(value, str) and value.strip() else None
+            if path is None:
+                self.problem(f"[digest] {key}", f"expected the path of a directory, got {_describe(value)}")
+            elif key == "templates" and not path.is_dir():
+                self.problem(
+                    "[digest] templates",
+                    f"not a directory: {path} (relative paths start at {self.path.parent})",
+                )
+            else:
+                paths[key] = path
+        if delivery == OUTBOX and paths["outbox"] is None and "outbox" not in section:
+            paths["outbox"] = self.path.parent / "outbox"
+        when_incomplete = section.get("when_incomplete", default.when_incomplete)
+        if when_incomplete not in (WAIT, SEND_ANYWAY):
+            self.problem(
+                "[digest] when_incomplete",
+                f'expected "{WAIT}" (hold the digests back until every calendar can be read) or '
+                f'"{SEND_ANYWAY}" (send them with a warning), got {_describe(when_incomplete)}',
+            )
+            when_incomplete = default.when_incomplete
+        return DigestConfig(
+            leaders=leaders,
+            weekday=weekday,
+            hour=hour,
+            sender=sender,
+            reply_to=addresses["reply_to"],
+            delivery=str(delivery),
+            outbox=paths["outbox"],
+            templates=paths["templates"],
+            when_incomplete=str(when_incomplete),
+        )
+
+    def smtp(self, section: dict[str, Any]) -> SmtpConfig | None:
+        ok = True
+        host = section.get("host")
+        if (
+            not isinstance(host, str)
+            or not host.strip()
+            or any(c.isspace() or c in "/:@" for c in host.strip())
+        ):
+            self.problem(
+                "[smtp] host",
+                f'expected the mail server\'s host name like "smtp.acme.test", got {_describe(host)}',
+            )
+            ok = False
+        security = section.get("security", STARTTLS)
+        if security not in SMTP_PORTS:
+            self.problem(
+                "[smtp] security",
+                f'expected "{STARTTLS}" (port 587), "{SSL}" (implicit TLS, port 465) or "{PLAIN}" (no TLS: '
+                f"a local relay only), got {_describe(security)}",
+            )
+            ok = False
+            security = STARTTLS
+        port = SMTP_PORTS[str(security)]
+        if "port" in section:
+            value = section["port"]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+                self.problem("[smtp] port", f"expected a port number from 1 to 65535, got {_describe(value)}")
+                ok = False
+            else:
+                port = value
+        username = section.get("username")
+        if username is not None and (not isinstance(username, str) or not username.strip()):
+            self.problem("[smtp] username", f"expected the login name, got {_describe(username)}")
+            ok = False
+            username = None
+        password_file = self.existing_file(
+            section, "[smtp] password_file", "password_file", "a file holding the SMTP password"
+        )
+        if "password_file" in section and password_file is None:
+            ok = False
+        password_env = section.get("password_env")
+        if password_env is not None and (
+            not isinstance(password_env, str) or not password_env.strip() or "=" in password_env
+        ):
+            self.problem(
+                "[smtp] password_env",
+                "expected the NAME of an environment variable that holds the password (never the password "
+                f"itself), got {'a value' if isinstance(password_env, str) else _describe(password_env)}",
+            )
+            ok = False
+            password_env = None
+        if username is not None:
+            if "password_file" in section and password_env is not None:
+                self.problem("[smtp] password_env", "set password_file or password_env, not both")
+                ok = False
+            if security == PLAIN:
+                self.problem(
+                    "[smtp] security",
+                    f'"{PLAIN}" would send the password in clear: use "{STARTTLS}" or "{SSL}", or leave '
+                    "username out for a local relay that needs no login",
+                )
+                ok = False
+            if password_file is None and password_env is None:
+                password_env = DEFAULT_PASSWORD_ENV
+        elif password_file is not None or password_env is not None:
+            self.problem("[smtp] username", "a password is set but no username: set the login name too")
+            ok = False
+        ca_bundle = self.existing_file(
+            section, "[smtp] ca_bundle", "ca_bundle", "a PEM file of CA certificates"
+        )
+        if "ca_bundle" in section and ca_bundle is None:
+            ok = False
+        timeout = self.number(section, "[smtp] timeout_seconds", 30.0)
+        helo = section.get("helo_name")
+        if helo is not None and (
+            not isinstance(helo, str) or not helo.strip() or any(c.isspace() for c in helo)
+        ):
+            self.problem(
+                "[smtp] helo_name", f'expected a host name like "calsync.acme.test", got {_describe(helo)}'
+            )
+            ok = False
+        if not ok or timeout is None or not isinstance(host, str):
+            return None
+        return SmtpConfig(
+            host=host.strip(),
+            port=port,
+            security=str(security),
+            username=username.strip() if isinstance(username, str) else None,
+            password_file=password_file,
+            password_env=password_env.strip() if isinstance(password_env, str) else None,
+            ca_bundle=ca_bundle,
+            timeout_seconds=timeout,
+            helo_name=helo.strip() if isinstance(helo, str) else None,
+        )
 
     # -- sections --------------------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
+from calsync.config import WEEKDAYS
+
 DOMAIN = "acme.test"
 ORG_TZ = "Europe/Berlin"
 BERLIN = ZoneInfo(ORG_TZ)
@@ -39,7 +41,10 @@ PEOPLE: tuple[tuple[str, str, str, str, str], ...] = (
     ("fatima", "Fatima Noor", "priya", "", "Europe/Berlin"),
     ("grace", "Grace Liu", "priya", "", "Europe/Berlin"),
     ("hugo", "Hugo Lambert", "priya", "", "Europe/Berlin"),
+    ("iris", "Iris Novak", "priya", "", "Europe/Berlin"),
 )
+#: Who the demo roster excludes (email local part, reason, last day as days after the as-of date).
+EXCLUDED: tuple[tuple[str, str, int], ...] = (("iris", "parental leave", 60),)
 
 #: What the demo shows, pair by pair: (manager, report or peer, expected status, what it demonstrates).
 SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
@@ -68,6 +73,13 @@ SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
         "the series was cancelled as a whole; Grace's 1:1 with a customer (external) is ignored",
     ),
     ("priya", "hugo", "overdue", "biweekly, but Hugo declined every occurrence for the last 7 weeks"),
+    (
+        "priya",
+        "iris",
+        "overdue",
+        "the weekly series stopped 45 days ago when Iris went on parental leave: the roster excludes "
+        "her until her return, so the pair shows as excluded, not flagged",
+    ),
     ("sam", "yuki", "untracked", "peer 1:1 (same manager): reported, not tracked"),
     ("omar", "sam", "ok", "skip-level, every 4 weeks: tracked because the demo sets skip_level_days = 30"),
     ("ava", "ethan", "untracked", "cross-team 1:1 (relationship 'other'): reported, not tracked"),
@@ -101,6 +113,25 @@ directory = "agendas"
 base_url = "https://agendas.{DOMAIN}/"
 lead_days = 2
 """
+
+
+def digest_config(as_of: date) -> str:
+    """The demo's [digest]: due on the as-of date's weekday at 00:00, so that its digests are made as
+    of the same date as the demo's report; written as .eml files, not sent."""
+    return f"""
+[digest]
+# The demo writes the leaders' digests as .eml files into outbox/ instead of sending them; a real org
+# sets delivery = "smtp" (the default) and an [smtp] section. The demo's digests are due on the
+# weekday of its as-of date; the default is monday at 8.
+delivery = "outbox"
+outbox = "outbox"
+from = "1:1 digests <calsync@{DOMAIN}>"
+day = "{WEEKDAYS[as_of.weekday()]}"
+hour = 0
+# broken.ics is planted: send the digests anyway, with a warning, instead of waiting for it to be fixed.
+when_incomplete = "send"
+"""
+
 
 BROKEN_ICS = """\
 BEGIN:VCALENDAR
@@ -301,6 +332,16 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
         rrule={"freq": "weekly", "until": _at(day(-40), 23, BERLIN).astimezone(UTC)},
     )
 
+    # priya / iris: weekly until Iris's parental leave began 45 days ago; excluded in the roster.
+    series(
+        "priya",
+        "iris",
+        day(-150),
+        15,
+        BERLIN,
+        rrule={"freq": "weekly", "until": _at(day(-45), 23, BERLIN).astimezone(UTC)},
+    )
+
     # omar / diego: overdue, a new biweekly series whose two past occurrences were both cancelled.
     od = series(
         "omar",
@@ -423,10 +464,13 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
     return cal
 
 
-def roster_csv() -> str:
-    lines = ["email,name,manager_email,cadence_days,timezone"]
+def roster_csv(as_of: date) -> str:
+    lines = ["email,name,manager_email,cadence_days,timezone,exclude,exclude_until"]
+    excluded = {local: (reason, as_of + timedelta(days=days)) for local, reason, days in EXCLUDED}
     for local, name, manager, cadence, tz in PEOPLE:
-        lines.append(",".join([email(local), name, email(manager) if manager else "", cadence, tz]))
+        reason, until = excluded.get(local, ("", None))
+        row = [email(local), name, email(manager) if manager else "", cadence, tz, reason]
+        lines.append(",".join([*row, until.isoformat() if until else ""]))
     return "\n".join(lines) + "\n"
 
 
@@ -448,10 +492,11 @@ def write_demo(directory: Path, as_of: date | None = None) -> tuple[Path, date]:
         with_tz = owner != "sam"  # Sam's export has no VTIMEZONE for the Windows zone name
         (calendars_dir / f"{owner}.ics").write_bytes(ics_calendar(specs, with_timezones=with_tz, name=owner))
     (calendars_dir / "broken.ics").write_text(BROKEN_ICS, encoding="utf-8")
-    (directory / "org.csv").write_text(roster_csv(), encoding="utf-8")
+    (directory / "org.csv").write_text(roster_csv(as_of), encoding="utf-8")
     # Each demo starts afresh: no agendas or state left from an earlier one.
     shutil.rmtree(directory / "agendas", ignore_errors=True)
     (directory / DEMO_STATE).unlink(missing_ok=True)
+    shutil.rmtree(directory / "outbox", ignore_errors=True)
     config = directory / "calsync.toml"
-    config.write_text(CONFIG, encoding="utf-8")
+    config.write_text(CONFIG + digest_config(as_of), encoding="utf-8")
     return config, as_of

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +16,25 @@ from calsync.cadence import Clock
 from calsync.config import (
     GOOGLE_DIRECTORY,
     MICROSOFT_GRAPH,
+    OUTBOX,
+    WAIT,
     Config,
     GoogleSourceConfig,
     MicrosoftSourceConfig,
 )
 from calsync.detect import one_on_ones, resolve
+from calsync.digest.compose import build_message, compose, due_period, leaders, render
+from calsync.digest.send import (
+    Delivery,
+    DeliveryError,
+    DigestOutcome,
+    OutboxDelivery,
+    SmtpDelivery,
+    already_sent,
+    deliver_all,
+    previous_digest,
+    smtp_password,
+)
 from calsync.model import CalendarData, Occurrence, Problem
 from calsync.org import Org, RosterError, load_roster, parse_roster
 from calsync.progress import Progress
@@ -133,7 +148,7 @@ def _google_source(
             service_for = service_account_service(source.service_account_key, **options)
     except (OSError, ValueError) as exc:
         what = "token file" if source.token_file is not None else "service account key"
-        return Problem(source.name, f"cannot use the {what}: {exc}")
+        return Problem(source.name, f"cannot use the {what}: {exc}", unread=True)
     return GoogleSource(source.name, calendars, service_for, store, default_tz=tz, progress=progress)
 
 
@@ -148,7 +163,7 @@ def _microsoft_source(
         client = graph_client(source)
         client.tokens.token()  # a refused credential is one problem of the source, not one per mailbox
     except AuthError as exc:
-        return Problem(source.name, f"cannot sign in: {exc}")
+        return Problem(source.name, f"cannot sign in: {exc}", unread=True)
     if source.mailboxes:
         mailboxes: tuple[str, ...] = source.mailboxes
     elif client.tokens.user is not None:
@@ -284,6 +299,13 @@ def run_agendas(
 
 def run_report(config: Config, as_of: date | None = None, progress: Progress | None = None) -> Report:
     """Read the roster and every source, and build the cadence report."""
+    return report_and_org(config, as_of, progress)[0]
+
+
+def report_and_org(
+    config: Config, as_of: date | None = None, progress: Progress | None = None
+) -> tuple[Report, Org]:
+    """The cadence report and the org it was built for."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
     needs_state = any(isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig) for s in config.sources)
@@ -295,9 +317,145 @@ def run_report(config: Config, as_of: date | None = None, progress: Progress | N
         if store is not None:
             store.close()
     source_problems = setup_problems + source_problems
-    policy = Policy(
+    report = build_report(org, resolve(calendars), clock, policy(config), [*problems, *source_problems])
+    return report, org
+
+
+def policy(config: Config) -> Policy:
+    """The cadence the org wants, and who is excluded from it, as the core takes it."""
+    return Policy(
         default_days=config.cadence.default_days,
         grace_days=config.cadence.grace_days,
         skip_level_days=config.cadence.skip_level_days,
+        exclusions=config.exclusions,
     )
-    return build_report(org, resolve(calendars), clock, policy, [*problems, *source_problems])
+
+
+@dataclass
+class DigestRun:
+    """What ``calsync digest`` did or would do for one period."""
+
+    period: date
+    messages: dict[str, EmailMessage]  # by leader: the digests of this period
+    outcomes: list[DigestOutcome]  # one per leader when sending; empty for a preview or a listing
+    problems: list[Problem]
+    sent_before: dict[str, str]  # leader -> when their digest of this period was sent (a listing)
+
+
+def run_digests(
+    config: Config,
+    *,
+    now: datetime | None = None,
+    send: bool = False,
+    only: str | None = None,
+    progress: Progress | None = None,
+) -> DigestRun:
+    """Build the digests of the period ``now`` falls in and, with ``send``, deliver those not yet sent.
+
+    ``only`` limits the run to one leader (a preview). Digests are held back, not sent, while a calendar
+    or source cannot be read, unless ``[digest] when_incomplete = "send"``.
+    """
+    settings = config.digest
+    delivery = make_delivery(config) if send else None  # a config problem stops us before any sync
+    moment = now or datetime.now(UTC)
+    period = due_period(moment, settings.weekday, settings.hour, org_timezone(config))
+    report, org = report_and_org(config, period, progress)
+    problems = list(report.errors)
+    chosen = leaders(org, settings.leaders)
+    if settings.leaders is not None:
+        for leader in list(chosen):
+            if org.person(leader) is None or not org.reports_of(leader):
+                what = (
+                    "is not in the roster" if org.person(leader) is None else "has no reports in the roster"
+                )
+                problems.append(Problem("[digest] leaders", f"{leader} {what}: no digest for them"))
+                chosen.remove(leader)
+    if only is not None:
+        wanted = only.strip().lower()
+        if wanted not in chosen:
+            raise DigestError(
+                f"{wanted} gets no digest: "
+                + (
+                    "not in [digest] leaders"
+                    if settings.leaders is not None
+                    else "they lead no one in the roster"
+                )
+            )
+        chosen = [wanted]
+    assert config.state is not None and settings.sender is not None
+    env = environment(settings.templates)
+    store = StateStore(config.state.path)
+    try:
+        messages: dict[str, EmailMessage] = {}
+        items = []
+        sent_before: dict[str, str] = {}
+        for leader in chosen:
+            previous, previous_period = previous_digest(store, leader, period)
+            digest = compose(
+                report,
+                org,
+                leader,
+                period,
+                previous=previous,
+                previous_period=previous_period,
+                cadence_days=config.cadence.default_days,
+                grace_days=config.cadence.grace_days,
+                skip_level_days=config.cadence.skip_level_days,
+            )
+            message = build_message(
+                digest, render(digest, env), sender=settings.sender, reply_to=settings.reply_to, when=moment
+            )
+            messages[leader] = message
+            items.append((digest, message))
+            record = already_sent(store, leader, period)
+            if record is not None:
+                sent_before[leader] = str(record.get("sent_at"))
+        outcomes: list[DigestOutcome] = []
+        unread = [p for p in report.errors if p.unread]
+        if delivery is not None and unread and settings.when_incomplete == WAIT:
+            why = (
+                f"{len(unread)} calendar(s) or source(s) could not be read; the digests go out once "
+                'they can be (or set [digest] when_incomplete = "send")'
+            )
+            outcomes = [
+                DigestOutcome(d.leader, d.leader_name, "already sent", f"on {sent_before[d.leader]}")
+                if d.leader in sent_before
+                else DigestOutcome(d.leader, d.leader_name, "held back", why)
+                for d, _ in items
+            ]
+        elif delivery is not None:
+            written = settings.delivery == OUTBOX
+            outcomes = deliver_all(items, store, delivery, now_function(now), written=written)
+    finally:
+        store.close()
+    return DigestRun(period, messages, outcomes, problems, sent_before)
+
+
+def make_delivery(config: Config) -> Delivery:
+    """Where ``--send`` delivers: the outbox directory, or the SMTP server with its password."""
+    settings = config.digest
+    if settings.delivery == OUTBOX:
+        assert settings.outbox is not None
+        return OutboxDelivery(settings.outbox)
+    if config.smtp is None:
+        raise DigestError(
+            "the config has no [smtp] section: set [smtp] host (and security, username, password_file) "
+            'to send digests, or [digest] delivery = "outbox" to write them as files'
+        )
+    try:
+        password = smtp_password(config.smtp)
+    except DeliveryError as exc:
+        raise DigestError(str(exc)) from None
+    assert settings.sender is not None
+    return SmtpDelivery(config.smtp, settings.sender, password)
+
+
+class DigestError(Exception):
+    """The digests cannot be made or sent at all (a config or command-line problem); str() says why."""
+
+
+def now_function(fixed: datetime | None) -> Callable[[], datetime]:
+    """The clock: ``fixed`` (``--now``) if given, else the real time."""
+    if fixed is not None:
+        return lambda: fixed
+    return lambda: datetime.now(UTC)

@@ -23,6 +23,8 @@ from tinydb.storages import Storage
 SCHEMA_VERSION = 1
 #: The table of agenda records (a source cannot be named so: source tables are named after sources).
 AGENDA_TABLE = "calsync:agendas"
+#: The table of digest records: one per (leader, period), so that a digest is sent once.
+DIGEST_TABLE = "calsync:digests"
 
 
 class StateError(Exception):
@@ -148,6 +150,18 @@ class StateStore:
 
     def agendas(self) -> list[dict[str, Any]]:
         return [dict(doc) for doc in self._db.table(AGENDA_TABLE).all()]
+
+    # -- digests: what was sent to whom for which period ----------------------------------------------
+
+    def digest(self, key: str) -> dict[str, Any] | None:
+        doc = self._db.table(DIGEST_TABLE).get(Query().key == key)
+        return dict(doc) if isinstance(doc, Mapping) else None
+
+    def save_digest(self, record: Mapping[str, Any]) -> None:
+        self._db.table(DIGEST_TABLE).upsert(dict(record), Query().key == record["key"])
+
+    def digests(self, leader: str) -> list[dict[str, Any]]:
+        return [dict(doc) for doc in self._db.table(DIGEST_TABLE).search(Query().leader == leader)]
 
 
 def write_private(path: Path, text: str) -> None:

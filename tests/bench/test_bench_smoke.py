@@ -27,6 +27,7 @@ def test_ics_benchmark_smoke():
     assert int(values["pairs"]) == 29  # every direct pair of a 30-person tree is reported
     assert int(values["problems"]) == 0
     assert int(values["occurrences"]) > 100
+    assert int(values["digests"]) > 1  # one per manager
 
 
 def test_graph_benchmark_smoke():

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import date
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,26 @@ def test_demo_writes_the_agendas_of_the_next_two_days(tmp_path: Path) -> None:
     # a demo run again starts afresh: still two documents, none left over
     run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
     assert len(list((tmp_path / "demo" / "agendas").glob("*.md"))) == 2
+
+
+def test_demo_writes_the_leaders_digests_to_its_outbox(tmp_path: Path) -> None:
+    code, _, err = run_demo(tmp_path / "demo", date(2026, 11, 21), fmt="table")
+    assert code == 0
+    outbox = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    leaders = ("diego", "lena", "maya", "omar", "priya")
+    assert [p.name for p in outbox] == [f"2026-11-21-{who}@acme.test.eml" for who in leaders]
+    assert "The leaders' digests" in err and err.count("\n  written ") == 5
+    maya = message_from_bytes(outbox[2].read_bytes(), policy=policy.default)
+    assert maya["To"] == "Maya Chen <maya@acme.test>"
+    assert (
+        maya["Subject"]
+        == "1:1s in Maya Chen's org, week of 21 Nov 2026: 3 overdue, 3 at risk, 2 without 1:1s"
+    )
+    text = maya.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    # the planted broken file is announced, as the demo sends with when_incomplete = "send"
+    assert "1 calendar or source could not be read" in text
+    assert "- Iris Novak: Excluded." in text
+    # a demo run again starts afresh: the same five digests, none left over and none skipped as sent
+    code, _, err = run_demo(tmp_path / "demo", date(2026, 11, 21), fmt="table")
+    assert code == 0 and err.count("\n  written ") == 5
+    assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from calsync.config import (
     ReportConfig,
     load_config,
 )
+from calsync.org import Exclusion
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "calsync.example.toml"
 
@@ -743,3 +745,68 @@ def test_a_local_backend_needs_a_directory_and_a_base_url(tmp_path):
     text = MINIMAL.replace('path = "calendars"', 'path = "calendars"\nagendas = "local"')
     problems = "\n".join(problems_of(setup_dir(tmp_path, text)))
     assert "[agenda] directory: a source writes its agendas" in problems
+
+
+# -- [[exclude]], [digest], [smtp] ---------------------------------------------------------------------
+
+
+def test_exclusions_digest_and_smtp_are_read(tmp_path):
+    (tmp_path / "smtp-password").write_text("pw\n")
+    text = MINIMAL + (
+        '\n[[exclude]]\nemail = "Lena@acme.test"\nreason = "sabbatical"\nuntil = 2027-03-31\n'
+        '\n[[exclude]]\nemail = "sam@acme.test"\n'
+        '\n[digest]\nleaders = ["Maya@acme.test"]\nday = "Friday"\nhour = 17\nreply_to = "hr@acme.test"\n'
+        '\n[smtp]\nhost = "smtp.acme.test"\nsecurity = "ssl"\nusername = "calsync"\n'
+        'password_file = "smtp-password"\n'
+    )
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.exclusions == (
+        Exclusion("lena@acme.test", "sabbatical", date(2027, 3, 31), source="config"),
+        Exclusion("sam@acme.test", "excluded", None, source="config"),
+    )
+    digest = config.digest
+    assert digest.leaders == ("maya@acme.test",) and (digest.weekday, digest.hour) == (4, 17)
+    assert digest.sender == "calsync@acme.test" and digest.reply_to == "hr@acme.test"
+    assert digest.delivery == "smtp" and digest.when_incomplete == "wait"
+    smtp = config.smtp
+    assert smtp is not None and (smtp.host, smtp.port, smtp.security) == ("smtp.acme.test", 465, "ssl")
+    assert smtp.password_file == tmp_path / "smtp-password" and smtp.password_env is None
+
+
+def test_digest_defaults_and_outbox(tmp_path):
+    config = load_config(setup_dir(tmp_path, MINIMAL + '\n[digest]\ndelivery = "outbox"\n'))
+    assert config.digest.outbox == tmp_path / "outbox"
+    assert (config.digest.weekday, config.digest.hour) == (0, 8)
+    assert config.smtp is None
+    login = MINIMAL + '\n[smtp]\nhost = "mail.acme.test"\nusername = "me"\n'
+    smtp = load_config(setup_dir(tmp_path, login)).smtp
+    assert smtp is not None and smtp.port == 587 and smtp.password_env == "CALSYNC_SMTP_PASSWORD"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[exclude]]\nreason = "x"\n', "[[exclude]] #1 email: expected the email of a person"),
+        (
+            '[[exclude]]\nemail = "a@acme.test"\nuntil = "soon"\n',
+            "[[exclude]] #1 until: expected the last day",
+        ),
+        ('[[exclude]]\nemail = "a@acme.test"\nuntl = 2027-01-01\n', "unknown key (did you mean 'until'?)"),
+        ('[digest]\nday = "mon"\n', '[digest] day: expected a day of the week like "monday"'),
+        ("[digest]\nhour = 24\n", "[digest] hour: expected an hour from 0 to 23, got 24"),
+        ('[digest]\nfrom = "not an address"\n', "[digest] from: expected an address"),
+        ('[digest]\ndelivery = "pigeon"\n', '[digest] delivery: expected "smtp"'),
+        ("[digest]\nleaders = []\n", "[digest] leaders: expected a non-empty list"),
+        ('[digest]\nwhen_incomplete = "maybe"\n', '[digest] when_incomplete: expected "wait"'),
+        ('[smtp]\nhost = "smtp://x"\n', "[smtp] host: expected the mail server's host name"),
+        ('[smtp]\nhost = "x"\nsecurity = "tls"\n', '[smtp] security: expected "starttls"'),
+        ('[smtp]\nhost = "x"\nport = 0\n', "[smtp] port: expected a port number"),
+        ('[smtp]\nhost = "x"\nsecurity = "none"\nusername = "u"\n', "would send the password in clear"),
+        ('[smtp]\nhost = "x"\npassword_env = "P"\n', "a password is set but no username"),
+        ('[smtp]\nhost = "x"\nusername = "u"\npassword_env = "hunter2=x"\n', "never the password itself"),
+    ],
+)
+def test_bad_digest_settings_are_named(tmp_path, text, expected):
+    message = only_problem(setup_dir(tmp_path, MINIMAL + "\n" + text))
+    assert expected in message, message
+    assert "hunter2" not in message

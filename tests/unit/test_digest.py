@@ -1,0 +1,216 @@
+"""The digest core: schedule, scope, figures, heatmap, rendering and the message (pure, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from calsync.agenda import environment
+from calsync.detect import resolve
+from calsync.digest.compose import (
+    Figures,
+    build_message,
+    compose,
+    due_period,
+    leaders,
+    message_id,
+    next_due,
+    render,
+    subtree,
+)
+from calsync.model import CalendarData, Occurrence, Problem
+from calsync.org import Exclusion, Org, Person
+from calsync.report import Policy, build_report
+from tests.builders import AS_OF, at, clock, occ
+
+D = "acme.test"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def e(local: str) -> str:
+    return f"{local}@{D}"
+
+
+# vp -> m1, m2; m1 -> r1, r2; m2 -> r3, r4. Elsewhere: top -> r9.
+PEOPLE = [
+    Person(e("vp"), "Vera Vice", None),
+    Person(e("m1"), "Mia One", e("vp")),
+    Person(e("m2"), "Max Two", e("vp")),
+    Person(e("r1"), "Rita Roe", e("m1")),
+    Person(e("r2"), "Rob <script>alert(1)</script>", e("m1")),
+    Person(e("r3"), "Rae Ray", e("m2")),
+    Person(
+        e("r4"), "Ron Rex", e("m2"), exclusion=Exclusion(e("r4"), "parental leave", AS_OF + timedelta(30))
+    ),
+    Person(e("top"), "Tom Top", None),
+    Person(e("r9"), "Rex Nine", e("top")),
+]
+ORG = Org(PEOPLE, [D])
+SECRET_TITLE = "Rita <> Mia: salary talk"
+
+
+def weekly(a: str, b: str, days: range, series: str, title: str = "1:1") -> list[Occurrence]:
+    return [occ(at(d), people=(e(a), e(b)), series=series, title=title) for d in days]
+
+
+def occurrences() -> list[Occurrence]:
+    return [
+        *weekly("vp", "m1", range(-84, 20, 7), "vp-m1"),  # ok, weekly
+        *weekly("vp", "m2", range(-84, -30, 7), "vp-m2"),  # overdue: stopped 35 days ago, nothing ahead
+        *weekly("m1", "r1", range(-84, 20, 14), "m1-r1", SECRET_TITLE),  # ok, biweekly
+        # m1 / r2: nothing at all -> no-series
+        *weekly("m2", "r3", range(-10, 20, 28), "m2-r3"),  # at-risk: every 4 weeks
+        *weekly("m2", "r4", range(-84, -40, 7), "m2-r4"),  # overdue, but r4 is excluded
+        *weekly("top", "r9", range(-84, -40, 7), "top-r9"),  # overdue, outside vp's org
+    ]
+
+
+def report(errors: tuple[Problem, ...] = ()):
+    calendars = [CalendarData("cal", tuple(occurrences()))]
+    return build_report(ORG, resolve(calendars), clock(), Policy(14, 3), errors)
+
+
+def digest_of(leader: str, **kw):
+    return compose(report(), ORG, e(leader), AS_OF, cadence_days=14, grace_days=3, **kw)
+
+
+def test_due_period_is_the_latest_due_time_at_or_before_now() -> None:
+    monday = date(2026, 11, 16)
+    assert due_period(datetime(2026, 11, 16, 8, 0, tzinfo=BERLIN), 0, 8, BERLIN) == monday
+    assert due_period(datetime(2026, 11, 16, 7, 59, tzinfo=BERLIN), 0, 8, BERLIN) == monday - timedelta(7)
+    assert due_period(datetime(2026, 11, 22, 23, 0, tzinfo=BERLIN), 0, 8, BERLIN) == monday
+    # 07:30 UTC on Monday is 08:30 in Berlin: in the org's time zone, the new period has begun
+    assert due_period(datetime(2026, 11, 16, 7, 30, tzinfo=UTC), 0, 8, BERLIN) == monday
+    assert due_period(datetime(2026, 11, 21, 12, 0, tzinfo=BERLIN), 4, 17, BERLIN) == date(2026, 11, 20)
+    assert next_due(datetime(2026, 11, 18, tzinfo=BERLIN), 0, 8, BERLIN) == datetime(
+        2026, 11, 23, 8, tzinfo=BERLIN
+    )
+    # across the end of summer time the due hour stays 08:00 local
+    assert next_due(datetime(2026, 10, 21, tzinfo=BERLIN), 0, 8, BERLIN).utcoffset() == timedelta(hours=1)
+
+
+def test_leaders_are_everyone_with_reports_unless_listed() -> None:
+    assert leaders(ORG) == [e("m1"), e("m2"), e("top"), e("vp")]
+    assert leaders(ORG, [e("vp")]) == [e("vp")]
+    # level by level, each level by name: Max before Mia, then Max's Rae and Ron, Mia's Rita and Rob
+    assert subtree(ORG, e("vp")) == [e("m2"), e("m1"), e("r3"), e("r4"), e("r1"), e("r2")]
+    assert subtree(ORG, e("r1")) == []
+
+
+def test_a_leader_sees_their_whole_subtree_and_nothing_else() -> None:
+    d = digest_of("vp")
+    assert [s.manager for s in d.sections] == [e("vp"), e("m2"), e("m1")]
+    assert [s.level for s in d.sections] == [0, 1, 1]
+    shown = {p.report for s in d.sections for p in (*s.attention, *s.excluded)}
+    assert shown == {e("m2"), e("r2"), e("r3"), e("r4")}
+    assert e("r9") not in shown and all(s.manager != e("top") for s in d.sections)
+    assert d.figures == Figures(tracked=5, ok=2, overdue=1, no_series=1, at_risk=1, excluded=1)
+    assert d.figures.share_ok == 40
+    assert (d.people, d.managers) == (6, 3)
+
+
+def test_a_manager_sees_only_their_team() -> None:
+    d = digest_of("m2")
+    assert [s.manager for s in d.sections] == [e("m2")]
+    assert d.figures == Figures(tracked=1, ok=0, overdue=0, no_series=0, at_risk=1, excluded=1)
+    (section,) = d.sections
+    assert [p.report for p in section.attention] == [e("r3")]
+    assert [p.status for p in section.excluded] == ["excluded"]
+    assert "parental leave" in section.excluded[0].reason
+
+
+def test_pairs_that_need_attention_carry_their_dates_counts_and_reason() -> None:
+    d = digest_of("vp")
+    own = d.sections[0]
+    assert own.tracked == 2 and own.ok == 1
+    (m2,) = own.attention
+    assert (m2.report, m2.status, m2.days_since_last, m2.next_scheduled) == (e("m2"), "overdue", 35, None)
+    assert m2.reason.startswith("no 1:1 held for 35 days")
+    mia = d.sections[2]
+    assert [(p.report, p.status) for p in mia.attention] == [(e("r2"), "no-series")]
+
+
+def test_the_heatmap_counts_the_1_1s_held_each_week() -> None:
+    d = digest_of("vp")
+    weeks = d.heatmap.weeks
+    assert len(weeks) == 12 and weeks[-1] == AS_OF - timedelta(7) and weeks[0] == AS_OF - timedelta(84)
+    rows = {r.label: r.counts for r in d.heatmap.rows}
+    assert rows["Vera Vice"] == (2,) * 8 + (1,) * 4  # vp-m2: the last one held 35 days ago
+    assert rows["Mia One"] == (1, 0) * 6
+    assert rows["Max Two"] == (1,) * 7 + (0, 0, 0, 1, 0)  # r4 until 42 days ago, r3 10 days ago
+    assert d.heatmap.total.counts == tuple(map(sum, zip(*rows.values(), strict=True)))
+    assert [r.label for r in d.heatmap.rows] == ["Vera Vice", "Max Two", "Mia One"]
+    # a week without a 1:1 is grey, the busiest green
+    assert d.heatmap.rows[1].shades[7] == "#f1f1f1" and d.heatmap.rows[0].shades[0] != "#f1f1f1"
+
+
+def test_changes_since_the_previous_digest() -> None:
+    before = Figures(tracked=4, ok=3, overdue=0, no_series=1, at_risk=0, excluded=1)
+    d = digest_of("vp", previous=before, previous_period=AS_OF - timedelta(7))
+    assert d.changes["overdue"] == "+1" and d.changes["ok"] == "-1" and d.changes["excluded"] == "±0"
+    assert d.changes["share_ok"] == "-35 pts"
+    assert digest_of("vp").changes == {}
+    assert Figures.from_json(before.to_json()) == before
+    assert Figures.from_json({"tracked": "4"}) is None and Figures.from_json(None) is None
+
+
+def test_rendering_escapes_names_and_never_shows_titles() -> None:
+    d = digest_of("m1")
+    out = render(d, environment())
+    assert "<script>" not in out.html and "Rob &lt;script&gt;alert(1)&lt;/script&gt;" in out.html
+    assert "Rob <script>alert(1)</script>" in out.text  # plain text: shown as written, never rendered
+    for part in (out.html, out.text, out.subject):
+        assert "salary" not in part and "1:1 number" not in part
+    assert "Rita Roe" not in out.html and "No 1:1s" in out.html  # Rita's 1:1s are ok
+    assert "because you lead 2 people" in out.text
+    assert out.subject == "1:1s in Mia One's org, week of 21 Nov 2026: 1 without 1:1s"
+
+
+def test_an_unreadable_calendar_is_announced_in_the_digest() -> None:
+    unread = (Problem("google: m2@acme.test", "403", unread=True), Problem("x.ics", "bad event"))
+    d = compose(report(unread), ORG, e("vp"), AS_OF, cadence_days=14, grace_days=3)
+    assert d.unread == 1
+    assert "1 calendar or source could not be read" in render(d, environment()).text
+    assert "could not be read" not in render(digest_of("vp"), environment()).text
+
+
+def test_the_message_is_multipart_with_a_stable_message_id() -> None:
+    d = digest_of("m1")
+    when = datetime(2026, 11, 21, 8, tzinfo=UTC)
+    msg = build_message(
+        d, render(d, environment()), sender="Digests <calsync@acme.test>", reply_to=None, when=when
+    )
+    parsed = message_from_bytes(bytes(msg), policy=policy.default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert parsed["To"].addresses[0].addr_spec == e("m1")
+    assert parsed["Message-ID"] == message_id(e("m1"), AS_OF, "calsync@acme.test")
+    assert parsed["Message-ID"] != message_id(e("m1"), AS_OF + timedelta(7), "calsync@acme.test")
+    assert parsed["Auto-Submitted"] == "auto-generated" and parsed["Reply-To"] is None
+
+
+def test_a_name_cannot_inject_headers() -> None:
+    people = [Person(e("boss"), "Evil\r\nBcc: everyone@acme.test", None), Person(e("x"), "X", e("boss"))]
+    org = Org(people, [D])
+    rep = build_report(org, resolve([]), clock(), Policy(14, 3))
+    d = compose(rep, org, e("boss"), AS_OF, cadence_days=14, grace_days=3)
+    with pytest.raises(ValueError):
+        bytes(
+            build_message(
+                d, render(d, environment()), sender="c@acme.test", reply_to=None, when=datetime.now(UTC)
+            )
+        )
+
+
+def test_an_org_s_own_templates_override_calsync_s_and_are_autoescaped(tmp_path) -> None:
+    (tmp_path / "digest.html.j2").write_text("<p>Team of {{ d.leader_name }}: {{ d.figures.tracked }}</p>")
+    (tmp_path / "digest.txt.j2").write_text("Team of {{ d.leader_name }}")
+    people = [Person(e("boss"), "<b>Boss</b>", None), Person(e("x"), "X", e("boss"))]
+    org = Org(people, [D])
+    rep = build_report(org, resolve([]), clock(), Policy(14, 3))
+    out = render(compose(rep, org, e("boss"), AS_OF, cadence_days=14, grace_days=3), environment(tmp_path))
+    assert out.html == "<p>Team of &lt;b&gt;Boss&lt;/b&gt;: 1</p>"
+    assert out.text == "Team of <b>Boss</b>"
