@@ -400,31 +400,14 @@ class _Checker:
 
     def agenda(self, section: dict[str, Any], sources: Iterable[SourceConfig]) -> AgendaConfig:
         default = AgendaConfig()
-        mode = section.get("mode", default.mode)
-        if mode not in (PER_MEETING, ROLLING):
-            self.problem(
-                "[agenda] mode",
-                f'expected "{PER_MEETING}" (a document per meeting) or "{ROLLING}" (one document per '
-                f"pair), got {_describe(mode)}",
-            )
-            mode = default.mode
-        templates = directory = None
-        for key in ("templates", "directory"):
-            if key not in section:
-                continue
-            value = section[key]
-            path = self.resolve(value) if isinstance(value, str) and value.strip() else None
-            if path is None:
-                self.problem(f"[agenda] {key}", f"expected the path of a directory, got {_describe(value)}")
-            elif key == "templates":
-                if not path.is_dir():
-                    self.problem(
-                        "[agenda] templates",
-                        f"not a directory: {path} (relative paths start at {self.path.parent})",
-                    )
-                templates = path
-            else:
-                directory = path
+        mode = self.choice(
+            section,
+            "[agenda] mode",
+            {PER_MEETING: "a document per meeting", ROLLING: "one document per pair"},
+            default.mode,
+        )
+        templates = self.directory(section, "agenda", "templates", must_exist=True)
+        directory = self.directory(section, "agenda", "directory")
         base_url = section.get("base_url")
         if base_url is not None and (
             not isinstance(base_url, str) or not base_url.startswith(("https://", "http://"))
@@ -514,19 +497,11 @@ class _Checker:
         default = DigestConfig()
         leaders: tuple[str, ...] | None = None
         if "leaders" in section:
-            value = section["leaders"]
-            if (
-                not isinstance(value, list)
-                or not value
-                or not all(isinstance(v, str) and "@" in v for v in value)
-            ):
-                self.problem(
-                    "[digest] leaders",
-                    "expected a non-empty list of email addresses (or leave it out: everyone with reports "
-                    f"gets a digest), got {_describe(value)}",
-                )
-            else:
-                leaders = tuple(dict.fromkeys(v.strip().lower() for v in value))
+            leaders = self.emails(
+                "[digest] leaders",
+                section["leaders"],
+                "a non-empty list of email addresses (or leave it out: everyone with reports gets a digest)",
+            )
         weekday = default.weekday
         if "day" in section:
             day = section["day"]
@@ -562,39 +537,25 @@ class _Checker:
         sender = addresses["from"]
         if sender is None and org is not None and org.domains:
             sender = f"calsync@{org.domains[0]}"
-        delivery = section.get("delivery", default.delivery)
-        if delivery not in (SMTP, OUTBOX):
-            self.problem(
-                "[digest] delivery",
-                f'expected "{SMTP}" (send through [smtp]) or "{OUTBOX}" (write .eml files into outbox), '
-                f"got {_describe(delivery)}",
-            )
-            delivery = default.delivery
-        paths: dict[str, Path | None] = {"outbox": None, "templates": None}
-        for key in paths:
-            if key not in section:
-                continue
-            value = section[key]
-            path = self.resolve(value) if isinstance(value, str) and value.strip() else None
-            if path is None:
-                self.problem(f"[digest] {key}", f"expected the path of a directory, got {_describe(value)}")
-            elif key == "templates" and not path.is_dir():
-                self.problem(
-                    "[digest] templates",
-                    f"not a directory: {path} (relative paths start at {self.path.parent})",
-                )
-            else:
-                paths[key] = path
-        if delivery == OUTBOX and paths["outbox"] is None and "outbox" not in section:
-            paths["outbox"] = self.path.parent / "outbox"
-        when_incomplete = section.get("when_incomplete", default.when_incomplete)
-        if when_incomplete not in (WAIT, SEND_ANYWAY):
-            self.problem(
-                "[digest] when_incomplete",
-                f'expected "{WAIT}" (hold the digests back until every calendar can be read) or '
-                f'"{SEND_ANYWAY}" (send them with a warning), got {_describe(when_incomplete)}',
-            )
-            when_incomplete = default.when_incomplete
+        delivery = self.choice(
+            section,
+            "[digest] delivery",
+            {SMTP: "send through [smtp]", OUTBOX: "write .eml files into outbox"},
+            default.delivery,
+        )
+        templates = self.directory(section, "digest", "templates", must_exist=True)
+        outbox = self.directory(section, "digest", "outbox")
+        if delivery == OUTBOX and "outbox" not in section:
+            outbox = self.path.parent / "outbox"
+        when_incomplete = self.choice(
+            section,
+            "[digest] when_incomplete",
+            {
+                WAIT: "hold the digests back until every calendar can be read",
+                SEND_ANYWAY: "send them with a warning",
+            },
+            default.when_incomplete,
+        )
         return DigestConfig(
             leaders=leaders,
             weekday=weekday,
@@ -602,8 +563,8 @@ class _Checker:
             sender=sender,
             reply_to=addresses["reply_to"],
             delivery=str(delivery),
-            outbox=paths["outbox"],
-            templates=paths["templates"],
+            outbox=outbox,
+            templates=templates,
             when_incomplete=str(when_incomplete),
         )
 
@@ -620,15 +581,13 @@ class _Checker:
                 f'expected the mail server\'s host name like "smtp.acme.test", got {_describe(host)}',
             )
             ok = False
-        security = section.get("security", STARTTLS)
-        if security not in SMTP_PORTS:
-            self.problem(
-                "[smtp] security",
-                f'expected "{STARTTLS}" (port 587), "{SSL}" (implicit TLS, port 465) or "{PLAIN}" (no TLS: '
-                f"a local relay only), got {_describe(security)}",
-            )
-            ok = False
-            security = STARTTLS
+        security = self.choice(
+            section,
+            "[smtp] security",
+            {STARTTLS: "port 587", SSL: "implicit TLS, port 465", PLAIN: "no TLS: a local relay only"},
+            STARTTLS,
+        )
+        ok = ok and security == section.get("security", STARTTLS)
         port = SMTP_PORTS[str(security)]
         if "port" in section:
             value = section["port"]
@@ -1044,18 +1003,8 @@ class _Checker:
             ok = False
         mailboxes: tuple[str, ...] | None = None
         if "mailboxes" in item:
-            value = item["mailboxes"]
-            if (
-                not isinstance(value, list)
-                or not value
-                or not all(isinstance(v, str) and "@" in v for v in value)
-            ):
-                self.problem(
-                    f"{prefix} mailboxes", f"expected a list of email addresses, got {_describe(value)}"
-                )
-                ok = False
-            else:
-                mailboxes = tuple(v.strip().lower() for v in value)
+            mailboxes = self.emails(f"{prefix} mailboxes", item["mailboxes"], "a list of email addresses")
+            ok = ok and mailboxes is not None
         endpoints: dict[str, str] = {}
         for key in ("authority_host", "graph_endpoint"):
             value = item.get(key)
@@ -1147,6 +1096,46 @@ class _Checker:
         return str(path)
 
     # -- values ----------------------------------------------------------------------------------------
+
+    def choice(self, section: dict[str, Any], where: str, allowed: Mapping[str, str], default: str) -> str:
+        """``section[key]`` (the last word of ``where``) if it is one of ``allowed`` (value -> what it
+        means), else ``default`` after a problem that lists them."""
+        value = section.get(where.rsplit(" ", 1)[-1], default)
+        if isinstance(value, str) and value in allowed:
+            return value
+        options = [f'"{name}" ({meaning})' for name, meaning in allowed.items()]
+        listed = ", ".join(options[:-1]) + f" or {options[-1]}"
+        self.problem(where, f"expected {listed}, got {_describe(value)}")
+        return default
+
+    def directory(
+        self, section: dict[str, Any], name: str, key: str, *, must_exist: bool = False
+    ) -> Path | None:
+        """``[name] key``: a directory path (relative to the config), None if absent or (reported) bad."""
+        if key not in section:
+            return None
+        value = section[key]
+        path = self.resolve(value) if isinstance(value, str) and value.strip() else None
+        if path is None:
+            self.problem(f"[{name}] {key}", f"expected the path of a directory, got {_describe(value)}")
+            return None
+        if must_exist and not path.is_dir():
+            self.problem(
+                f"[{name}] {key}", f"not a directory: {path} (relative paths start at {self.path.parent})"
+            )
+            return None
+        return path
+
+    def emails(self, where: str, value: object, expected: str) -> tuple[str, ...] | None:
+        """A non-empty list of email addresses, lower case and without repeats; None if (reported) not."""
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and "@" in v for v in value)
+        ):
+            self.problem(where, f"expected {expected}, got {_describe(value)}")
+            return None
+        return tuple(dict.fromkeys(v.strip().lower() for v in value))
 
     def integer(self, section: dict[str, Any], name: str, key: str, minimum: int) -> int | None:
         """``section[key]`` if it is a whole number >= minimum; None if absent or (reported) invalid."""

@@ -810,3 +810,10 @@ def test_bad_digest_settings_are_named(tmp_path, text, expected):
     message = only_problem(setup_dir(tmp_path, MINIMAL + "\n" + text))
     assert expected in message, message
     assert "hunter2" not in message
+
+
+def test_a_choice_of_the_wrong_type_is_named(tmp_path):
+    message = only_problem(setup_dir(tmp_path, MINIMAL + '\n[smtp]\nhost = "x"\nsecurity = ["ssl"]\n'))
+    assert (
+        '[smtp] security: expected "starttls" (port 587), "ssl" (implicit TLS, port 465) or "none"' in message
+    )
