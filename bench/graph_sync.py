@@ -14,8 +14,6 @@ Not a test: it prints figures, it asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fakes live in the repository
 
-from bench.ics_report import org_specs
+from bench.ics_report import org_specs, peak_rss_mb, print_table, sizes_parser
 from calsync.cadence import Clock
 from calsync.config import MicrosoftSourceConfig
 from calsync.pipeline import sync_window
@@ -38,10 +36,6 @@ from tests.fakes.graph_events import load_mailbox
 
 CLIENT_ID = "calsync-bench"
 SECRET = "bench-secret"  # noqa: S105 - the fake's
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(people: int, seed: int) -> dict[str, float]:
@@ -90,12 +84,7 @@ def run(people: int, seed: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--people", type=int, nargs="+", default=[100], help="org sizes (default: 100)")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
+    args = sizes_parser(__doc__, 100).parse_args(argv)
     columns = (
         "people",
         "mailboxes",
@@ -109,12 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "state_kb",
         "peak_rss_mb",
     )
-    print("  ".join(f"{c:>17}" for c in columns))
-    for people in args.people:
-        row = run(people, args.seed)
-        print(
-            "  ".join(f"{row[c]:>17.2f}" if isinstance(row[c], float) else f"{row[c]:>17}" for c in columns)
-        )
+    print_table(columns, (run(people, args.seed) for people in args.people), width=17)
     print(
         "first/again: a full sync, then a run with no changes (requests to Graph per mailbox, wall);\n"
         "masters: series masters fetched in the first run; peak_rss_mb: of this process, fake included."

@@ -19,9 +19,10 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -203,13 +204,31 @@ def run(people: int, seed: int) -> dict[str, float]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def sizes_parser(description: str | None, default: int) -> argparse.ArgumentParser:
+    """The command line both benchmarks take: org sizes and a seed."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--people", type=int, nargs="+", default=[500], help="org sizes (default: 500)")
+    parser.add_argument(
+        "--people", type=int, nargs="+", default=[default], help=f"org sizes (default: {default})"
+    )
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def print_table(columns: Sequence[str], rows: Iterable[dict[str, Any]], width: int = 11) -> None:
+    """A header, then each row as it is measured (floats with two decimals)."""
+    print("  ".join(f"{c:>{width}}" for c in columns))
+    for row in rows:
+        cells = (
+            f"{row[c]:>{width}.2f}" if isinstance(row[c], float) else f"{row[c]:>{width}}" for c in columns
+        )
+        print("  ".join(cells))
+        sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sizes_parser(__doc__, 500).parse_args(argv)
     columns = (
         "people",
         "files",
@@ -227,13 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_digest_kb",
         "peak_rss_mb",
     )
-    print("  ".join(f"{c:>11}" for c in columns))
-    for people in args.people:
-        row = run(people, args.seed)
-        print(
-            "  ".join(f"{row[c]:>11.2f}" if isinstance(row[c], float) else f"{row[c]:>11}" for c in columns)
-        )
-        sys.stdout.flush()
+    print_table(columns, (run(people, args.seed) for people in args.people))
     print("read_s: parse + expand all files (wall);")
     print("core_cpu_s: resolve + detect + cadence + report + JSON (CPU);")
     print("digest_cpu_s: every leader's digest composed, rendered and made a message (CPU);")

@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
         )
 
+    def now_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--now",
+            type=_moment,
+            metavar="YYYY-MM-DDTHH:MM",
+            help="run as if it were this moment (in org.timezone unless an offset is given); default: now",
+        )
+
     def output_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--as-of",
@@ -196,12 +204,7 @@ from cron every few minutes. Prints what it created, linked or skipped, and why.
         action="store_true",
         help="say what would be created and linked, and write nothing (calendars are still synced)",
     )
-    agendas.add_argument(
-        "--now",
-        type=_moment,
-        metavar="YYYY-MM-DDTHH:MM",
-        help="run as if it were this moment (in org.timezone unless an offset is given); default: now",
-    )
+    now_option(agendas)
 
     digest = commands.add_parser(
         "digest",
@@ -242,12 +245,7 @@ the leaders and whether their digest of the current period was sent.
         help="--preview: write to FILE instead of stdout; FILE.html or FILE.txt gets that part alone, "
         "any other name the whole message (.eml)",
     )
-    digest.add_argument(
-        "--now",
-        type=_moment,
-        metavar="YYYY-MM-DDTHH:MM",
-        help="run as if it were this moment (in org.timezone unless an offset is given); default: now",
-    )
+    now_option(digest)
 
     auth = commands.add_parser(
         "auth",

@@ -222,16 +222,18 @@ def _heat_row(label: str, counts: Sequence[int], peak: int) -> HeatRow:
     return HeatRow(label, tuple(counts), tuple(_shade(c, peak) for c in counts))
 
 
-def heatmap(report: Report, org: Org, leader: str, pairs: Sequence[PairReport]) -> Heatmap:
-    """1:1s held per week: a total row, then the leader's own 1:1s and one row per direct report who
-    manages (their whole part of the org, when it has managers below them), so that a leader of
-    hundreds of managers still reads a handful of rows."""
+def heatmap(
+    report: Report, org: Org, leader: str, below: Sequence[str], pairs: Sequence[PairReport]
+) -> Heatmap:
+    """1:1s held per week (``below``: the leader's :func:`subtree`): a total row, then the leader's own
+    1:1s and one row per direct report who manages (their whole part of the org, when it has managers
+    below them), so that a leader of hundreds of managers still reads a handful of rows."""
     clock = report.clock
     count = max(1, min(HEATMAP_WEEKS, clock.lookback_days // 7))
     weeks = tuple(clock.as_of_date - timedelta(days=7 * (count - i)) for i in range(count))
     branches = [
         leader,
-        *(r for r in subtree(org, leader) if org.manager_of(r) == leader and org.reports_of(r)),
+        *(r for r in below if org.manager_of(r) == leader and org.reports_of(r)),
     ]
     per_branch: dict[str, list[int]] = {b: [0] * count for b in branches}
     for pair in pairs:
@@ -345,7 +347,7 @@ def compose(
         previous=previous,
         previous_period=previous_period,
         sections=tuple(sections),
-        heatmap=heatmap(report, org, leader, scoped),
+        heatmap=heatmap(report, org, leader, below, scoped),
         managers=len(managers),
         people=len(below),
         cadence_days=cadence_days,
