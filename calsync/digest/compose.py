@@ -93,10 +93,6 @@ class Figures:
         """Percentage of tracked pairs that are ok, rounded; None without tracked pairs."""
         return round(100 * self.ok / self.tracked) if self.tracked else None
 
-    @property
-    def needs_attention(self) -> int:
-        return self.overdue + self.no_series + self.at_risk
-
     def to_json(self) -> dict[str, int]:
         return asdict(self)
 
