@@ -1,18 +1,39 @@
-"""calsync's state file: per calendar, the provider's sync cursor and the events read so far.
+"""calsync's state file: per calendar, the provider's sync cursor and the events read so far; what
+agendas and digests calsync wrote.
 
-A tinydb database with one document per calendar (table = source name), so that a sync writes each
-calendar once, not once per event. Every write replaces the whole file atomically (temporary file,
-fsync, rename), so a crash leaves the old state or the new one, never half of each. The file is
-created with mode 0600: it holds calendar data.
+A tinydb database with one document per calendar (table = source name). What makes it safe to run
+for months:
+
+- **Atomic writes.** Every write replaces the whole file (temporary file, fsync, rename, fsync of the
+  directory), so a crash or a power loss leaves the old state or the new one, never half of each. The
+  file is created with mode 0600: it holds calendar data.
+- **One write per calendar per cycle at most.** While syncing, calendar documents are kept in memory
+  (:meth:`StateStore.batch`) and written together when the sync ends; agenda and digest records are
+  written at once, because each stands for something done outside (a document, a link, a mail).
+- **One owner.** A lock file beside the state (``<state>.lock``, ``flock``) keeps a second calsync off
+  the same state: it refuses to start and names the process that holds it. The kernel releases the
+  lock when its process dies, however it dies.
+- **Recovery.** Each write keeps the state it replaces as ``<state>.previous`` (a hard link: no
+  copy). A state file that is not valid JSON (a disk error, a hand edit) is moved aside to
+  ``<state>.corrupt-<time>`` with a logged warning, and the previous state restored; when that is
+  unusable too, calsync starts afresh and a full sync rebuilds it.
+- **A schema version** in the file (table ``calsync:meta``), with migrations from older ones; a file
+  written by a newer calsync is refused rather than misread.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +41,32 @@ from tinydb import Query, TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
-SCHEMA_VERSION = 1
+log = logging.getLogger("calsync.store")
+
+#: The layout of the whole file, kept in the ``calsync:meta`` table. 1: no meta table (calsync 0.1,
+#: issues 1-6); 2: the meta table, and calendar documents carry ``synced_at``.
+SCHEMA_VERSION = 2
+#: The layout of one calendar document (a document of another layout is re-read in full).
+CALENDAR_LAYOUT = 1
+META_TABLE = "calsync:meta"
 #: The table of agenda records (a source cannot be named so: source tables are named after sources).
 AGENDA_TABLE = "calsync:agendas"
 #: The table of digest records: one per (leader, period), so that a digest is sent once.
 DIGEST_TABLE = "calsync:digests"
+#: Tables that are not sources' calendars.
+RECORD_TABLES = (META_TABLE, AGENDA_TABLE, DIGEST_TABLE)
 
 
 class StateError(Exception):
-    """The state file cannot be read; str() says what to do."""
+    """The state file cannot be used; str() says what to do."""
+
+
+class StateLocked(StateError):
+    """Another calsync process holds the state file."""
+
+
+class StateCorrupt(StateError):
+    """The state file is not readable as calsync's state."""
 
 
 class AtomicJSONStorage(Storage):
@@ -42,19 +80,21 @@ class AtomicJSONStorage(Storage):
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError as exc:
+            raise StateCorrupt(f"{self.path}: the state file is corrupt (not UTF-8: {exc.reason})") from exc
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot read the state file: {exc.strerror or exc}") from exc
+            raise StateError(
+                f"{self.path}: cannot read the state file: {exc.strerror or exc}; check that the user "
+                "calsync runs as owns it"
+            ) from exc
         if not text.strip():
             return None
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise StateError(
-                f"{self.path}: the state file is corrupt ({exc}); move it aside and calsync will rebuild it "
-                "with a full sync"
-            ) from exc
-        if not isinstance(data, dict):
-            raise StateError(f"{self.path}: the state file is not a calsync state file")
+            raise StateCorrupt(f"{self.path}: the state file is corrupt ({exc})") from exc
+        if not isinstance(data, dict) or not all(isinstance(t, dict) for t in data.values()):
+            raise StateCorrupt(f"{self.path}: the state file is not a calsync state file")
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
@@ -67,24 +107,109 @@ class AtomicJSONStorage(Storage):
                 handle.flush()
                 os.fsync(handle.fileno())
             Path(tmp).chmod(0o600)
+            self._keep_previous()
             Path(tmp).replace(self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
+        _fsync_directory(self.path.parent)
+
+    def _keep_previous(self) -> None:
+        """The file being replaced stays as ``<state>.previous`` (a second name for it: no copy), to
+        recover from if the new one is ever found corrupt."""
+        previous = previous_path(self.path)
+        staging = previous.with_name(previous.name + ".tmp")
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            staging.unlink(missing_ok=True)
+            os.link(self.path, staging)
+        except FileNotFoundError:
+            return  # the first write
+        staging.replace(previous)
 
     def close(self) -> None:
         pass
 
 
-class _WriteThrough(CachingMiddleware):
-    """tinydb's cache for reads, without its write cache: the file is read once, written on every change."""
+def _fsync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+class _Cache(CachingMiddleware):
+    """tinydb's cache: reads from memory after the first; writes go to disk at once, or at the end of
+    a :meth:`StateStore.batch`."""
 
     WRITE_CACHE_SIZE = 1
+
+    def flush(self) -> None:
+        super().flush()  # type: ignore[no-untyped-call]
+
+
+def previous_path(path: Path) -> Path:
+    return path.with_name(path.name + ".previous")
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _lock(path: Path) -> int:
+    """Take the state's lock file (exclusive, not waiting); raise :class:`StateLocked` if it is held."""
+    target = lock_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateError(f"{target}: cannot open the state's lock file: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise StateError(f"{target}: cannot lock the state file: {exc.strerror or exc}") from exc
+        raise StateLocked(
+            f"{path} is in use by another calsync process (pid {holder}): only one calsync may use a state "
+            "file at a time. Stop the other one (systemctl stop calsync) or give this one another "
+            "[state] path."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process holding the state's lock, None if nobody does (a check; takes nothing)."""
+    target = lock_path(path)
+    try:
+        fd = os.open(target, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.read(fd, 64).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: Path, now: datetime | None = None) -> Path:
+    """Rename a corrupt state file out of the way; return where it went."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    path.replace(target)
+    return target
 
 
 @dataclass
@@ -99,19 +224,144 @@ class CalendarState:
 
 
 class StateStore:
-    """The state of every calendar of every source, in one file."""
+    """The state of every calendar of every source, and calsync's records, in one file.
 
-    def __init__(self, path: Path) -> None:
+    Opening it takes the lock (``lock=False`` only to look at a state another process holds, as a
+    test or a check does); a corrupt file is moved aside and the store starts empty (``recover=False``
+    raises :class:`StateCorrupt` instead). Every method may be called from several threads.
+    """
+
+    def __init__(self, path: Path, *, lock: bool = True, recover: bool = True) -> None:
         self.path = path
-        # Reads come from memory after the first; every write still goes to disk at once (crash-safe).
-        self._db = TinyDB(path, storage=_WriteThrough(AtomicJSONStorage))  # type: ignore[no-untyped-call]
+        #: Where a corrupt state file was moved, if it was.
+        self.recovered: Path | None = None
+        self._mutex = threading.RLock()
+        self._lock_fd = _lock(path) if lock else None
+        try:
+            if lock:
+                self._remove_temporaries()
+            self._db = self._open(recover)
+            self._migrate()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, recover: bool) -> TinyDB:
+        db = TinyDB(self.path, storage=_Cache(AtomicJSONStorage))  # type: ignore[no-untyped-call]
+        try:
+            db.storage.read()
+        except StateCorrupt as exc:
+            db.close()
+            if not recover:
+                raise StateCorrupt(
+                    f"{exc}; move it aside and calsync will rebuild it with a full sync"
+                ) from exc
+            self.recovered = move_aside(self.path)
+            db = TinyDB(self.path, storage=_Cache(AtomicJSONStorage))  # type: ignore[no-untyped-call]
+            backup = AtomicJSONStorage(previous_path(self.path))
+            try:
+                data = backup.read()
+            except StateError:
+                data = None
+            if data:
+                cache = db.storage
+                assert isinstance(cache, _Cache)
+                cache.write(data)
+                cache.flush()
+                log.warning(
+                    "%s; moved it aside to %s and restored the state of the write before it (%s): the "
+                    "next sync catches up from there",
+                    exc,
+                    self.recovered.name,
+                    previous_path(self.path).name,
+                )
+            else:
+                log.warning(
+                    "%s; moved it aside to %s and starting afresh: the next sync reads every calendar in "
+                    "full (agendas are found again where they were written; digests of the current "
+                    "period may be sent again)",
+                    exc,
+                    self.recovered.name,
+                )
+        return db
+
+    def _cache(self) -> _Cache:
+        storage = self._db.storage
+        assert isinstance(storage, _Cache)
+        return storage
+
+    def _remove_temporaries(self) -> None:
+        """Temporary files a killed writer left behind (the state itself is whole: see the module)."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        previous_path(self.path).with_name(previous_path(self.path).name + ".tmp").unlink(missing_ok=True)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def close(self) -> None:
-        self._db.close()
+        with self._mutex:
+            try:
+                self._db.close()
+            finally:
+                self._unlock()
+
+    # -- schema ------------------------------------------------------------------------------------------
+
+    def schema(self) -> int:
+        with self._mutex:
+            doc = self._db.table(META_TABLE).get(Query().key == "schema")
+            if isinstance(doc, Mapping):
+                return int(doc.get("version", 0))
+            return 1 if self._db.tables() else SCHEMA_VERSION
+
+    def _migrate(self) -> None:
+        version = self.schema()
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path} was written by a newer calsync (state schema {version}; this calsync knows "
+                f"up to {SCHEMA_VERSION}): upgrade calsync, or move the file aside to rebuild it with a "
+                "full sync"
+            )
+        if version < 1:
+            raise StateCorrupt(f"{self.path}: the state file's schema version is not understood")
+        for step in range(version, SCHEMA_VERSION):
+            _MIGRATIONS[step](self._db)
+            log.info("state file %s migrated from schema %d to %d", self.path.name, step, step + 1)
+        if version != SCHEMA_VERSION or not self._db.table(META_TABLE).get(Query().key == "schema"):
+            self._db.table(META_TABLE).upsert(
+                {"key": "schema", "version": SCHEMA_VERSION}, Query().key == "schema"
+            )
+
+    # -- writes --------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Keep the calendar documents saved inside in memory and write them once, at the end (also
+        when the block is left by an exception). Agenda and digest records are written at once anyway.
+        A crash inside loses only that sync's progress: the next one starts from the last cursors."""
+        storage = self._cache()
+        with self._mutex:
+            storage.WRITE_CACHE_SIZE = 1 << 62
+        try:
+            yield
+        finally:
+            with self._mutex:
+                storage.WRITE_CACHE_SIZE = 1
+                storage.flush()
+
+    def flush(self) -> None:
+        with self._mutex:
+            self._cache().flush()
+
+    # -- calendars ---------------------------------------------------------------------------------------
 
     def load(self, source: str, calendar: str) -> CalendarState | None:
-        doc = self._db.table(source).get(Query().calendar == calendar)
-        if not isinstance(doc, Mapping) or doc.get("schema") != SCHEMA_VERSION:
+        with self._mutex:
+            doc = self._db.table(source).get(Query().calendar == calendar)
+        if not isinstance(doc, Mapping) or doc.get("schema") != CALENDAR_LAYOUT:
             return None  # unknown or older layout: a full sync rebuilds it
         return CalendarState(
             calendar=calendar,
@@ -123,45 +373,84 @@ class StateStore:
 
     def save(self, source: str, state: CalendarState) -> None:
         document = {
-            "schema": SCHEMA_VERSION,
+            "schema": CALENDAR_LAYOUT,
             "calendar": state.calendar,
             "cursor": state.cursor,
             "time_zone": state.time_zone,
             "events": state.events,
             "extra": state.extra,
+            "synced_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        self._db.table(source).upsert(document, Query().calendar == state.calendar)
+        with self._mutex:
+            self._db.table(source).upsert(document, Query().calendar == state.calendar)
 
     def drop(self, source: str, calendar: str) -> None:
-        self._db.table(source).remove(Query().calendar == calendar)
+        with self._mutex:
+            self._db.table(source).remove(Query().calendar == calendar)
 
     def calendars(self, source: str) -> list[str]:
-        return sorted(str(doc["calendar"]) for doc in self._db.table(source).all())
+        with self._mutex:
+            return sorted(str(doc["calendar"]) for doc in self._db.table(source).all())
+
+    def last_synced(self) -> dict[str, str]:
+        """Per source: when its most recently synced calendar was saved (ISO, UTC)."""
+        with self._mutex:
+            found: dict[str, str] = {}
+            for name in self._db.tables():
+                if name in RECORD_TABLES:
+                    continue
+                times = [str(d.get("synced_at")) for d in self._db.table(name).all() if d.get("synced_at")]
+                if times:
+                    found[name] = max(times)
+            return found
 
     # -- agendas: what calsync wrote, so that a pass never writes it twice ------------------------------
 
     def agenda(self, key: str) -> dict[str, Any] | None:
         """The record of one agenda (or rolling document) by its key, None if none was written."""
-        doc = self._db.table(AGENDA_TABLE).get(Query().key == key)
+        with self._mutex:
+            doc = self._db.table(AGENDA_TABLE).get(Query().key == key)
         return dict(doc) if isinstance(doc, Mapping) else None
 
     def save_agenda(self, record: Mapping[str, Any]) -> None:
-        self._db.table(AGENDA_TABLE).upsert(dict(record), Query().key == record["key"])
+        with self._mutex:
+            self._db.table(AGENDA_TABLE).upsert(dict(record), Query().key == record["key"])
+            self._cache().flush()  # it stands for a document or a link: on disk before going on
 
     def agendas(self) -> list[dict[str, Any]]:
-        return [dict(doc) for doc in self._db.table(AGENDA_TABLE).all()]
+        with self._mutex:
+            return [dict(doc) for doc in self._db.table(AGENDA_TABLE).all()]
 
     # -- digests: what was sent to whom for which period ----------------------------------------------
 
     def digest(self, key: str) -> dict[str, Any] | None:
-        doc = self._db.table(DIGEST_TABLE).get(Query().key == key)
+        with self._mutex:
+            doc = self._db.table(DIGEST_TABLE).get(Query().key == key)
         return dict(doc) if isinstance(doc, Mapping) else None
 
     def save_digest(self, record: Mapping[str, Any]) -> None:
-        self._db.table(DIGEST_TABLE).upsert(dict(record), Query().key == record["key"])
+        with self._mutex:
+            self._db.table(DIGEST_TABLE).upsert(dict(record), Query().key == record["key"])
+            self._cache().flush()  # it stands for a mail: on disk before going on
 
     def digests(self, leader: str) -> list[dict[str, Any]]:
-        return [dict(doc) for doc in self._db.table(DIGEST_TABLE).search(Query().leader == leader)]
+        with self._mutex:
+            return [dict(doc) for doc in self._db.table(DIGEST_TABLE).search(Query().leader == leader)]
+
+
+def _v1_to_v2(db: TinyDB) -> None:
+    """Schema 1 -> 2: the meta table (written by the caller); calendar documents gain ``synced_at``
+    (unknown for those synced before)."""
+    for name in db.tables():
+        if name in RECORD_TABLES:
+            continue
+        table = db.table(name)
+        for doc in table.all():
+            if "synced_at" not in doc:
+                table.update({"synced_at": None}, doc_ids=[doc.doc_id])
+
+
+_MIGRATIONS = {1: _v1_to_v2}
 
 
 def write_private(path: Path, text: str) -> None:

@@ -88,7 +88,7 @@ def source(tmp_path: Path, https: dict[str, Scripted], sleeps: Sleeps | None = N
         "workspace",
         list(https) + [u for u in ("nodelegation@acme.test",) if u not in https],
         service_for,
-        StateStore(tmp_path / "state.json"),
+        StateStore(tmp_path / "state.json", lock=False),  # each source() is a new run
         default_tz=ZoneInfo("Europe/Berlin"),
         retry=RetryPolicy(attempts=4, sleep=sleeps if sleeps is not None else Sleeps(), jitter=lambda: 1.0),
         limiter=RateLimiter(per_minute=600, sleep=lambda s: None),
@@ -178,7 +178,7 @@ def test_giving_up_after_the_bounded_attempts(tmp_path: Path) -> None:
     result = source(tmp_path, {ANN: http}).fetch(WINDOW)
     (problem,) = [p for p in result.problems if ANN in p.source]
     assert "gave up after 4 attempts" in problem.message and len(http.uris) == 4
-    assert StateStore(tmp_path / "state.json").load("workspace", ANN) is None
+    assert StateStore(tmp_path / "state.json", lock=False).load("workspace", ANN) is None
 
 
 def test_a_calendar_without_delegation_is_reported_and_the_others_synced(tmp_path: Path) -> None:
@@ -281,5 +281,5 @@ def test_410_in_the_middle_of_an_incremental_sync_discards_the_partial_pages(tmp
     assert {o.series_id for o in result.calendars[0].occurrences} == {
         "m1@google.com"
     }  # the full listing only
-    state = StateStore(tmp_path / "state.json").load("workspace", ANN)
+    state = StateStore(tmp_path / "state.json", lock=False).load("workspace", ANN)
     assert state is not None and state.cursor == "s9" and sorted(state.events) == ["m1"]
