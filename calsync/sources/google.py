@@ -24,6 +24,7 @@ import csv
 import http.client
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, tzinfo
 from pathlib import Path
@@ -44,8 +45,9 @@ from calsync.model import CalendarData, Problem
 from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window
 from calsync.sources.ics import ATTENDEES_OMITTED, read_converted
-from calsync.sources.retry import RateLimiter, RetryPolicy
+from calsync.sources.retry import RateLimiter, RetryPolicy, check
 from calsync.store import CalendarState, StateStore, write_private
+from calsync.telemetry import GOOGLE, REQUESTS
 
 Event = Mapping[str, Any]
 
@@ -266,8 +268,10 @@ def execute(request: Any, key: str, retry: RetryPolicy, limiter: RateLimiter) ->
         retry_after: float | None = None
         try:
             result: dict[str, Any] = request.execute(num_retries=0)
+            REQUESTS.record(GOOGLE)
             return result
         except HttpError as exc:
+            REQUESTS.record(GOOGLE, error=True)
             status = int(exc.resp.status)
             reason, message = _error_reason(exc)
             if status == 410:
@@ -277,6 +281,7 @@ def execute(request: Any, key: str, retry: RetryPolicy, limiter: RateLimiter) ->
             retry_after = _retry_after(exc)
             last = f"HTTP {status} {reason or message}".strip()
         except _NETWORK_ERRORS as exc:
+            REQUESTS.record(GOOGLE, error=True)
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if attempt + 1 < retry.attempts:
             retry.sleep(retry.delay(attempt, retry_after))
@@ -352,9 +357,11 @@ class GoogleSource:
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = name
         self.calendars = list(calendars)
+        self.stop = stop
         self.progress: Progress = progress if progress is not None else NoProgress()
         self.service_for = service_for
         self.store = store
@@ -368,6 +375,7 @@ class GoogleSource:
         self.progress.start(f"syncing {self.name}", len(self.calendars))
         try:
             for calendar in self.calendars:
+                check(self.stop)
                 self._fetch_one(calendar, window, result)
                 self.progress.advance()
         finally:
@@ -455,8 +463,13 @@ def service_account_service(
         str(key_file), scopes=list(scopes)
     )
 
+    services: dict[str, Any] = {}
+
     def service_for(user: str) -> Any:
-        return build_client(*api, base.with_subject(user), endpoint, ca_bundle, timeout)
+        # One client per user, kept: its access token serves every later cycle until it expires.
+        if user not in services:
+            services[user] = build_client(*api, base.with_subject(user), endpoint, ca_bundle, timeout)
+        return services[user]
 
     return service_for
 

@@ -47,6 +47,7 @@ from calsync.model import (
 )
 from calsync.progress import NoProgress, Progress
 from calsync.sources.base import SourceResult, Window, display_path
+from calsync.telemetry import ICS, REQUESTS
 
 T = TypeVar("T")
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -146,6 +147,7 @@ class IcsSource:
         )
 
         def failed(why: str) -> None:
+            REQUESTS.record(ICS, error=True)
             problems.append(Problem(self.name, f"download failed: {why}", unread=True))
 
         chunks: list[bytes] = []
@@ -171,6 +173,7 @@ class IcsSource:
         if promised is not None and promised.isdigit() and received < int(promised):
             failed(f"the connection closed after {received} of {promised} bytes")
             return None
+        REQUESTS.record(ICS)
         return b"".join(chunks)
 
     def _label(self, path: Path) -> str:

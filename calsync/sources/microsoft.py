@@ -60,8 +60,9 @@ from calsync.sources.microsoft_auth import (
     session_for,
     token_provider,
 )
-from calsync.sources.retry import RateLimiter, RetryPolicy
+from calsync.sources.retry import RateLimiter, RetryPolicy, check
 from calsync.store import CalendarState, StateStore
+from calsync.telemetry import MICROSOFT, REQUESTS
 
 Event = Mapping[str, Any]
 
@@ -331,14 +332,17 @@ class GraphClient:
                         timeout=self.timeout,
                     )
             except requests.exceptions.SSLError as exc:
+                REQUESTS.record(MICROSOFT, error=True)
                 raise MailboxUnavailable(
                     f"the TLS certificate of {self._origin[1]} was not trusted ({exc}); set ca_bundle if a "
                     "proxy or a private CA stands in between"
                 ) from exc
             except requests.RequestException as exc:
+                REQUESTS.record(MICROSOFT, error=True)
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 status = response.status_code
+                REQUESTS.record(MICROSOFT, error=not 200 <= status < 300)
                 if 200 <= status < 300:
                     return response
                 code, message = _error(response)
@@ -413,8 +417,10 @@ class MicrosoftSource:
         default_tz: tzinfo,
         parallel: int = PARALLEL_MAILBOXES,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = name
+        self.stop = stop
         self.mailboxes = list(dict.fromkeys(m.lower() for m in mailboxes))
         self.client = client
         self.store = store
@@ -460,6 +466,7 @@ class MicrosoftSource:
     def sync(self, mailbox: str, state: CalendarState | None, window: Window) -> CalendarState:
         """Bring one mailbox's state up to date: incrementally when its delta link still covers the
         window, else with a full read. Never touches the store (it runs in a worker thread)."""
+        check(self.stop)
         if state is not None and state.cursor and "masters" in state.extra and _covers(state, window):
             try:
                 items, link = self._round(mailbox, state.cursor, None)

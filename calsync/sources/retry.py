@@ -10,6 +10,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+class Stopped(BaseException):  # like KeyboardInterrupt: not an error, and not caught as one
+    """calsync is stopping: the work in flight is given up. Raised from a wait (a retry's sleep)
+    and between calendars; the state keeps what was saved before."""
+
+
+def interruptible(stop: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends early, raising :class:`Stopped`, once ``stop`` is set."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(max(0.0, seconds)):
+            raise Stopped
+
+    return sleep
+
+
+def check(stop: threading.Event | None) -> None:
+    """Raise :class:`Stopped` if calsync is stopping."""
+    if stop is not None and stop.is_set():
+        raise Stopped
+
+
 @dataclass
 class RetryPolicy:
     """Bounded exponential backoff with full jitter; Retry-After wins when the server sends it."""
