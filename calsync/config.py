@@ -12,6 +12,8 @@ import contextlib
 import difflib
 import email.utils
 import math
+import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -205,6 +207,21 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """``[daemon]``: how ``calsync run`` runs."""
+
+    sync_interval: float = 300.0  # seconds between the starts of two sync cycles
+    jitter: float | None = None  # up to this many seconds added to each start; None: a tenth, at most 30
+    listen: tuple[str, int] | None = ("127.0.0.1", 9468)  # /healthz and /metrics; None: no endpoint
+    report: Path | None = None  # the JSON report written after each cycle; None: beside the state file
+    unhealthy_after: int = 3  # /healthz fails after this many intervals without a successful sync
+
+    @property
+    def jitter_seconds(self) -> float:
+        return self.jitter if self.jitter is not None else min(30.0, self.sync_interval / 10)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
 
@@ -218,6 +235,7 @@ class Config:
     exclusions: tuple[Exclusion, ...] = ()  # [[exclude]]
     digest: DigestConfig = DigestConfig()
     smtp: SmtpConfig | None = None
+    daemon: DaemonConfig = DaemonConfig()
 
     @property
     def base_dir(self) -> Path:
@@ -244,6 +262,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "templates",
         "when_incomplete",
     ),
+    "daemon": ("sync_interval", "jitter", "listen", "report", "unhealthy_after"),
     "smtp": (
         "host",
         "port",
@@ -354,6 +373,7 @@ class _Checker:
         digest = self.digest(self.section(data, "digest") or {}, org)
         smtp_section = self.section(data, "smtp")
         smtp = self.smtp(smtp_section) if smtp_section is not None else None
+        daemon = self.daemon(self.section(data, "daemon") or {})
         if (
             org is not None
             and org.org_chart == GOOGLE_DIRECTORY
@@ -388,10 +408,13 @@ class _Checker:
             exclusions=exclusions,
             digest=digest,
             smtp=smtp,
+            daemon=daemon,
         )
 
     def state(self, section: dict[str, Any]) -> StateConfig:
-        value = section.get("path", DEFAULT_STATE_FILE)
+        # Under systemd (StateDirectory=), the state goes where the unit says state goes.
+        home = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        value = section.get("path", str(Path(home) / DEFAULT_STATE_FILE) if home else DEFAULT_STATE_FILE)
         path = self.resolve(value) if isinstance(value, str) and value.strip() else None
         if path is None:
             self.problem("[state] path", f"expected the path of calsync's state file, got {_describe(value)}")
@@ -1162,11 +1185,73 @@ class _Checker:
         return float(value)
 
     def resolve(self, value: str) -> Path | None:
-        """A path from the config, relative to the config file's directory."""
+        """A path from the config, relative to the config file's directory; ``~`` and ``${VAR}`` (such
+        as systemd's ``${CREDENTIALS_DIRECTORY}``) are expanded. An unset variable is left as written,
+        so the path is reported as not found."""
+        expanded = _VARIABLE.sub(lambda m: os.environ.get(m.group(1) or m.group(2), m.group(0)), value)
         try:
-            return (self.path.parent / Path(value).expanduser()).resolve()
+            return (self.path.parent / Path(expanded).expanduser()).resolve()
         except (OSError, RuntimeError, ValueError):
             return None
+
+    def daemon(self, section: dict[str, Any]) -> DaemonConfig:
+        default = DaemonConfig()
+        interval = self.duration(section, "sync_interval", default.sync_interval, minimum=1.0)
+        jitter = self.duration(section, "jitter", None, minimum=0.0)
+        if jitter is not None and jitter >= interval:
+            self.problem("[daemon] jitter", f"must be shorter than sync_interval ({interval:g} s)")
+            jitter = None
+        listen = default.listen
+        if "listen" in section:
+            listen = self.listen(section["listen"])
+        report = None
+        if "report" in section:
+            value = section["report"]
+            report = self.resolve(value) if isinstance(value, str) and value.strip() else None
+            if report is None:
+                self.problem("[daemon] report", f"expected the path of a JSON file, got {_describe(value)}")
+        unhealthy = self.integer(section, "daemon", "unhealthy_after", 1)
+        return DaemonConfig(
+            sync_interval=interval,
+            jitter=jitter,
+            listen=listen,
+            report=report,
+            unhealthy_after=_or(unhealthy, default.unhealthy_after),
+        )
+
+    def duration(self, section: dict[str, Any], key: str, default: float | None, *, minimum: float) -> Any:
+        """A duration: a number of seconds, or a string like "90s", "5m", "1h"."""
+        if key not in section:
+            return default
+        value = section[key]
+        seconds: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            seconds = float(value)
+        elif isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value.lower())
+            if match:
+                seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+        if seconds is None or seconds < minimum:
+            self.problem(
+                f"[daemon] {key}",
+                f'expected a duration of at least {minimum:g} s, like "5m", "90s" or 300, '
+                f"got {_describe(value)}",
+            )
+            return default
+        return seconds
+
+    def listen(self, value: object) -> tuple[str, int] | None:
+        if value in ("", "off", False):
+            return None
+        host, _, port = str(value).rpartition(":") if isinstance(value, str) else ("", "", "")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            self.problem(
+                "[daemon] listen",
+                f'expected "host:port" like "127.0.0.1:9468", or "off", got {_describe(value)}',
+            )
+            return None
+        return host, int(port)
 
     def unknown(self, where: str, key: str, known: Iterable[str], *, section: str | None) -> None:
         """Report an unknown key, suggesting a close match or the section the key belongs in."""
@@ -1190,6 +1275,9 @@ class _Checker:
             names = [_toml_name(c, None) for c in choices] if section is None else choices
             hint = "known: " + ", ".join(names)
         self.problem(where, f"{what} ({hint})")
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def agenda_backend(source: SourceConfig, local_directory: Path | None) -> str:

@@ -15,6 +15,7 @@ from calsync.config import (
     CadenceConfig,
     Config,
     ConfigError,
+    DaemonConfig,
     GoogleSourceConfig,
     IcsSourceConfig,
     MicrosoftSourceConfig,
@@ -793,3 +794,70 @@ def test_a_choice_of_the_wrong_type_is_named(tmp_path):
     assert (
         '[smtp] security: expected "starttls" (port 587), "ssl" (implicit TLS, port 465) or "none"' in message
     )
+
+
+# -- [daemon], and what systemd passes in the environment ---------------------------------------------
+
+
+def test_daemon_defaults_and_durations(tmp_path):
+    config = load_config(setup_dir(tmp_path))
+    assert config.daemon == DaemonConfig()
+    assert config.daemon.sync_interval == 300 and config.daemon.jitter_seconds == 30
+    assert config.daemon.listen == ("127.0.0.1", 9468)
+    text = (
+        MINIMAL
+        + '[daemon]\nsync_interval = "90s"\nlisten = "off"\nreport = "out/r.json"\nunhealthy_after = 5\n'
+    )
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.daemon.sync_interval == 90 and config.daemon.jitter_seconds == 9
+    assert config.daemon.listen is None
+    assert config.daemon.report == tmp_path / "out" / "r.json"
+    assert config.daemon.unhealthy_after == 5
+    for value, seconds in (('"5m"', 300), ('"1h"', 3600), ("42", 42), ("2.5", 2.5)):
+        config = load_config(setup_dir(tmp_path, MINIMAL + f"[daemon]\nsync_interval = {value}\n"))
+        assert config.daemon.sync_interval == seconds
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('sync_interval = "5 minutes"', r'\[daemon\] sync_interval: expected a duration .* got "5 minutes"'),
+        ("sync_interval = 0", r"\[daemon\] sync_interval: expected a duration of at least 1 s"),
+        ('jitter = "10m"', r"\[daemon\] jitter: must be shorter than sync_interval \(300 s\)"),
+        ('listen = "9468"', r'\[daemon\] listen: expected "host:port"'),
+        ('listen = "127.0.0.1:99999"', r'\[daemon\] listen: expected "host:port"'),
+        ("unhealthy_after = 0", r"\[daemon\] unhealthy_after: expected a whole number >= 1"),
+        ("interval = 5", r"\[daemon\] interval: unknown key"),
+    ],
+)
+def test_daemon_problems_name_the_key(tmp_path, line, expected):
+    import re
+
+    problem = only_problem(setup_dir(tmp_path, MINIMAL + f"[daemon]\n{line}\n"))
+    assert re.search(expected, problem), problem
+
+
+def test_paths_expand_environment_variables_such_as_systemds_credentials(tmp_path, monkeypatch):
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "smtp-password").write_text("pw")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    text = (
+        MINIMAL
+        + '[smtp]\nhost = "mail.acme.test"\nusername = "calsync"\n'
+        + 'password_file = "${CREDENTIALS_DIRECTORY}/smtp-password"\n'
+    )
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.smtp is not None and config.smtp.password_file == credentials / "smtp-password"
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    text = MINIMAL + '[state]\npath = "$NOT_SET_ANYWHERE/state.json"\n'
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.state is not None and "$NOT_SET_ANYWHERE" in str(config.state.path)  # left as written
+
+
+def test_the_state_goes_to_systemds_state_directory_unless_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/calsync")
+    config = load_config(setup_dir(tmp_path))
+    assert config.state is not None and config.state.path == Path("/var/lib/calsync/calsync-state.json")
+    config = load_config(setup_dir(tmp_path, MINIMAL + '[state]\npath = "mine.json"\n'))
+    assert config.state is not None and config.state.path == tmp_path / "mine.json"
