@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 from calsync import __version__
 from calsync.config import MICROSOFT_AUTHORITY_HOST, ConfigError, load_config
 from calsync.org import RosterError
-from calsync.progress import progress_for
+from calsync.progress import progress_board_for
 from calsync.report import Report, render_csv, render_json, render_table
 from calsync.store import StateError
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from calsync.pipeline import DigestRun
+    from calsync.progress import Progress
     from calsync.publish.runner import Outcome
 
 # Exit codes scripts can rely on (also in the README).
@@ -93,6 +95,33 @@ exit codes:
 """
 
 
+DOCTOR_DESCRIPTION = """\
+Check that this install works, and say how to fix what does not. In order:
+
+  config    the config file loads (its problems, each with the key; a bad config stops here)
+  roster    the roster CSV or the org chart can be read (people, manager/report pairs,
+            skipped lines)
+  sources   each source by its name: an ICS source's files or URL are read; a Google or
+            Microsoft 365 source signs in (service account key / token file; app secret,
+            certificate or token cache) and reads one calendar or mailbox (the first it
+            lists, else the signed-in person's, else the roster's first manager)
+  state     the state file can be read, its schema, when each source last synced, and
+            whether a running calsync holds it
+  smtp      with [digest] delivery = "smtp": connect and log in to [smtp] as digests are
+            sent, then quit without sending anything; with delivery = "outbox": the
+            outbox directory can be written
+
+Every failure comes with its fix: which key to change, which permission to grant, which
+command to run. Nothing is written, except the token caches msal may refresh (as every
+run does).
+
+exit codes:
+  0  every check passed
+  3  a check failed (see its fix)
+  1  internal error (a bug: please report it)
+"""
+
+
 def _moment(text: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
@@ -119,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
             type=Path,
             default=None,
             metavar="FILE",
-            help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
+            help="the TOML config (default: $CALSYNC_CONFIG, else calsync.toml in $CONFIGURATION_DIRECTORY "
+            "when systemd sets it, else ./calsync.toml)",
         )
 
     def now_option(sub: argparse.ArgumentParser) -> None:
@@ -246,6 +276,49 @@ the leaders and whether their digest of the current period was sent.
         "any other name the whole message (.eml)",
     )
     now_option(digest)
+
+    run = commands.add_parser(
+        "run",
+        help="run calsync as a service: sync, agendas and digests on schedule (systemd, or --once for cron)",
+        description="""\
+Run calsync for good: every [daemon] sync_interval (default 5 minutes, with jitter) a
+cycle syncs every source, writes the JSON report ([daemon] report), the agendas due and
+the digests of the current period not sent yet; the digests' due time wakes a cycle too.
+Cycles never overlap. One line is logged per event. /healthz and /metrics (Prometheus)
+answer on [daemon] listen (default 127.0.0.1:9468).
+
+SIGTERM or SIGINT: stop within 10 seconds, the state saved. SIGHUP: reload the config (a
+config with problems is rejected and the running one kept). Under systemd (Type=notify)
+calsync reports READY, WATCHDOG and STOPPING itself: see systemd/calsync.service.
+""",
+        epilog="""\
+exit codes:
+  0  stopped cleanly (SIGTERM/SIGINT); --once: the cycle was complete
+  2  cannot start: config problems, the state file is in use by another calsync or was
+     written by a newer one, the listen address is taken (the log says which)
+  3  --once: the cycle ran, but some inputs were skipped or some writes failed (logged)
+  1  internal error (a bug: please report it)
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_option(run)
+    run.add_argument(
+        "--once", action="store_true", help="run one cycle and exit (for cron); no /healthz, no scheduler"
+    )
+    run.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        default="plain",
+        help="plain (default): one line per event; json: one JSON object per line, for log collectors",
+    )
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the config, the roster, each source's sign-in and access, and SMTP, with the fixes",
+        description=DOCTOR_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_option(doctor)
 
     auth = commands.add_parser(
         "auth",
@@ -415,10 +488,15 @@ def cmd_auth_microsoft(args: argparse.Namespace, stdout: TextIO, stderr: TextIO)
 
 
 def _config_path(arg: Path | None) -> Path:
+    """--config, else $CALSYNC_CONFIG, else calsync.toml in systemd's ConfigurationDirectory=, else
+    ./calsync.toml."""
     if arg is not None:
         return arg
     env = os.environ.get("CALSYNC_CONFIG")
-    return Path(env) if env else Path("calsync.toml")
+    if env:
+        return Path(env)
+    directory = os.environ.get("CONFIGURATION_DIRECTORY", "").split(":")[0]
+    return Path(directory) / "calsync.toml" if directory else Path("calsync.toml")
 
 
 def _use_color(choice: str, stream: TextIO) -> bool:
@@ -454,8 +532,20 @@ def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.pipeline import run_report
 
     config = load_config(_config_path(args.config))
-    report = run_report(config, args.as_of, progress_for(stderr))
+    with _bars(stderr) as bars:
+        report = run_report(config, args.as_of, bars)
     return _emit(report, args, stdout, stderr)
+
+
+@contextlib.contextmanager
+def _bars(stream: TextIO) -> Iterator[Callable[[], Progress] | None]:
+    """A progress bar per source on a terminal (None elsewhere); the finished bars stay on screen."""
+    board = progress_board_for(stream)
+    try:
+        yield board.bar if board is not None else None
+    finally:
+        if board is not None:
+            board.close()
 
 
 def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -463,7 +553,8 @@ def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
 
     config = load_config(_config_path(args.config))
     now = _now_arg(args, config.org.timezone)
-    run = run_agendas(config, now=now, dry_run=args.dry_run, progress=progress_for(stderr))
+    with _bars(stderr) as bars:
+        run = run_agendas(config, now=now, dry_run=args.dry_run, bars=bars)
     for problem in run.problems:
         print(f"calsync: skipped: {problem}", file=stderr)
     stdout.write(render_outcomes(run.outcomes, config.org.timezone))
@@ -488,13 +579,10 @@ def cmd_digest(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print("calsync: --output goes with --preview EMAIL", file=stderr)
         return EXIT_USAGE
     try:
-        run = run_digests(
-            config,
-            now=_now_arg(args, config.org.timezone),
-            send=args.send,
-            only=args.preview,
-            progress=progress_for(stderr),
-        )
+        with _bars(stderr) as bars:
+            run = run_digests(
+                config, now=_now_arg(args, config.org.timezone), send=args.send, only=args.preview, bars=bars
+            )
     except DigestError as exc:
         print(f"calsync: {exc}", file=stderr)
         return EXIT_USAGE
@@ -582,7 +670,8 @@ def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"calsync: cannot write the demo into {args.dir}: {exc.strerror or exc}", file=stderr)
         return EXIT_USAGE
     config = load_config(config_path)
-    report = run_report(config, as_of, progress_for(stderr))
+    with _bars(stderr) as bars:
+        report = run_report(config, as_of, bars)
     chatty = args.format == "table" and args.output is None
     if chatty:
         print(f"Wrote a demo org to {args.dir}/ (config: {config_path}), as of {as_of}.\n", file=stderr)
@@ -628,6 +717,16 @@ def main(
             return cmd_agendas(args, out, err)
         if args.command == "digest":
             return cmd_digest(args, out, err)
+        if args.command == "run":
+            from calsync.daemon import run as run_daemon
+
+            return run_daemon(
+                _config_path(args.config), once=args.once, log_format=args.log_format, stderr=err
+            )
+        if args.command == "doctor":
+            from calsync.doctor import cmd_doctor
+
+            return cmd_doctor(_config_path(args.config), out, err)
         return cmd_demo(args, out, err)
     except ConfigError as exc:
         print(f"calsync: the config has problems:\n{exc}", file=err)

@@ -26,7 +26,6 @@ an unexpected way is reported as a failure with the exception; the checklist alw
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import smtplib
@@ -66,6 +65,7 @@ from calsync.sources.ics import IcsSource
 from calsync.sources.microsoft import DeltaExpired, GraphClient, MailboxUnavailable, graph_client
 from calsync.sources.microsoft_auth import AuthError
 from calsync.sources.retry import RateLimiter, RetryPolicy
+from calsync.store import StateCorrupt, StateError, StateStore, lock_holder
 
 EXIT_OK = 0
 EXIT_FAILED = 3  # as calsync's other commands: something could not be read or used
@@ -73,28 +73,6 @@ EXIT_FAILED = 3  # as calsync's other commands: something could not be read or u
 SHOWN = 3
 _INDENT = " " * 7  # under the text after "[FAIL] "
 
-DESCRIPTION = """\
-Check that this install works, and say how to fix what does not. In order:
-
-  config    the config file loads (its problems, each with the key; a bad config stops here)
-  roster    the roster CSV or the org chart can be read (people, manager/report pairs,
-            skipped lines)
-  sources   each source by its name: an ICS source's files or URL are read; a Google or
-            Microsoft 365 source signs in (service account key / token file; app secret,
-            certificate or token cache) and reads one calendar or mailbox (the first it
-            lists, else the signed-in person's, else the roster's first manager)
-  smtp      with [digest] delivery = "smtp": connect and log in to [smtp] as digests are
-            sent, then quit without sending anything; with delivery = "outbox": the
-            outbox directory can be written
-
-Every failure comes with its fix: which key to change, which permission to grant, which
-command to run. Nothing is written, except the token caches msal may refresh (as every
-run does).
-
-exit codes:
-  0  every check passed
-  3  a check failed (see its fix)
-"""
 
 _BUG_FIX = "unexpected: this may be a bug in calsync; please report it with this line"
 
@@ -162,24 +140,6 @@ def render_checks(checks: Sequence[Check]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``doctor`` subcommand (``calsync doctor [--config FILE]``)."""
-    doctor = commands.add_parser(
-        "doctor",
-        help="check the config, the roster, each source's sign-in and access, and SMTP, with the fixes",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    doctor.add_argument(
-        "--config",
-        "-c",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the TOML config (default: $CALSYNC_CONFIG, else ./calsync.toml)",
-    )
-
-
 def cmd_doctor(config_path: Path, stdout: TextIO, stderr: TextIO) -> int:
     """Print the checklist; 0 when every check passed, 3 when one failed."""
     checks = run_checks(config_path)
@@ -218,7 +178,7 @@ class _Doctor:
         self.org: Org | None = None
 
     def run(self) -> list[Check]:
-        checks = [_attempt("roster", self.roster)]
+        checks = [_attempt("roster", self.roster), _attempt("state", self.state)]
         for source in self.config.sources:
             if isinstance(source, GoogleSourceConfig):
                 checks.extend(self.google(source))
@@ -228,6 +188,44 @@ class _Doctor:
                 checks.append(self.ics(source))
         checks.extend(self.delivery())
         return checks
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def state(self) -> Check:
+        """Readable, of a schema this calsync knows, and who holds it; looked at without taking it."""
+        assert self.config.state is not None
+        path = self.config.state.path
+        holder = lock_holder(path)
+        held = f"; in use by a running calsync (pid {holder})" if holder else ""
+        if not path.exists():
+            directory = next((p for p in [path.parent, *path.parents] if p.exists()), path.parent)
+            if not os.access(directory, os.W_OK):
+                return Check(
+                    "state",
+                    False,
+                    f"{path} does not exist and {directory} cannot be written",
+                    "make the directory writable for the user calsync runs as, or set [state] path",
+                )
+            return Check("state", True, f"{path}: not created yet (the first sync writes it){held}")
+        try:
+            store = StateStore(path, lock=False, recover=False)
+        except StateCorrupt as exc:
+            return Check(
+                "state",
+                False,
+                str(exc),
+                "nothing to do by hand: the next calsync run moves it aside and restores the state of "
+                "the write before it (or rebuilds it with a full sync)",
+            )
+        except StateError as exc:
+            return Check("state", False, str(exc), "see the message: upgrade calsync or fix the file's owner")
+        try:
+            synced = store.last_synced()
+            schema = store.schema()
+        finally:
+            store.close()
+        last = ", ".join(f"{name} last synced {when}" for name, when in sorted(synced.items()))
+        return Check("state", True, f"{path}: schema {schema}" + (f"; {last}" if last else "") + held)
 
     # -- roster -----------------------------------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
@@ -25,6 +28,7 @@ from calsync.config import (
 from calsync.detect import one_on_ones, resolve
 from calsync.digest.compose import build_message, compose, due_period, leaders, render
 from calsync.digest.send import (
+    IN_DOUBT,
     Delivery,
     DeliveryError,
     DigestOutcome,
@@ -33,11 +37,12 @@ from calsync.digest.send import (
     already_sent,
     deliver_all,
     previous_digest,
+    record_key,
     smtp_password,
 )
 from calsync.model import CalendarData, Occurrence, Problem
 from calsync.org import Org, RosterError, load_roster, parse_roster
-from calsync.progress import Progress
+from calsync.progress import NoProgress, Progress
 from calsync.publish.runner import AgendaPass, Backend, Outcome, cancelled_keys
 from calsync.report import Policy, Report, build_report
 from calsync.sources.base import Source, Window, display_path
@@ -60,7 +65,7 @@ from calsync.sources.microsoft import (
     graph_users,
 )
 from calsync.sources.microsoft_auth import AuthError
-from calsync.sources.retry import RateLimiter, RetryPolicy
+from calsync.sources.retry import RateLimiter, RetryPolicy, interruptible
 from calsync.store import StateStore
 
 #: Extra days synced on both sides of the report's windows, so that occurrences moved across a
@@ -92,10 +97,31 @@ def sync_window(clock: Clock) -> Window:
     return Window(start - margin, clock.horizon + margin)
 
 
+#: A new progress bar, one per source (on a terminal); see :class:`calsync.progress.ProgressBoard`.
+Bars = Callable[[], Progress]
+
+
+@dataclass
+class SyncOptions:
+    """How the sources are built and run: by a command, once; or by the daemon, cycle after cycle."""
+
+    bars: Bars | None = None  # a progress bar per source, or none
+    stop: threading.Event | None = None  # set when calsync is stopping: the sync in flight is given up
+    #: The clients kept between cycles (their tokens with them), by source name; None: built per call.
+    clients: dict[str, Any] | None = None
+
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(sleep=interruptible(self.stop)) if self.stop is not None else RetryPolicy()
+
+    def bar(self) -> Progress:
+        return self.bars() if self.bars is not None else NoProgress()
+
+
 def make_sources(
-    config: Config, org: Org, store: StateStore | None, progress: Progress | None = None
+    config: Config, org: Org, store: StateStore | None, options: SyncOptions | None = None
 ) -> tuple[list[Source], list[Problem]]:
     """The configured sources, ready to fetch; a source that cannot even be set up is a problem."""
+    options = options or SyncOptions()
     tz = org_timezone(config)
     managers = tuple(sorted({m for m, _ in org.direct_pairs()}))
     sources: list[Source] = []
@@ -104,10 +130,10 @@ def make_sources(
         made: Source | Problem
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            made = _google_source(source, managers, store, tz, progress)
+            made = _google_source(source, managers, store, tz, options)
         elif isinstance(source, MicrosoftSourceConfig):
             assert store is not None
-            made = _microsoft_source(source, managers, store, tz, progress)
+            made = _microsoft_source(source, managers, store, tz, options)
         else:
             made = IcsSource(
                 source.location,
@@ -115,7 +141,7 @@ def make_sources(
                 default_tz=tz,
                 label_root=config.base_dir,
                 timeout_seconds=source.timeout_seconds,
-                progress=progress,
+                progress=options.bar(),
             )
         if isinstance(made, Problem):
             problems.append(made)
@@ -129,27 +155,42 @@ def _google_source(
     managers: tuple[str, ...],
     store: StateStore,
     tz: tzinfo,
-    progress: Progress | None,
+    options: SyncOptions,
 ) -> Source | Problem:
-    options: dict[str, Any] = {
+    settings: dict[str, Any] = {
         "endpoint": source.endpoint,
         "ca_bundle": source.ca_bundle,
         "timeout": source.timeout_seconds,
     }
-    try:
-        if source.token_file is not None:
-            # One person's sign-in: their own calendar unless the config lists others.
-            calendars = source.calendars or ("primary",)
-            service_for = user_token_service(source.token_file, **options)
-        else:
-            assert source.service_account_key is not None
-            # Every 1:1 with a manager is on the manager's calendar: by default, the managers'.
-            calendars = source.calendars or managers
-            service_for = service_account_service(source.service_account_key, **options)
-    except (OSError, ValueError) as exc:
-        what = "token file" if source.token_file is not None else "service account key"
-        return Problem(source.name, f"cannot use the {what}: {exc}", unread=True)
-    return GoogleSource(source.name, calendars, service_for, store, default_tz=tz, progress=progress)
+    if source.token_file is not None:
+        # One person's sign-in: their own calendar unless the config lists others.
+        calendars = source.calendars or ("primary",)
+    else:
+        # Every 1:1 with a manager is on the manager's calendar: by default, the managers'.
+        calendars = source.calendars or managers
+    kept = options.clients if options.clients is not None else {}
+    service_for = kept.get(source.name)
+    if service_for is None:
+        try:
+            if source.token_file is not None:
+                service_for = user_token_service(source.token_file, **settings)
+            else:
+                assert source.service_account_key is not None
+                service_for = service_account_service(source.service_account_key, **settings)
+        except (OSError, ValueError) as exc:
+            what = "token file" if source.token_file is not None else "service account key"
+            return Problem(source.name, f"cannot use the {what}: {exc}", unread=True)
+        kept[source.name] = service_for
+    return GoogleSource(
+        source.name,
+        calendars,
+        service_for,
+        store,
+        default_tz=tz,
+        retry=options.retry(),
+        progress=options.bar(),
+        stop=options.stop,
+    )
 
 
 def _microsoft_source(
@@ -157,20 +198,30 @@ def _microsoft_source(
     managers: tuple[str, ...],
     store: StateStore,
     tz: tzinfo,
-    progress: Progress | None,
+    options: SyncOptions,
 ) -> Source | Problem:
+    kept = options.clients if options.clients is not None else {}
     try:
-        client = graph_client(source)
+        client = kept.get(source.name) or graph_client(source, retry=options.retry())
         client.tokens.token()  # a refused credential is one problem of the source, not one per mailbox
     except AuthError as exc:
         return Problem(source.name, f"cannot sign in: {exc}", unread=True)
+    kept[source.name] = client
     if source.mailboxes:
         mailboxes: tuple[str, ...] = source.mailboxes
     elif client.tokens.user is not None:
         mailboxes = (client.tokens.user,)  # one person's sign-in: their own mailbox
     else:
         mailboxes = managers  # every 1:1 with a manager is in the manager's mailbox
-    return MicrosoftSource(source.name, mailboxes, client, store, default_tz=tz, progress=progress)
+    return MicrosoftSource(
+        source.name,
+        mailboxes,
+        client,
+        store,
+        default_tz=tz,
+        progress=options.bar(),
+        stop=options.stop,
+    )
 
 
 def load_org(config: Config) -> tuple[Org, list[Problem]]:
@@ -217,14 +268,59 @@ def _graph_org(config: Config) -> tuple[Org, list[Problem]]:
     return parse_roster(graph_roster_csv(users), config.org.domains, MICROSOFT_GRAPH)
 
 
-def collect(sources: list[Source], window: Window) -> tuple[list[CalendarData], list[Problem]]:
-    calendars: list[CalendarData] = []
-    problems: list[Problem] = []
-    for source in sources:
-        result = source.fetch(window)
-        calendars.extend(result.calendars)
-        problems.extend(result.problems)
-    return calendars, problems
+@dataclass(frozen=True)
+class SourceStatus:
+    """How one source's sync went."""
+
+    name: str
+    calendars: int  # calendars read
+    unread: int  # calendars (or the whole source) that could not be read
+
+    @property
+    def ok(self) -> bool:
+        """Synced: something was read, and nothing was refused wholesale."""
+        return self.calendars > 0 or self.unread == 0
+
+
+@dataclass
+class Synced:
+    """Every source synced once: what the report, the agendas and the digests are made from."""
+
+    org: Org
+    calendars: list[CalendarData]
+    problems: list[Problem]  # the roster's and the sources'
+    source_of: dict[str, str]  # calendar -> the name of the source that read it
+    sources: dict[str, SourceStatus]
+
+
+def sync_all(
+    config: Config,
+    org: Org,
+    org_problems: list[Problem],
+    store: StateStore | None,
+    window: Window,
+    options: SyncOptions | None = None,
+) -> Synced:
+    """Sync every source, all at once (each within its provider's limits: Google's per-user rate,
+    Graph's requests in flight per mailbox), writing the state once at the end."""
+    options = options or SyncOptions()
+    sources, setup_problems = make_sources(config, org, store, options)
+    synced = Synced(org, [], [*org_problems, *setup_problems], {}, {})
+    for problem in setup_problems:
+        synced.sources[problem.source] = SourceStatus(problem.source, 0, 1)
+    with (
+        store.batch() if store is not None else contextlib.nullcontext(),
+        ThreadPoolExecutor(max_workers=max(1, len(sources)), thread_name_prefix="source") as pool,
+    ):
+        futures = [(source, pool.submit(source.fetch, window)) for source in sources]
+        for source, future in futures:
+            result = future.result()
+            synced.calendars.extend(result.calendars)
+            synced.problems.extend(result.problems)
+            synced.source_of.update((c.calendar, source.name) for c in result.calendars)
+            unread = sum(1 for p in result.problems if p.unread)
+            synced.sources[source.name] = SourceStatus(source.name, len(result.calendars), unread)
+    return synced
 
 
 @dataclass
@@ -240,85 +336,83 @@ def run_agendas(
     *,
     now: datetime | None = None,
     dry_run: bool = False,
-    progress: Progress | None = None,
+    bars: Bars | None = None,
 ) -> AgendaRun:
     """Sync every source, then give every direct 1:1 starting within ``[agenda] lead_days`` its agenda
     (one pass of :class:`calsync.publish.runner.AgendaPass`)."""
-    from calsync.publish.setup import make_backends  # the write side's libraries, only when needed
-
     org, problems = load_org(config)
     now = now or datetime.now(UTC)
     clock = make_clock(config, now.astimezone(org_timezone(config)).date())
     assert config.state is not None
     store = StateStore(config.state.path)
     try:
-        sources, setup_problems = make_sources(config, org, store, progress)
-        problems.extend(setup_problems)
-        calendars: list[CalendarData] = []
-        source_of: dict[str, str] = {}
-        window = sync_window(clock)
-        for source in sources:
-            result = source.fetch(window)
-            calendars.extend(result.calendars)
-            problems.extend(result.problems)
-            source_of.update((c.calendar, source.name) for c in result.calendars)
-        detection = one_on_ones(resolve(calendars).occurrences, org.is_member)
-        settings = config.agenda
-        plans = plan(
-            detection.pairs,
-            org.direct_pairs(),
-            now,
-            lead_days=settings.lead_days,
-            default_days=config.cadence.default_days,
-            career_every_weeks=settings.career_every_weeks,
-        )
-        backends = make_backends(config) if plans else {}
-
-        def backend_for(occurrence: Occurrence) -> Backend | str:
-            name = source_of.get(occurrence.calendar)
-            if name is None:
-                return f"no source holds the calendar {occurrence.calendar}"
-            return backends.get(name, f"source {name!r} has no agenda backend")
-
-        outcomes = AgendaPass(
-            plans=plans,
-            org=org,
-            backend_for=backend_for,
-            store=store,
-            settings=settings,
-            env=environment(settings.templates),
-            cancelled=cancelled_keys(o for occs in detection.pairs.values() for o in occs),
-            dry_run=dry_run,
-            now=now,
-            backends_by_name={b.name: b for b in backends.values() if isinstance(b, Backend)},
-        ).run()
+        synced = sync_all(config, org, problems, store, sync_window(clock), SyncOptions(bars=bars))
+        outcomes = agenda_pass(config, synced, store, now, dry_run=dry_run)
     finally:
         store.close()
-    return AgendaRun(outcomes, problems)
+    return AgendaRun(outcomes, synced.problems)
 
 
-def run_report(config: Config, as_of: date | None = None, progress: Progress | None = None) -> Report:
+def agenda_pass(
+    config: Config, synced: Synced, store: StateStore, now: datetime, *, dry_run: bool = False
+) -> list[Outcome]:
+    """Give every direct 1:1 starting within ``[agenda] lead_days`` of ``now`` its agenda."""
+    from calsync.publish.setup import make_backends  # the write side's libraries, only when needed
+
+    org = synced.org
+    detection = one_on_ones(resolve(synced.calendars).occurrences, org.is_member)
+    settings = config.agenda
+    plans = plan(
+        detection.pairs,
+        org.direct_pairs(),
+        now,
+        lead_days=settings.lead_days,
+        default_days=config.cadence.default_days,
+        career_every_weeks=settings.career_every_weeks,
+    )
+    backends = make_backends(config) if plans else {}
+
+    def backend_for(occurrence: Occurrence) -> Backend | str:
+        name = synced.source_of.get(occurrence.calendar)
+        if name is None:
+            return f"no source holds the calendar {occurrence.calendar}"
+        return backends.get(name, f"source {name!r} has no agenda backend")
+
+    return AgendaPass(
+        plans=plans,
+        org=org,
+        backend_for=backend_for,
+        store=store,
+        settings=settings,
+        env=environment(settings.templates),
+        cancelled=cancelled_keys(o for occs in detection.pairs.values() for o in occs),
+        dry_run=dry_run,
+        now=now,
+        backends_by_name={b.name: b for b in backends.values() if isinstance(b, Backend)},
+    ).run()
+
+
+def run_report(config: Config, as_of: date | None = None, bars: Bars | None = None) -> Report:
     """Read the roster and every source, and build the cadence report."""
-    return report_and_org(config, as_of, progress)[0]
+    return report_and_org(config, as_of, bars)[0]
 
 
-def report_and_org(
-    config: Config, as_of: date | None = None, progress: Progress | None = None
-) -> tuple[Report, Org]:
+def report_and_org(config: Config, as_of: date | None = None, bars: Bars | None = None) -> tuple[Report, Org]:
     """The cadence report and the org it was built for."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
     needs_state = any(isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig) for s in config.sources)
     store = StateStore(config.state.path) if needs_state and config.state is not None else None
     try:
-        sources, setup_problems = make_sources(config, org, store, progress)
-        calendars, source_problems = collect(sources, sync_window(clock))
+        synced = sync_all(config, org, problems, store, sync_window(clock), SyncOptions(bars=bars))
     finally:
         if store is not None:
             store.close()
-    source_problems = setup_problems + source_problems
-    report = build_report(org, resolve(calendars), clock, policy(config), [*problems, *source_problems])
-    return report, org
+    return report_of(config, synced, clock), org
+
+
+def report_of(config: Config, synced: Synced, clock: Clock) -> Report:
+    return build_report(synced.org, resolve(synced.calendars), clock, policy(config), synced.problems)
 
 
 def policy(config: Config) -> Policy:
@@ -348,19 +442,56 @@ def run_digests(
     now: datetime | None = None,
     send: bool = False,
     only: str | None = None,
-    progress: Progress | None = None,
+    bars: Bars | None = None,
 ) -> DigestRun:
     """Build the digests of the period ``now`` falls in and, with ``send``, deliver those not yet sent.
 
     ``only`` limits the run to one leader (a preview). Digests are held back, not sent, while a calendar
     or source cannot be read, unless ``[digest] when_incomplete = "send"``.
     """
-    settings = config.digest
     delivery = make_delivery(config) if send else None  # a config problem stops us before any sync
     moment = now or datetime.now(UTC)
-    period = due_period(moment, settings.weekday, settings.hour, org_timezone(config))
-    report, org = report_and_org(config, period, progress)
-    problems = list(report.errors)
+    org, org_problems = load_org(config)
+    assert config.state is not None
+    store = StateStore(config.state.path)
+    try:
+        period = digest_period(config, moment)
+        clock = make_clock(config, period)
+        synced = sync_all(config, org, org_problems, store, sync_window(clock), SyncOptions(bars=bars))
+        return digest_pass(config, synced, store, moment, delivery, only=only, fixed_now=now)
+    finally:
+        store.close()
+
+
+def digest_period(config: Config, moment: datetime) -> date:
+    """The period (its first day) of the digests due at ``moment``."""
+    settings = config.digest
+    return due_period(moment, settings.weekday, settings.hour, org_timezone(config))
+
+
+def digests_enabled(config: Config) -> bool:
+    """Whether digests can be sent at all: into an outbox, or through a configured [smtp]."""
+    return config.digest.delivery == OUTBOX or config.smtp is not None
+
+
+def digest_pass(
+    config: Config,
+    synced: Synced,
+    store: StateStore,
+    moment: datetime,
+    delivery: Delivery | None,
+    *,
+    only: str | None = None,
+    fixed_now: datetime | None = None,
+    pending_only: bool = False,
+) -> DigestRun:
+    """The digests of the period ``moment`` falls in, made from ``synced``; delivered (those not sent
+    yet) when ``delivery`` is given. ``pending_only``: make nothing when every leader has been sent
+    theirs (the daemon asks every cycle)."""
+    settings = config.digest
+    org = synced.org
+    period = digest_period(config, moment)
+    problems = [p for p in synced.problems]
     chosen = leaders(org, settings.leaders)
     if settings.leaders is not None:
         for leader in list(chosen):
@@ -382,53 +513,92 @@ def run_digests(
                 )
             )
         chosen = [wanted]
-    assert config.state is not None and settings.sender is not None
+    sent_before: dict[str, str] = {}
+    in_doubt = 0
+    for leader in chosen:
+        record = already_sent(store, leader, period)
+        if record is not None:
+            sent_before[leader] = str(record.get("sent_at"))
+        elif (store.digest(record_key(leader, period)) or {}).get("status") == IN_DOUBT:
+            in_doubt += 1  # reported once, when found; not sent again
+    if pending_only and len(sent_before) + in_doubt == len(chosen):
+        if delivery is not None:
+            delivery.close()
+        return DigestRun(period, {}, [], problems, sent_before)
+    report = report_of(config, synced, make_clock(config, period))
+    assert settings.sender is not None
     env = environment(settings.templates)
-    store = StateStore(config.state.path)
-    try:
-        messages: dict[str, EmailMessage] = {}
-        items = []
-        sent_before: dict[str, str] = {}
-        for leader in chosen:
-            previous, previous_period = previous_digest(store, leader, period)
-            digest = compose(
-                report,
-                org,
-                leader,
-                period,
-                previous=previous,
-                previous_period=previous_period,
-                cadence_days=config.cadence.default_days,
-                grace_days=config.cadence.grace_days,
-                skip_level_days=config.cadence.skip_level_days,
-            )
-            message = build_message(
-                digest, render(digest, env), sender=settings.sender, reply_to=settings.reply_to, when=moment
-            )
-            messages[leader] = message
-            items.append((digest, message))
-            record = already_sent(store, leader, period)
-            if record is not None:
-                sent_before[leader] = str(record.get("sent_at"))
-        outcomes: list[DigestOutcome] = []
-        unread = [p for p in report.errors if p.unread]
-        if delivery is not None and unread and settings.when_incomplete == WAIT:
-            why = (
-                f"{len(unread)} calendar(s) or source(s) could not be read; the digests go out once "
-                'they can be (or set [digest] when_incomplete = "send")'
-            )
-            outcomes = [
-                DigestOutcome(d.leader, d.leader_name, "already sent", f"on {sent_before[d.leader]}")
-                if d.leader in sent_before
-                else DigestOutcome(d.leader, d.leader_name, "held back", why)
-                for d, _ in items
-            ]
-        elif delivery is not None:
-            written = settings.delivery == OUTBOX
-            outcomes = deliver_all(items, store, delivery, now_function(now), written=written)
-    finally:
-        store.close()
+    messages: dict[str, EmailMessage] = {}
+    items = []
+    for leader in chosen:
+        previous, previous_period = previous_digest(store, leader, period)
+        digest = compose(
+            report,
+            org,
+            leader,
+            period,
+            previous=previous,
+            previous_period=previous_period,
+            cadence_days=config.cadence.default_days,
+            grace_days=config.cadence.grace_days,
+            skip_level_days=config.cadence.skip_level_days,
+        )
+        message = build_message(
+            digest, render(digest, env), sender=settings.sender, reply_to=settings.reply_to, when=moment
+        )
+        messages[leader] = message
+        items.append((digest, message))
+    outcomes: list[DigestOutcome] = []
+    unread = [p for p in report.errors if p.unread]
+    if delivery is not None and unread and settings.when_incomplete == WAIT:
+        delivery.close()
+        why = (
+            f"{len(unread)} calendar(s) or source(s) could not be read; the digests go out once "
+            'they can be (or set [digest] when_incomplete = "send")'
+        )
+        outcomes = [
+            DigestOutcome(d.leader, d.leader_name, "already sent", f"on {sent_before[d.leader]}")
+            if d.leader in sent_before
+            else DigestOutcome(d.leader, d.leader_name, "held back", why)
+            for d, _ in items
+        ]
+    elif delivery is not None:
+        written = settings.delivery == OUTBOX
+        outcomes = deliver_all(items, store, delivery, now_function(fixed_now), written=written)
     return DigestRun(period, messages, outcomes, problems, sent_before)
+
+
+@dataclass
+class CycleResult:
+    """One cycle of the daemon: a sync, the report, the agenda pass and, when due, the digests."""
+
+    report: Report
+    agendas: list[Outcome]
+    digests: DigestRun | None
+    sources: dict[str, SourceStatus]
+    problems: list[Problem]
+
+
+def run_cycle(
+    config: Config,
+    store: StateStore,
+    now: datetime,
+    options: SyncOptions,
+    *,
+    digests: bool = True,
+) -> CycleResult:
+    """Everything ``calsync run`` does once: sync every source, report, write the agendas due, and
+    send the digests of the current period not sent yet (``digests``, when they can be sent)."""
+    org, org_problems = load_org(config)
+    clock = make_clock(config, now.astimezone(org_timezone(config)).date())
+    synced = sync_all(config, org, org_problems, store, sync_window(clock), options)
+    report = report_of(config, synced, clock)
+    agendas = agenda_pass(config, synced, store, now)
+    digest_run: DigestRun | None = None
+    if digests and digests_enabled(config):
+        delivery = make_delivery(config)
+        digest_run = digest_pass(config, synced, store, now, delivery, pending_only=True)
+    return CycleResult(report, agendas, digest_run, synced.sources, synced.problems)
 
 
 def make_delivery(config: Config) -> Delivery:

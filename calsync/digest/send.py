@@ -3,9 +3,13 @@
 Each digest has a record in the state file (``calsync:digests``), keyed by leader and period. It is
 marked ``sending`` before the message goes out and ``sent`` once the server has accepted it (or the
 file is written), so that a second run in the same period sends nothing and a failed one is retried by
-the next run without resending the others. A crash between the server's acceptance and the state write
-(a moment) leaves ``sending``: the next run sends that one digest again, with the same ``Message-ID``,
-which mail systems recognise as a duplicate.
+the next run without resending the others.
+
+A crash (a kill, a power loss) while a mail is handed over leaves ``sending``: the server may or may not
+have taken the mail. Such a digest is **in doubt** and is not sent again through SMTP, because a leader
+getting the same digest twice is worse than the rare lost one; the run reports it (``calsync digest``
+lists it, exit 3) and the next period's digest goes out as usual. Written into an outbox, the file of a
+digest has a fixed name, so an in-doubt digest is simply written again.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from calsync.config import PLAIN, SSL, STARTTLS, SmtpConfig
 from calsync.digest.compose import Digest, Figures
 from calsync.store import StateStore
 
-SENT, SENDING, FAILED = "sent", "sending", "failed"
+SENT, SENDING, FAILED, IN_DOUBT = "sent", "sending", "failed", "in doubt"
 
 
 class DeliveryError(Exception):
@@ -39,6 +43,9 @@ class DeliveryError(Exception):
 
 
 class Delivery(Protocol):
+    #: Whether delivering the same message twice is harmless (a file written again under its name).
+    idempotent: bool
+
     def deliver(self, message: EmailMessage, recipient: str) -> str:
         """Deliver one message to one recipient; return where it went. Raise :class:`DeliveryError`."""
 
@@ -68,6 +75,8 @@ def smtp_password(config: SmtpConfig, environ: dict[str, str] | None = None) -> 
 
 class SmtpDelivery:
     """One SMTP connection for a whole run (opened on the first message, reopened once if dropped)."""
+
+    idempotent = False
 
     def __init__(self, config: SmtpConfig, sender: str, password: str | None) -> None:
         self.config = config
@@ -194,6 +203,8 @@ def _reply(code: int, text: bytes | str) -> str:
 class OutboxDelivery:
     """Writes each message as an ``.eml`` file (the demo, or a mail system that picks files up)."""
 
+    idempotent = True
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
@@ -249,12 +260,12 @@ class DigestOutcome:
 
     leader: str
     name: str
-    action: str  # "sent", "written", "already sent", "failed", "held back", "not tried"
+    action: str  # "sent", "written", "already sent", "failed", "held back", "not tried", "in doubt"
     detail: str
 
     @property
     def failed(self) -> bool:
-        return self.action in ("failed", "held back", "not tried")
+        return self.action in ("failed", "held back", "not tried", IN_DOUBT)
 
 
 def deliver_all(
@@ -281,6 +292,20 @@ def deliver_all(
                 outcomes.append(
                     DigestOutcome(
                         digest.leader, digest.leader_name, "already sent", f"on {record.get('sent_at')}"
+                    )
+                )
+                continue
+            if record.get("status") in (SENDING, IN_DOUBT) and not delivery.idempotent:
+                if record.get("status") == SENDING:
+                    record.update(status=IN_DOUBT)
+                    store.save_digest(record)
+                outcomes.append(
+                    DigestOutcome(
+                        digest.leader,
+                        digest.leader_name,
+                        IN_DOUBT,
+                        f"a run was interrupted while handing it to the mail server (Message-ID "
+                        f"{record.get('message_id')}); it may have arrived, so it is not sent again",
                     )
                 )
                 continue

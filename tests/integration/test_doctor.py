@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import smtplib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from calsync.doctor import Check, add_parser, cmd_doctor, render_checks, run_checks
+from calsync.cli import build_parser
+from calsync.doctor import Check, cmd_doctor, render_checks, run_checks
 from calsync.sources.google import READ_SCOPES
 from calsync.sources.ics import IcsSource
+from calsync.store import CalendarState, StateStore
 from tests.fakes.google import FakeGoogle
 from tests.fakes.graph import FakeGraph
 from tests.fakes.smtp import SmtpFake
@@ -150,6 +153,7 @@ def test_everything_passes_against_graph_and_smtp_and_nothing_is_sent_or_written
     assert list(checks) == [
         "config",
         "roster",
+        "state",
         "source graph: sign-in",
         f"source graph: read {ZOE}",  # the first mailbox the source lists
         "smtp",
@@ -158,7 +162,7 @@ def test_everything_passes_against_graph_and_smtp_and_nothing_is_sent_or_written
     assert "4 people, 3 manager/report pairs" in checks["roster"]
     assert f"the app {CLIENT_ID} got a token" in checks["source graph: sign-in"]
     assert "logged in as calsync" in checks["smtp"] and "without sending" in checks["smtp"]
-    assert out.endswith("5 checks, 0 failed\n")
+    assert out.endswith("6 checks, 0 failed\n")
     views = [r for r in graph.requests if r.path.endswith("/calendarView")]
     assert [(r.mailbox, r.status, r.query.get("$top")) for r in views] == [(ZOE, 200, "1")]
     assert views[0].query["startDateTime"].endswith("Z") and views[0].query["endDateTime"].endswith("Z")
@@ -173,7 +177,7 @@ def test_without_mailboxes_the_first_manager_is_read(tmp_path, graph):
     assert code == 0, out
     assert f"[ ok ] source graph: read {MAYA}" in out
     assert "smtp" not in lines_of(out)  # neither [digest] nor [smtp]: no digests to deliver
-    assert out.endswith("4 checks, 0 failed\n")
+    assert out.endswith("5 checks, 0 failed\n")
 
 
 def test_without_mailboxes_and_without_a_roster_there_is_no_mailbox_to_try(tmp_path, graph):
@@ -212,7 +216,7 @@ def test_a_wrong_client_secret_fails_the_sign_in_with_the_fix_and_never_shows_th
     assert f"App registrations > {CLIENT_ID} > Certificates & secrets" in fix
     assert WRONG_SECRET not in out and SECRET not in out
     assert checks["smtp"].startswith("[ ok ] ")  # the other checks still run
-    assert out.endswith("4 checks, 1 failed\n")
+    assert out.endswith("5 checks, 1 failed\n")
     assert not any(r.path.endswith("/calendarView") for r in graph.requests)
 
 
@@ -242,7 +246,7 @@ def test_without_calendars_read_the_mailbox_check_says_which_permission(tmp_path
     assert checks["source graph: sign-in"].startswith("[ ok ] ")
     assert checks[f"source graph: read {ZOE}"].startswith(f"[FAIL] source graph: read {ZOE}: no access")
     assert "fix: grant the Calendars.Read application permission with admin consent" in out
-    assert out.endswith("4 checks, 1 failed\n")
+    assert out.endswith("5 checks, 1 failed\n")
 
 
 def test_a_wrong_smtp_password_fails_the_smtp_check(tmp_path, graph, smtp):
@@ -259,7 +263,7 @@ def test_a_wrong_smtp_password_fails_the_smtp_check(tmp_path, graph, smtp):
     assert "not-the-password" not in out and SMTP_PASSWORD not in out
     assert checks["source graph: sign-in"].startswith("[ ok ] ")
     assert smtp.messages == []
-    assert out.endswith("5 checks, 1 failed\n")
+    assert out.endswith("6 checks, 1 failed\n")
 
 
 def test_digests_through_smtp_without_an_smtp_section(tmp_path, graph):
@@ -321,8 +325,9 @@ def test_an_unreadable_ics_file_fails_its_source(tmp_path):
         0,
         f"[ ok ] config: {config}: 1 source: team (ics)\n"
         "[ ok ] roster: 4 people, 3 manager/report pairs\n"
+        f"[ ok ] state: {tmp_path / 'calsync-state.json'}: not created yet (the first sync writes it)\n"
         "[ ok ] source team: 2 calendars read\n"
-        "3 checks, 0 failed\n",
+        "4 checks, 0 failed\n",
     )
     (tmp_path / "calendars" / "omar.ics").write_text(
         "BEGIN:VCALENDAR\nthis export was cut off", encoding="utf-8"
@@ -332,10 +337,10 @@ def test_an_unreadable_ics_file_fails_its_source(tmp_path):
 
     assert code == 3
     lines = out.splitlines()
-    assert lines[2] == "[FAIL] source team: 1 calendar read, 1 could not be:"
-    assert lines[3].startswith("       calendars/omar.ics: not a valid iCalendar file")
-    assert lines[4].startswith("       fix: replace each listed file with a complete iCalendar export")
-    assert lines[-1] == "3 checks, 1 failed"
+    assert lines[3] == "[FAIL] source team: 1 calendar read, 1 could not be:"
+    assert lines[4].startswith("       calendars/omar.ics: not a valid iCalendar file")
+    assert lines[5].startswith("       fix: replace each listed file with a complete iCalendar export")
+    assert lines[-1] == "4 checks, 1 failed"
 
 
 def test_a_bad_roster_fails_and_the_sources_are_still_checked(tmp_path):
@@ -369,7 +374,7 @@ def test_an_unexpected_exception_is_a_failed_check_not_a_traceback(tmp_path, mon
     assert code == 3
     assert "[FAIL] source team: RuntimeError: the disk caught fire" in out
     assert "fix: unexpected" in out and "Traceback" not in out
-    assert out.endswith("3 checks, 1 failed\n")
+    assert out.endswith("4 checks, 1 failed\n")
 
 
 def test_a_config_that_fails_unexpectedly_stops_too(tmp_path, monkeypatch):
@@ -440,6 +445,7 @@ def test_everything_passes_against_google(tmp_path, google):
     assert list(checks) == [
         "config",
         "roster",
+        "state",
         "source workspace: sign-in",
         f"source workspace: read {MAYA}",
         "outbox",
@@ -531,16 +537,32 @@ def test_render_checks_format():
     )
 
 
+def test_the_state_check_reads_without_taking_it_and_names_who_holds_it(tmp_path):
+    config = ics_install(tmp_path)
+    state = tmp_path / "calsync-state.json"
+    store = StateStore(state)  # a running calsync
+    store.save("team", CalendarState("maya@acme.test", "c"))
+    code, out, _ = doctor(config)
+    assert code == 0
+    line = next(text for text in out.splitlines() if text.startswith("[ ok ] state:"))
+    assert "schema 2; team last synced 20" in line
+    assert f"in use by a running calsync (pid {os.getpid()})" in line
+    store.close()
+    state.write_text('{"team": ')
+    code, out, _ = doctor(config)
+    assert code == 3 and "[FAIL] state:" in out and "corrupt" in out and "moves it aside" in out
+    assert state.read_text() == '{"team": '  # doctor changes nothing
+
+
 def test_the_doctor_subcommand():
-    parser = argparse.ArgumentParser(prog="calsync")
-    commands = parser.add_subparsers(dest="command")
-    add_parser(commands)
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     args = parser.parse_args(["doctor", "-c", "x.toml"])
     assert (args.command, args.config) == ("doctor", Path("x.toml"))
     assert parser.parse_args(["doctor", "--config", "y.toml"]).config == Path("y.toml")
     assert parser.parse_args(["doctor"]).config is None
     help_text = " ".join(commands.choices["doctor"].format_help().split())
-    assert "default: $CALSYNC_CONFIG, else ./calsync.toml" in help_text
+    assert "default: $CALSYNC_CONFIG, else calsync.toml in $CONFIGURATION_DIRECTORY" in help_text
     assert "Nothing is written, except the token caches msal may refresh" in help_text
-    for what in ("config", "roster", "sources", "smtp"):
+    for what in ("config", "roster", "state", "sources", "smtp"):
         assert f" {what} " in help_text
