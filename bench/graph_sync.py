@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fakes live in the repository
@@ -30,12 +31,29 @@ from calsync.cadence import Clock
 from calsync.config import MicrosoftSourceConfig
 from calsync.pipeline import sync_window
 from calsync.sources.microsoft import MicrosoftSource, graph_client
-from calsync.store import StateStore
+from calsync.store import AtomicJSONStorage, StateStore
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph_events import load_mailbox
 
 CLIENT_ID = "calsync-bench"
 SECRET = "bench-secret"  # noqa: S105 - the fake's
+
+
+class _Writes:
+    """Counts the state file's writes (each one replaces the whole file)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        real = AtomicJSONStorage.write
+
+        def counted(storage: AtomicJSONStorage, data: dict[str, dict[str, Any]]) -> None:
+            self.count += 1
+            real(storage, data)
+
+        AtomicJSONStorage.write = counted  # type: ignore[method-assign,assignment]
+
+
+WRITES = _Writes()
 
 
 def run(people: int, seed: int) -> dict[str, float]:
@@ -63,14 +81,17 @@ def run(people: int, seed: int) -> dict[str, float]:
         for run_name in ("first", "again"):
             store = StateStore(root / "state.json")
             fake.reset_log()
+            writes = WRITES.count
             start = time.perf_counter()
             try:
                 source = MicrosoftSource(
                     "bench", mailboxes, graph_client(config), store, default_tz=ZoneInfo("Europe/Berlin")
                 )
-                result = source.fetch(window)
+                with store.batch():  # as every sync does (calsync.pipeline.sync_all)
+                    result = source.fetch(window)
             finally:
                 store.close()
+            row[f"{run_name}_writes"] = WRITES.count - writes
             row[f"{run_name}_s"] = time.perf_counter() - start
             graph = [r for r in fake.requests if r.path.startswith("/v1.0/")]
             row[f"{run_name}_req_per_mbx"] = len(graph) / len(mailboxes)
@@ -93,15 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "masters",
         "first_req_per_mbx",
         "first_s",
+        "first_writes",
         "again_req_per_mbx",
         "again_s",
+        "again_writes",
         "state_kb",
         "peak_rss_mb",
     )
     print_table(columns, (run(people, args.seed) for people in args.people), width=17)
     print(
         "first/again: a full sync, then a run with no changes (requests to Graph per mailbox, wall);\n"
-        "masters: series masters fetched in the first run; peak_rss_mb: of this process, fake included."
+        "masters: series masters fetched in the first run; writes: of the whole state file (one per sync);\n"
+        "peak_rss_mb: of this process, fake included."
     )
     return 0
 
