@@ -227,7 +227,7 @@ class StateStore:
     """The state of every calendar of every source, and calsync's records, in one file.
 
     Opening it takes the lock (``lock=False`` only to look at a state another process holds, as a
-    test or a check does); a corrupt file is moved aside and the store starts empty (``recover=False``
+    test or ``calsync doctor`` does: such a store must not be written); a corrupt file is moved aside and the store starts empty (``recover=False``
     raises :class:`StateCorrupt` instead). Every method may be called from several threads.
     """
 
@@ -241,7 +241,7 @@ class StateStore:
             if lock:
                 self._remove_temporaries()
             self._db = self._open(recover)
-            self._migrate()
+            self._migrate(write=lock)
         except BaseException:
             self._unlock()
             raise
@@ -317,7 +317,9 @@ class StateStore:
                 return int(doc.get("version", 0))
             return 1 if self._db.tables() else SCHEMA_VERSION
 
-    def _migrate(self) -> None:
+    def _migrate(self, *, write: bool) -> None:
+        """Bring an older schema up to date (only the owner writes: a look without the lock changes
+        nothing)."""
         version = self.schema()
         if version > SCHEMA_VERSION:
             raise StateError(
@@ -327,6 +329,8 @@ class StateStore:
             )
         if version < 1:
             raise StateCorrupt(f"{self.path}: the state file's schema version is not understood")
+        if not write:
+            return
         for step in range(version, SCHEMA_VERSION):
             _MIGRATIONS[step](self._db)
             log.info("state file %s migrated from schema %d to %d", self.path.name, step, step + 1)

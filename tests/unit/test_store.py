@@ -127,6 +127,16 @@ def test_schema_1_files_are_migrated_and_keep_their_calendars(tmp_path: Path, ca
     assert "from schema 1 to 2" in caplog.text
 
 
+def test_a_look_without_the_lock_migrates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "calsync.json"
+    text = json.dumps({"google": {"1": {"schema": 1, "calendar": "ann@acme.test", "cursor": "c"}}})
+    path.write_text(text)
+    store = StateStore(path, lock=False, recover=False)
+    assert store.schema() == 1 and store.load("google", "ann@acme.test") is not None
+    store.close()
+    assert path.read_text() == text
+
+
 def test_a_file_from_a_newer_calsync_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "calsync.json"
     text = json.dumps({"calsync:meta": {"1": {"key": "schema", "version": 3}}, "google": {}})
