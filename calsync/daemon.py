@@ -55,7 +55,7 @@ from calsync.progress import ProgressBoard, progress_board_for
 from calsync.report import render_json
 from calsync.sdnotify import Notifier
 from calsync.sources.retry import Stopped
-from calsync.store import StateError, StateStore
+from calsync.store import StateError, StateStore, write_private
 from calsync.telemetry import REQUESTS
 
 log = logging.getLogger("calsync")
@@ -621,7 +621,7 @@ class Daemon:
     def _write_report(self, result: CycleResult) -> None:
         path = self.report_path()
         try:
-            _write_atomic(path, render_json(result.report))
+            write_private(path, render_json(result.report))
         except OSError as exc:
             _event(
                 logging.WARNING,
@@ -640,17 +640,6 @@ def _with_state(config: Config, old: Config) -> Config:
     from dataclasses import replace
 
     return replace(config, state=old.state)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 def run(config_path: Path, *, once: bool, log_format: str, stderr: TextIO | None = None) -> int:

@@ -227,8 +227,9 @@ class StateStore:
     """The state of every calendar of every source, and calsync's records, in one file.
 
     Opening it takes the lock (``lock=False`` only to look at a state another process holds, as a
-    test or ``calsync doctor`` does: such a store must not be written); a corrupt file is moved aside and the store starts empty (``recover=False``
-    raises :class:`StateCorrupt` instead). Every method may be called from several threads.
+    test or ``calsync doctor`` does: such a store must not be written). A corrupt file is moved aside
+    and the previous write restored, or the store starts empty (``recover=False`` raises
+    :class:`StateCorrupt` instead). Every method may be called from several threads.
     """
 
     def __init__(self, path: Path, *, lock: bool = True, recover: bool = True) -> None:
@@ -458,11 +459,13 @@ _MIGRATIONS = {1: _v1_to_v2}
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a file that holds a secret: created 0600, replaced atomically."""
+    """Write a file that holds a secret or people's data: created 0600, replaced atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
     tmp.chmod(0o600)
     tmp.replace(path)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,6 @@ pytestmark = pytest.mark.usefixtures("loopback_only")
 
 KILLS = 14
 TEAMS = 5  # Maya and five more managers: six agendas and six digests to write in the first cycles
-
-
-@pytest.fixture
-def graph() -> Iterator[FakeGraph]:
-    with FakeGraph() as fake:
-        yield fake
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpFake]:
-    with SmtpFake() as fake:
-        yield fake
 
 
 def assert_once_each(service: Service, smtp: SmtpFake) -> None:

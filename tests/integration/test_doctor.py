@@ -84,12 +84,6 @@ DIGEST = '[digest]\nfrom = "1:1 digests <calsync@acme.test>"\n'
 
 
 @pytest.fixture
-def graph() -> Iterator[FakeGraph]:
-    with FakeGraph() as fake:
-        yield fake
-
-
-@pytest.fixture
 def smtp() -> Iterator[SmtpFake]:
     with SmtpFake("starttls", users={"calsync": SMTP_PASSWORD}) as fake:
         yield fake
