@@ -60,8 +60,9 @@ from calsync.telemetry import REQUESTS
 
 log = logging.getLogger("calsync")
 
-#: SIGTERM to exit: the cycle in flight has this long to reach a point where it can stop.
-STOP_SECONDS = 8.0
+#: SIGTERM to exit: the cycle in flight has this long to reach a point where it can stop (the rest of
+#: the 10 seconds is for closing the listener and the state).
+STOP_SECONDS = 6.0
 EXIT_OK, EXIT_USAGE, EXIT_PARTIAL = 0, 2, 3
 SYNC_JOB, DIGEST_JOB = "sync", "digest"
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
