@@ -1581,6 +1581,7 @@ class FakeGraph(HttpsFake):
         )
         segments = [urllib.parse.unquote(s) for s in raw_path.split("/")[1:]]
         tracked: str | None = None
+        crowded = False  # decided as the request arrives: one that finishes later frees no earlier slot
         with self._lock:
             self.requests.append(record)
             if is_graph:
@@ -1595,8 +1596,9 @@ class FakeGraph(HttpsFake):
                     now = self._in_flight.get(tracked, 0) + 1
                     self._in_flight[tracked] = now
                     self.max_in_flight[tracked] = max(self.max_in_flight.get(tracked, 0), now)
+                    crowded = now > MAX_CONCURRENT
         try:
-            self._answer(handler, record, raw_path, segments, query_multi, body, is_graph, tracked)
+            self._answer(handler, record, raw_path, segments, query_multi, body, is_graph, tracked, crowded)
         finally:
             if tracked is not None:
                 with self._lock:
@@ -1612,13 +1614,12 @@ class FakeGraph(HttpsFake):
         body: bytes,
         is_graph: bool,
         tracked: str | None,
+        crowded: bool = False,
     ) -> None:
         headers: dict[str, str] = {}
         client_request_id = handler.headers.get("client-request-id") or str(uuid.uuid4())
         payload: dict[str, Any] | RawBody | None
-        with self._lock:
-            refused = tracked is not None and self._in_flight[tracked] > MAX_CONCURRENT
-        if refused:
+        if crowded:
             status, payload = (
                 429,
                 self._graph_envelope(
