@@ -21,6 +21,7 @@ the digest job wakes a cycle at the digests' due time. What keeps it going unatt
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import json
 import logging
@@ -52,7 +53,7 @@ from calsync.config import Config, ConfigError, load_config
 from calsync.model import Problem
 from calsync.pipeline import CycleResult, DigestError, SyncOptions, org_timezone, run_cycle
 from calsync.progress import ProgressBoard, progress_board_for
-from calsync.report import render_json
+from calsync.report import Report, render_json
 from calsync.sdnotify import Notifier
 from calsync.sources.retry import Stopped
 from calsync.store import StateError, StateStore, write_private
@@ -123,7 +124,6 @@ class Status:
     cycles: dict[str, int] = field(default_factory=dict)  # by result: ok, partial, failed, stopped
     cycle_started: float | None = None  # while a cycle runs
     last_cycle_seconds: float | None = None
-    last_cycle_end: float | None = None
     last_success: dict[str, float] = field(default_factory=dict)  # by source: its last good sync
     source_up: dict[str, bool] = field(default_factory=dict)
     pairs: dict[str, int] = field(default_factory=dict)  # by shown status
@@ -142,6 +142,13 @@ class Status:
         if not self.last_success:
             return f"no source has synced since calsync started {now - self.started:.0f} s ago"
         return f"no source has synced for {now - newest:.0f} s (the limit is {limit_seconds:.0f} s)"
+
+
+def pair_counts(report: Report) -> dict[str, int]:
+    """Tracked pairs by status, worst first, and the excluded ones (not counted under a status)."""
+    counts = {str(s): report.count(s) for s in PairStatus if s is not PairStatus.UNTRACKED}
+    counts["excluded"] = report.excluded_count
+    return counts
 
 
 class Metrics(Collector):
@@ -472,7 +479,7 @@ class Daemon:
                 "[state] path changed: the new path is used after a restart",
                 event="reload",
             )
-            config = _with_state(config, old)
+            config = dataclasses.replace(config, state=old.state)
         if config.daemon.listen != old.daemon.listen:
             _event(
                 logging.WARNING, "[daemon] listen changed: it takes effect after a restart", event="reload"
@@ -526,38 +533,36 @@ class Daemon:
                     board.close()
                 store.flush()
             seconds = time.time() - start
-            self._record(result, outcome, start, seconds)
+            counts = pair_counts(result.report) if result is not None else {}
+            self._record(result, outcome, start, seconds, counts)
             if result is not None:
-                self._log_cycle(number, result, seconds)
+                self._log_cycle(number, result, seconds, counts)
                 self._write_report(result)
             return result
 
-    def _record(self, result: CycleResult | None, outcome: str, start: float, seconds: float) -> None:
+    def _record(
+        self, result: CycleResult | None, outcome: str, start: float, seconds: float, counts: dict[str, int]
+    ) -> None:
         with self.status.lock:
             s = self.status
             s.cycle_started = None
             s.cycles[outcome] = s.cycles.get(outcome, 0) + 1
             s.last_cycle_seconds = seconds
-            s.last_cycle_end = start + seconds
             if result is None:
                 return
             for name, source in result.sources.items():
                 s.source_up[name] = source.ok
                 if source.ok:
                     s.last_success[name] = start + seconds
-            counts: dict[str, int] = {}
-            for pair in result.report.pairs:
-                if pair.tracked or pair.excluded is not None:
-                    counts[pair.shown_status] = counts.get(pair.shown_status, 0) + 1
             s.pairs = counts
             s.problems = len(result.problems)
             s.agendas_linked += sum(1 for o in result.agendas if o.action in ("created", "linked", "updated"))
             if result.digests is not None:
                 s.digests_sent += sum(1 for o in result.digests.outcomes if o.action in ("sent", "written"))
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no pairs"
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if n) or "no pairs"
         self.notifier.send(f"STATUS=last cycle {outcome} in {seconds:.0f} s: {summary}")
 
-    def _log_cycle(self, number: int, result: CycleResult, seconds: float) -> None:
+    def _log_cycle(self, number: int, result: CycleResult, seconds: float, counts: dict[str, int]) -> None:
         for name, source in sorted(result.sources.items()):
             _event(
                 logging.INFO if source.ok else logging.WARNING,
@@ -598,16 +603,16 @@ class Daemon:
                         event=f"digest {d.action}",
                         leader=d.leader,
                     )
-        counts = {str(s): result.report.count(s) for s in PairStatus if s is not PairStatus.UNTRACKED}
+        statuses = {status: n for status, n in counts.items() if status != "excluded"}
         _event(
             logging.INFO,
             f"cycle {number} done in {seconds:.1f} s: "
-            + ", ".join(f"{n} {status}" for status, n in counts.items())
+            + ", ".join(f"{n} {status}" for status, n in statuses.items())
             + f"; {len(result.problems)} problem(s)",
             event="cycle done",
             seconds=round(seconds, 3),
             problems=len(result.problems),
-            **{f"pairs_{k.replace('-', '_')}": v for k, v in counts.items()},
+            **{f"pairs_{k.replace('-', '_')}": v for k, v in statuses.items()},
         )
 
     def _log_problems(self, problems: Iterable[Problem]) -> None:
@@ -635,12 +640,6 @@ class Daemon:
             return self.config.daemon.report
         assert self.config.state is not None
         return self.config.state.path.with_name("calsync-report.json")
-
-
-def _with_state(config: Config, old: Config) -> Config:
-    from dataclasses import replace
-
-    return replace(config, state=old.state)
 
 
 def run(config_path: Path, *, once: bool, log_format: str, stderr: TextIO | None = None) -> int:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,16 +26,16 @@ from calsync.config import (
     GoogleSourceConfig,
     MicrosoftSourceConfig,
 )
-from calsync.detect import one_on_ones, resolve
+from calsync.detect import Resolved, one_on_ones, resolve
 from calsync.digest.compose import build_message, compose, due_period, leaders, render
 from calsync.digest.send import (
     IN_DOUBT,
+    SENT,
     Delivery,
     DeliveryError,
     DigestOutcome,
     OutboxDelivery,
     SmtpDelivery,
-    already_sent,
     deliver_all,
     previous_digest,
     record_key,
@@ -292,6 +293,11 @@ class Synced:
     source_of: dict[str, str]  # calendar -> the name of the source that read it
     sources: dict[str, SourceStatus]
 
+    @cached_property
+    def resolved(self) -> Resolved:
+        """The copies merged, once for the report, the agendas and the digests of a sync."""
+        return resolve(self.calendars)
+
 
 def sync_all(
     config: Config,
@@ -360,7 +366,7 @@ def agenda_pass(
     from calsync.publish.setup import make_backends  # the write side's libraries, only when needed
 
     org = synced.org
-    detection = one_on_ones(resolve(synced.calendars).occurrences, org.is_member)
+    detection = one_on_ones(synced.resolved.occurrences, org.is_member)
     settings = config.agenda
     plans = plan(
         detection.pairs,
@@ -394,11 +400,6 @@ def agenda_pass(
 
 def run_report(config: Config, as_of: date | None = None, bars: Bars | None = None) -> Report:
     """Read the roster and every source, and build the cadence report."""
-    return report_and_org(config, as_of, bars)[0]
-
-
-def report_and_org(config: Config, as_of: date | None = None, bars: Bars | None = None) -> tuple[Report, Org]:
-    """The cadence report and the org it was built for."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
     needs_state = any(isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig) for s in config.sources)
@@ -408,11 +409,11 @@ def report_and_org(config: Config, as_of: date | None = None, bars: Bars | None 
     finally:
         if store is not None:
             store.close()
-    return report_of(config, synced, clock), org
+    return report_of(config, synced, clock)
 
 
 def report_of(config: Config, synced: Synced, clock: Clock) -> Report:
-    return build_report(synced.org, resolve(synced.calendars), clock, policy(config), synced.problems)
+    return build_report(synced.org, synced.resolved, clock, policy(config), synced.problems)
 
 
 def policy(config: Config) -> Policy:
@@ -491,7 +492,7 @@ def digest_pass(
     settings = config.digest
     org = synced.org
     period = digest_period(config, moment)
-    problems = [p for p in synced.problems]
+    problems = list(synced.problems)
     chosen = leaders(org, settings.leaders)
     if settings.leaders is not None:
         for leader in list(chosen):
@@ -516,10 +517,10 @@ def digest_pass(
     sent_before: dict[str, str] = {}
     in_doubt = 0
     for leader in chosen:
-        record = already_sent(store, leader, period)
-        if record is not None:
+        record = store.digest(record_key(leader, period)) or {}
+        if record.get("status") == SENT:
             sent_before[leader] = str(record.get("sent_at"))
-        elif (store.digest(record_key(leader, period)) or {}).get("status") == IN_DOUBT:
+        elif record.get("status") == IN_DOUBT:
             in_doubt += 1  # reported once, when found; not sent again
     if pending_only and len(sent_before) + in_doubt == len(chosen):
         if delivery is not None:
@@ -584,18 +585,16 @@ def run_cycle(
     store: StateStore,
     now: datetime,
     options: SyncOptions,
-    *,
-    digests: bool = True,
 ) -> CycleResult:
     """Everything ``calsync run`` does once: sync every source, report, write the agendas due, and
-    send the digests of the current period not sent yet (``digests``, when they can be sent)."""
+    send the digests of the current period not sent yet (when they can be sent)."""
     org, org_problems = load_org(config)
     clock = make_clock(config, now.astimezone(org_timezone(config)).date())
     synced = sync_all(config, org, org_problems, store, sync_window(clock), options)
     report = report_of(config, synced, clock)
     agendas = agenda_pass(config, synced, store, now)
     digest_run: DigestRun | None = None
-    if digests and digests_enabled(config):
+    if digests_enabled(config):
         delivery = make_delivery(config)
         digest_run = digest_pass(config, synced, store, now, delivery, pending_only=True)
     return CycleResult(report, agendas, digest_run, synced.sources, synced.problems)

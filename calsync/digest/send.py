@@ -249,11 +249,6 @@ def previous_digest(store: StateStore, leader: str, period: date) -> tuple[Figur
     return (best[1], best[0]) if best is not None else (None, None)
 
 
-def already_sent(store: StateStore, leader: str, period: date) -> dict[str, object] | None:
-    record = store.digest(record_key(leader, period))
-    return record if record is not None and record.get("status") == SENT else None
-
-
 @dataclass(frozen=True)
 class DigestOutcome:
     """What happened to one leader's digest in this run."""
