@@ -18,9 +18,10 @@ It speaks the wire protocol the real client libraries (``msal`` 1.39 with a ``re
 * Graph (``graph_endpoint`` = ``https://127.0.0.1:PORT/v1.0``): ``/users[/{id|upn}[/manager]]``,
   ``/users/{u}/calendarView/delta``, ``/users/{u}/calendarView``, ``/users/{u}/events`` (GET: list),
   ``/users/{u}/events/{id}`` (GET, PATCH, DELETE), ``/users/{u}/events/{id}/instances`` (GET),
-  ``/users/{u}/mailboxSettings``, OneDrive under ``/users/{u}/drive`` (see "OneDrive" below), and the
-  same under ``/me`` for delegated tokens. Errors in Graph's envelope ``{"error": {"code", "message",
-  "innerError": {"date", "request-id", "client-request-id"}}}``.
+  ``/users/{u}/mailboxSettings``, OneDrive under ``/users/{u}/drive`` (see "OneDrive" below), the
+  same under ``/me`` for delegated tokens, and ``POST /$batch`` (see "JSON batching" below). Errors in
+  Graph's envelope ``{"error": {"code", "message", "innerError": {"date", "request-id",
+  "client-request-id"}}}``.
 * ``GET /_download/{key}``: the pre-authenticated download URLs of OneDrive files (no token needed).
 
 What msal 1.39 does against a custom authority (read from its source, and what this fake relies on)
@@ -103,11 +104,11 @@ Graph behaviour worth knowing when writing tests
 * Concurrency: at most 4 requests in flight per mailbox on Exchange paths (calendarView, events,
   calendar, mailboxSettings); a 5th gets 429 ``ApplicationThrottled`` with ``Retry-After: 1`` at once
   (it takes no injected fault). :attr:`FakeGraph.max_in_flight` records the most seen per mailbox,
-  the refused request included.
+  the refused request included. A request in a JSON batch counts while it runs (see below).
 * Faults (``fail_next``, ``slow_next``, ``drop_next``) with an empty ``path_contains`` apply to Graph
   requests only; a non-empty one is matched against any request target (raw or URL-decoded, with its
   query), identity included. ``requests`` does not retry a dropped connection: ``drop_next(1)`` surfaces
-  as ``requests.ConnectionError``.
+  as ``requests.ConnectionError``. For the requests in a JSON batch, see below.
 * The fake's ``clock`` (default: the real time) stamps ``lastModifiedDateTime``/``createdDateTime`` and
   ``innerError.date``; token and device-code lifetimes use the real time (msal does).
 * A bug inside the fake answers 500 (``FakeInternalError``) and appends the traceback to
@@ -149,6 +150,46 @@ Event bodies, the events list, instances, and PATCH
   event that has attendees, in the organizer's mailbox (``isOrganizer``), appends ``(mailbox, event
   id)`` to :attr:`FakeGraph.meeting_updates` (Graph may mail the attendees an update). The Python
   helpers (``patch_event``, ``put_exception`` ...) never record one.
+
+JSON batching
+-------------
+``POST /v1.0/$batch`` with ``{"requests": [{"id", "method", "url", "headers"?, "body"?}, ...]}``:
+
+* The batch needs a valid token like any Graph request (else 401 for the whole batch, no request in it
+  runs). Then each request is answered exactly as if it had been sent alone, one after the other in the
+  order given, with the batch's ``Authorization`` (one in a request's own ``headers`` is ignored) and
+  its own ``headers`` (``Prefer``, ``If-Match`` ...): the same routing and checks (401, 403, 404
+  ``ErrorInvalidUser`` ...), the same per-mailbox concurrency accounting (a request is in flight for its
+  mailbox while it runs; as they run one at a time a batch never crowds itself, whereas real Graph runs
+  them in parallel and may answer 429 to some of more than 4 for one mailbox), the same faults and log.
+  ``url`` is relative to ``/v1.0`` (``/users/...``; also without the leading ``/``); ``method`` one of
+  GET, POST, PUT, PATCH, DELETE; ``body`` is JSON, or base64 for a non-JSON ``Content-Type`` (a body
+  needs a ``Content-Type`` header).
+* Answer: 200 ``{"responses": [{"id", "status", "headers", "body"}, ...]}``, one per request in the
+  order of the requests. ``headers`` are those the request would get alone (``Content-Type``,
+  ``Retry-After``, ``ETag``, ``Preference-Applied``, ``request-id`` ...; no ``Content-Length``); ``body``
+  is its JSON (Graph's error envelope for an error; base64 for raw bytes; absent for no body, e.g. 204).
+  Links in bodies (``@odata.nextLink``, ``@odata.deltaLink``) stay absolute, as Graph answers them: they
+  can be followed alone, or in a batch once :attr:`FakeGraph.graph_endpoint` is cut off.
+* 400 ``BadRequest`` for the whole batch (no request in it runs): a body that is not JSON, no or an
+  empty ``requests``, more than 20 (:data:`MAX_BATCH`) requests, a request without a string ``id``, a
+  valid ``method`` or a ``url``, an ``id`` used twice, an absolute ``url``, a ``body`` without
+  ``Content-Type``, and ``dependsOn`` (not supported by the fake). A ``$batch`` inside a batch is that
+  request's 400.
+* Faults: the batch itself takes only a fault whose ``path_contains`` is found in ``/v1.0/$batch``
+  (e.g. ``"$batch"``): ``fail`` answers the whole batch with that error (no request in it runs),
+  ``slow`` delays it, ``drop`` closes its connection. A fault without a filter, or one whose filter is
+  found in a request's target (``/v1.0`` + its ``url``), is taken by that request as if it were sent
+  alone: ``fail`` becomes that request's ``status``, headers (``Retry-After``) and body, the others
+  answered normally; ``slow`` delays it (and so the whole batch); ``drop`` closes the batch's connection
+  unanswered (the requests before it have run and keep their effects and log records; the dropped one
+  and the batch stay at status 0). The server's ``latency`` (a simulated round trip) is paid once per
+  batch, not per request in it.
+* Log: the batch is a :class:`RequestRecord` of its own (``POST``, path ``/v1.0/$batch``, status 200 or
+  the whole batch's error), logged before its requests; each request in it is one more record (``path``
+  with the ``/v1.0`` prefix as for a request sent alone, its ``query``, ``mailbox``, ``status`` and own
+  ``headers``) with ``batch`` True. HTTP requests are the records with ``batch`` False; API calls every
+  record but the ``$batch`` ones. :meth:`FakeGraph.count` counts both kinds unless told (``batch=``).
 
 OneDrive
 --------
@@ -212,6 +253,8 @@ import contextlib
 import copy
 import hashlib
 import html
+import http.client
+import io
 import json
 import math
 import re
@@ -256,6 +299,8 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_LIFETIME = 3599
 DEVICE_CODE_LIFETIME = 900
 MAX_CONCURRENT = 4
+MAX_BATCH = 20
+_BATCH_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 MAX_PAGE_SIZE = 1000
 DEFAULT_USERS_TOP = 100
 MAX_USERS_TOP = 999
@@ -444,7 +489,10 @@ class RequestRecord:
     ``/users/{u}/...`` or ``/me/...`` request is about (the path segment itself when no such user
     exists), else None; ``status`` is 0 while the request is in flight and stays 0 for a dropped
     connection. ``body``: the JSON of an event PATCH or a drive ``/invite``, or the non-secret fields of
-    an identity form (an uploaded file's bytes are not kept here)."""
+    an identity form (an uploaded file's bytes are not kept here). ``batch``: one of the requests of a
+    JSON batch (``POST /v1.0/$batch``, itself logged as a request of its own with ``batch`` False): so
+    the HTTP requests are the records with ``batch`` False, the API calls every record but the
+    ``$batch`` ones."""
 
     method: str
     path: str
@@ -453,6 +501,7 @@ class RequestRecord:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    batch: bool = False
 
 
 @dataclass
@@ -470,6 +519,71 @@ class DeviceCode:
 
 class _Error(ErrorAnswer):
     """An answer other than 2xx, already shaped (Graph's envelope or Entra ID's)."""
+
+
+class _Dropped(Exception):
+    """A request of a JSON batch took a ``drop`` fault: the batch's connection is closed unanswered."""
+
+
+@dataclass
+class _Answer:
+    """What the fake answers one request, before it is written anywhere: ``status``, the ``payload``
+    (JSON, raw bytes, or None for no body), the ``headers`` of its own; ``is_graph`` picks the standard
+    headers (Graph's or the identity platform's)."""
+
+    status: int
+    payload: dict[str, Any] | RawBody | None
+    headers: dict[str, str]
+    is_graph: bool
+    client_request_id: str
+
+    def wire(self) -> tuple[bytes, list[tuple[str, str]]]:
+        """The body's bytes and every header, in the order they are sent."""
+        if isinstance(self.payload, RawBody):
+            standard = [
+                ("Content-Type", self.payload.content_type),
+                ("Content-Length", str(len(self.payload.data))),
+                ("Cache-Control", "no-store, no-cache"),
+            ]
+            return self.payload.data, [*standard, *self.headers.items()]
+        headers = dict(self.headers)
+        data = json.dumps(self.payload).encode() if self.payload is not None else b""
+        if self.is_graph:
+            content_type = (
+                "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+                "charset=utf-8"
+            )
+            headers.setdefault("request-id", str(uuid.uuid4()))
+            headers.setdefault("client-request-id", self.client_request_id)
+        else:
+            content_type = "application/json; charset=utf-8"
+        standard = [("Content-Type", content_type)] if self.payload is not None else []
+        standard += [("Content-Length", str(len(data))), ("Cache-Control", "no-store, no-cache")]
+        return data, [*standard, *headers.items()]
+
+
+class _InnerRequest(RequestHandler):
+    """One request of a JSON batch, dressed as the handler of a request of its own, so that it takes
+    exactly the path a request sent alone takes (:meth:`FakeGraph._process`). It has no connection (the
+    batch answers for it): it is never ``respond``-ed to or dropped."""
+
+    def __init__(self, method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        # no super().__init__(): that would serve a connection
+        self.command = method
+        self.path = target
+        self.request_version = "HTTP/1.1"
+        self.headers = http.client.HTTPMessage()
+        for name, value in headers:
+            self.headers[name] = value
+        if body:
+            self.headers["Content-Length"] = str(len(body))
+        self.rfile = io.BytesIO(body)
+
+    def drop_connection(self) -> None:
+        raise AssertionError("a request of a batch has no connection of its own")
+
+    def respond(self, status: int, data: bytes, headers: Iterable[tuple[str, str]]) -> None:
+        raise AssertionError("a request of a batch has no connection of its own")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -1228,9 +1342,15 @@ class FakeGraph(HttpsFake):
 
     # ------------------------------------------------------------------ observation
 
-    def count(self, method: str = "GET", path_contains: str = "") -> int:
+    def count(self, method: str = "GET", path_contains: str = "", *, batch: bool | None = None) -> int:
+        """Logged requests with ``method`` whose path contains ``path_contains``: those sent alone and
+        those in a JSON batch alike, or only the one kind (``batch`` False or True)."""
         with self._lock:
-            return sum(1 for r in self.requests if r.method == method and path_contains in r.path)
+            return sum(
+                1
+                for r in self.requests
+                if r.method == method and path_contains in r.path and (batch is None or r.batch == batch)
+            )
 
     def reset_log(self) -> None:
         """Forget the request log and the in-flight maxima."""
@@ -1569,6 +1689,17 @@ class FakeGraph(HttpsFake):
     # ================================================================== internals: HTTP
 
     def _handle(self, handler: RequestHandler) -> None:
+        answer = self._process(handler)
+        if answer is None:
+            handler.drop_connection()
+            return
+        data, headers = answer.wire()
+        handler.respond(answer.status, data, headers)
+
+    def _process(self, handler: RequestHandler, *, batch: bool = False) -> _Answer | None:
+        """Everything about one request but its connection: read it, log it, count it in flight for its
+        mailbox, answer it (None: close the connection unanswered). A request sent alone and each request
+        of a JSON batch (``batch``, an :class:`_InnerRequest`) come this way."""
         body, raw_path, path, query_multi, query = handler.read_request()
         is_graph = raw_path == "/v1.0" or raw_path.startswith("/v1.0/")
         record = RequestRecord(
@@ -1578,6 +1709,7 @@ class FakeGraph(HttpsFake):
             None,
             0,
             handler.loggable_headers(),
+            batch=batch,
         )
         segments = [urllib.parse.unquote(s) for s in raw_path.split("/")[1:]]
         tracked: str | None = None
@@ -1598,7 +1730,7 @@ class FakeGraph(HttpsFake):
                     self.max_in_flight[tracked] = max(self.max_in_flight.get(tracked, 0), now)
                     crowded = now > MAX_CONCURRENT
         try:
-            self._answer(handler, record, raw_path, segments, query_multi, body, is_graph, tracked, crowded)
+            return self._answer(handler, record, raw_path, segments, query_multi, body, is_graph, crowded)
         finally:
             if tracked is not None:
                 with self._lock:
@@ -1613,12 +1745,12 @@ class FakeGraph(HttpsFake):
         query: dict[str, list[str]],
         body: bytes,
         is_graph: bool,
-        tracked: str | None,
         crowded: bool = False,
-    ) -> None:
+    ) -> _Answer | None:
         headers: dict[str, str] = {}
         client_request_id = handler.headers.get("client-request-id") or str(uuid.uuid4())
         payload: dict[str, Any] | RawBody | None
+        is_batch = is_graph and segments[1:] == ["$batch"]  # the envelope of a JSON batch
         if crowded:
             status, payload = (
                 429,
@@ -1630,12 +1762,14 @@ class FakeGraph(HttpsFake):
             )
             headers["Retry-After"] = "1"
         else:
-            fault = self._take_fault(is_graph, handler.path, urllib.parse.unquote(handler.path))
+            # a fault without a filter is for the API calls, not for the envelope of a batch
+            fault = self._take_fault(
+                is_graph and not is_batch, handler.path, urllib.parse.unquote(handler.path)
+            )
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.seconds)
             elif fault is not None and fault.kind == "drop":
-                handler.drop_connection()
-                return
+                return None
             if fault is not None and fault.kind == "fail":
                 drive = "/drive/" in raw_path or raw_path.endswith("/drive")
                 status, payload = (
@@ -1648,11 +1782,16 @@ class FakeGraph(HttpsFake):
                     headers["WWW-Authenticate"] = self._www_authenticate()
             else:
                 try:
-                    with self._lock:
-                        status, payload, extra = self._route(
-                            handler.command, raw_path, segments, query, handler, body, record
-                        )
+                    if is_batch:  # not under the lock: its requests take it one by one, as they run
+                        status, payload, extra = self._batch(handler, body, record)
+                    else:
+                        with self._lock:
+                            status, payload, extra = self._route(
+                                handler.command, raw_path, segments, query, handler, body, record
+                            )
                     headers.update(extra)
+                except _Dropped:
+                    return None
                 except _Error as error:
                     status, payload, headers = error.status, error.payload, error.headers
                     if is_graph and "error" in payload and isinstance(payload["error"], dict):
@@ -1668,27 +1807,7 @@ class FakeGraph(HttpsFake):
                         else {"error": "server_error", "error_description": "Internal error in the fake"}
                     )
         record.status = status
-        if isinstance(payload, RawBody):
-            standard = [
-                ("Content-Type", payload.content_type),
-                ("Content-Length", str(len(payload.data))),
-                ("Cache-Control", "no-store, no-cache"),
-            ]
-            handler.respond(status, payload.data, [*standard, *headers.items()])
-            return
-        data = json.dumps(payload).encode() if payload is not None else b""
-        if is_graph:
-            content_type = (
-                "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
-                "charset=utf-8"
-            )
-            headers.setdefault("request-id", str(uuid.uuid4()))
-            headers.setdefault("client-request-id", client_request_id)
-        else:
-            content_type = "application/json; charset=utf-8"
-        standard = [("Content-Type", content_type)] if payload is not None else []
-        standard += [("Content-Length", str(len(data))), ("Cache-Control", "no-store, no-cache")]
-        handler.respond(status, data, [*standard, *headers.items()])
+        return _Answer(status, payload, headers, is_graph, client_request_id)
 
     def _take_fault(self, is_graph: bool, raw_target: str, decoded_target: str) -> _Fault | None:
         with self._lock:
@@ -2362,6 +2481,104 @@ class FakeGraph(HttpsFake):
                 "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
             )
         return user, self._mailboxes[user.user_id]
+
+    # ------------------------------------------------------------------ Graph: JSON batching
+
+    def _batch(
+        self, handler: RequestHandler, body: bytes, record: RequestRecord
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``POST /v1.0/$batch``: each request answered as if it were sent alone (see the module doc)."""
+        with self._lock:
+            self._require_token(handler)
+        if handler.command != "POST":
+            raise self._not_served(handler.command, "/v1.0/$batch")
+        if record.batch:
+            raise self._graph_error(400, "BadRequest", "A batch request cannot contain another batch.")
+        authorization = handler.headers.get("Authorization")
+        responses: list[dict[str, Any]] = []
+        for ident, method, target, headers, data in self._batch_requests(body):
+            if authorization is not None:
+                headers.append(("Authorization", str(authorization)))
+            answer = self._process(_InnerRequest(method, target, headers, data), batch=True)
+            if answer is None:
+                raise _Dropped
+            responses.append(self._batch_response(ident, answer))
+        return 200, {"responses": responses}, {}
+
+    def _batch_requests(self, body: bytes) -> list[tuple[str, str, str, list[tuple[str, str]], bytes]]:
+        """The requests of a batch as ``(id, method, target, headers, body)``, the target with ``/v1.0``;
+        anything malformed is a 400 for the whole batch."""
+
+        def bad(message: str) -> _Error:
+            return self._graph_error(400, "BadRequest", message)
+
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            raise bad("Invalid batch payload format: the body is not JSON.") from None
+        requests = document.get("requests") if isinstance(document, dict) else None
+        if not isinstance(requests, list) or not requests:
+            raise bad("Invalid batch payload format: 'requests' must be a non-empty array.")
+        if len(requests) > MAX_BATCH:
+            raise bad(f"Batch request has more than {MAX_BATCH} requests ({len(requests)}).")
+        calls: list[tuple[str, str, str, list[tuple[str, str]], bytes]] = []
+        seen: set[str] = set()
+        for index, request in enumerate(requests):
+            if not isinstance(request, dict):
+                raise bad(f"Invalid batch payload format: request {index} is not an object.")
+            ident, method, url = request.get("id"), request.get("method"), request.get("url")
+            if not isinstance(ident, str) or not ident:
+                raise bad(f"Invalid batch payload format: request {index} has no 'id' (a string).")
+            if ident in seen:
+                raise bad(f"Batch request contains the id '{ident}' more than once.")
+            seen.add(ident)
+            if "dependsOn" in request:
+                raise bad(f"Request '{ident}': dependsOn is not supported by the fake.")
+            if not isinstance(method, str) or method.upper() not in _BATCH_METHODS:
+                raise bad(f"Request '{ident}' has no valid 'method'.")
+            if not isinstance(url, str) or not url:
+                raise bad(f"Request '{ident}' has no 'url'.")
+            split = urllib.parse.urlsplit(url)
+            if split.scheme or split.netloc or url.startswith("//"):
+                raise bad(f"Request '{ident}': the url must be relative to the version (e.g. /users/...).")
+            raw_headers = request.get("headers", {})
+            if not isinstance(raw_headers, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in raw_headers.items()
+            ):
+                raise bad(f"Request '{ident}': 'headers' must be an object of strings.")
+            # the batch's own Authorization stands for every request in it
+            headers = [(k, v) for k, v in raw_headers.items() if k.lower() != "authorization"]
+            data = b""
+            if "body" in request:
+                content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+                if content_type is None:
+                    raise bad(f"Request '{ident}' has a body but no Content-Type header.")
+                media = content_type.partition(";")[0].strip().lower()
+                if media == "application/json" or media.endswith("+json"):
+                    data = json.dumps(request["body"]).encode()
+                else:  # any other content is base64 in a batch
+                    try:
+                        data = base64.b64decode(str(request["body"]), validate=True)
+                    except ValueError:
+                        raise bad(f"Request '{ident}': a body that is not JSON must be base64.") from None
+            target = "/v1.0" + (url if url.startswith("/") else f"/{url}")
+            calls.append((ident, method.upper(), target, headers, data))
+        return calls
+
+    def _batch_response(self, ident: str, answer: _Answer) -> dict[str, Any]:
+        """One entry of ``responses``: the answer's status, its headers (but ``Content-Length``), its body
+        as JSON (raw bytes base64, none for no body)."""
+        _, wire_headers = answer.wire()
+        entry: dict[str, Any] = {
+            "id": ident,
+            "status": answer.status,
+            "headers": {k: v for k, v in wire_headers if k.lower() != "content-length"},
+        }
+        if isinstance(answer.payload, RawBody):
+            entry["body"] = base64.b64encode(answer.payload.data).decode()
+        elif answer.payload is not None:
+            entry["body"] = answer.payload
+        return entry
 
     # ------------------------------------------------------------------ Graph: calendarView
 
