@@ -154,7 +154,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dateutil.rrule import rrule, rruleset, rrulestr
 
 from tests.fakes.google_drive import FakeDrive, RawBody
-from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler
+from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler, json_copy
 
 __all__ = ["FakeGoogle", "RequestRecord"]
 
@@ -1195,7 +1195,7 @@ class FakeGoogle(HttpsFake):
         if cursor.empty_left > 0:
             return [], _Cursor(snapshot, cursor.offset, cursor.empty_left - 1)
         end = cursor.offset + page_size
-        items = copy.deepcopy(snapshot.items[cursor.offset : end])
+        items = json_copy(snapshot.items[cursor.offset : end])
         return items, (_Cursor(snapshot, end, 0) if end < len(snapshot.items) else None)
 
     def _cursor_token(self, cursor: _Cursor) -> str:
@@ -1208,7 +1208,8 @@ class FakeGoogle(HttpsFake):
         if issued is None or issued.expired or issued.calendar_id != calendar.calendar_id:
             raise _api_error(410, "fullSyncRequired")
         changed = [s for s in calendar.events.values() if s.seq > issued.seq]
-        return [copy.deepcopy(s.resource) for s in sorted(changed, key=lambda s: s.order)]
+        items: list[dict[str, Any]] = json_copy([s.resource for s in sorted(changed, key=lambda s: s.order)])
+        return items
 
     def _full_items(self, calendar: _Calendar, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         q = {k: v[-1] for k, v in query.items()}
@@ -1242,7 +1243,8 @@ class FakeGoogle(HttpsFake):
                 continue
             selected.append(stored)
         key = (lambda s: s.updated) if q.get("orderBy") == "updated" else (lambda s: s.order)
-        return [copy.deepcopy(s.resource) for s in sorted(selected, key=key)]
+        items: list[dict[str, Any]] = json_copy([s.resource for s in sorted(selected, key=key)])
+        return items
 
     def _overlaps(
         self, calendar: _Calendar, stored: _Stored, time_min: datetime | None, time_max: datetime | None

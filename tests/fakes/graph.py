@@ -251,6 +251,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import hashlib
 import html
 import http.client
@@ -278,7 +279,7 @@ from cryptography.x509.oid import NameOID
 from dateutil import rrule as du
 
 from tests.fakes.graph_drive import DriveStore, RawBody
-from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler
+from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler, json_copy
 
 __all__ = [
     "HTML_BODY_WRAPPER",
@@ -614,8 +615,10 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _parse_iso(text: str) -> datetime:
-    """An ISO 8601 date-time with up to 7 fractional digits and an optional offset or Z (naive if none)."""
+    """An ISO 8601 date-time with up to 7 fractional digits and an optional offset or Z (naive if none).
+    Remembered: a delta round reads the same stored times again and again."""
     return datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
 
 
@@ -1042,6 +1045,8 @@ class FakeGraph(HttpsFake):
         #: The most requests seen in flight at once per mailbox (a refused one included).
         self.max_in_flight: dict[str, int] = {}
         self.requests: list[RequestRecord] = []
+        #: Each series's occurrences over a span, with the version of the series they were expanded from.
+        self._expansions: dict[tuple[int, str, datetime, datetime], tuple[Any, list[_Instance]]] = {}
         self.internal_errors: list[str] = []
 
     # ------------------------------------------------------------------ endpoints
@@ -1624,6 +1629,20 @@ class FakeGraph(HttpsFake):
         return out
 
     def _occurrences(self, box: _Mailbox, master: _Event, lo: datetime, hi: datetime) -> list[_Instance]:
+        # Every change to a series (its pattern, an exception, a deleted occurrence) gives its master a
+        # new changeKey: until then its expansion over a span is the same (a delta round of a mailbox
+        # where nothing changed would otherwise expand every series again).
+        key = (master.resource.get("changeKey"), len(master.deleted), len(master.exceptions))
+        memo = self._expansions.get((id(box), master.ident, lo, hi))
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        found = self._expand_occurrences(box, master, lo, hi)
+        self._expansions[(id(box), master.ident, lo, hi)] = (key, found)
+        return found
+
+    def _expand_occurrences(
+        self, box: _Mailbox, master: _Event, lo: datetime, hi: datetime
+    ) -> list[_Instance]:
         pattern = _pattern(master.resource)
         out = []
         for original in _pattern_starts(pattern, lo - pattern.duration - timedelta(days=1), hi):
@@ -1654,9 +1673,8 @@ class FakeGraph(HttpsFake):
             "@odata.etag": f'W/"{instance.change_key}"',
         }
         if self.full_occurrences if full is None else full:
-            for key, value in master.resource.items():
-                if key not in ("recurrence", "@odata.etag"):
-                    view[key] = copy.deepcopy(value)
+            # shared, not copied: a page is copied as a whole when it is served (see _page)
+            view.update({k: v for k, v in master.resource.items() if k not in ("recurrence", "@odata.etag")})
             view["changeKey"] = instance.change_key
         view.update(
             {
@@ -1675,7 +1693,7 @@ class FakeGraph(HttpsFake):
         """A stored event as GET answers it: times in the preferred zone (UTC by default)."""
         resource = event.resource
         view = {"@odata.etag": resource["@odata.etag"], "id": resource["id"], "type": resource["type"]}
-        view.update(copy.deepcopy(resource))
+        view.update(json_copy(resource))
         all_day = bool(resource.get("isAllDay"))
         start, end = _stored_times(resource)
         view["start"] = _render_time(start, all_day, tz_name)
@@ -2711,7 +2729,7 @@ class FakeGraph(HttpsFake):
         end = offset + size
         answer: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#{context}",
-            "value": copy.deepcopy(round_.items[offset:end]),
+            "value": json_copy(round_.items[offset:end]),
         }
         if end < len(round_.items):
             token = "st" + secrets.token_urlsafe(36)
