@@ -99,6 +99,13 @@ class IcsSourceConfig:
         return self.location.startswith(("http://", "https://"))
 
 
+#: Calendars (mailboxes) an API source syncs at the same time. Eight requests in flight at ~50 ms each
+#: stay below Google's 10,000 requests a minute per project, and Graph's limit of 4 in flight is per
+#: mailbox, of which each worker reads one at a time.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+
+
 @dataclass(frozen=True)
 class GoogleSourceConfig:
     """One ``[[sources]]`` entry of type ``google``: Google Workspace through a service account."""
@@ -112,6 +119,7 @@ class GoogleSourceConfig:
     drive_endpoint: str | None = None  # Drive API root override
     ca_bundle: Path | None = None  # CA certificates to trust for the endpoint
     timeout_seconds: float = 30.0
+    concurrency: int = DEFAULT_CONCURRENCY  # calendars synced at the same time
     agendas: str | None = None  # "google-docs" (None), "local" or "none"
     type: str = "google"
 
@@ -141,6 +149,7 @@ class MicrosoftSourceConfig:
     graph_endpoint: str = GRAPH_ENDPOINT
     ca_bundle: Path | None = None  # CA certificates to trust for both endpoints
     timeout_seconds: float = 30.0
+    concurrency: int = DEFAULT_CONCURRENCY  # mailboxes synced at the same time
     agendas: str | None = None  # "onedrive" (None), "local" or "none"
     type: str = "microsoft"
 
@@ -288,6 +297,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "endpoint",
         "ca_bundle",
         "timeout_seconds",
+        "concurrency",
         "agendas",
     ),
     "microsoft": (
@@ -304,6 +314,7 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
         "graph_endpoint",
         "ca_bundle",
         "timeout_seconds",
+        "concurrency",
         "agendas",
     ),
 }
@@ -944,10 +955,12 @@ class _Checker:
         agendas_ok, agendas = self.agenda_choice(prefix, "google", item)
         ok = ok and agendas_ok
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
+        concurrency = self.concurrency(item, prefix)
         if (
             not ok
             or (key_file is None and token_file is None)
             or timeout is None
+            or concurrency is None
             or ("ca_bundle" in item and ca_bundle is None)
         ):
             return None
@@ -961,6 +974,7 @@ class _Checker:
             drive_endpoint=drive_endpoint,
             ca_bundle=ca_bundle,
             timeout_seconds=timeout,
+            concurrency=concurrency,
             agendas=agendas,
         )
 
@@ -1047,7 +1061,14 @@ class _Checker:
         )
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
         agendas_ok, agendas = self.agenda_choice(prefix, "microsoft", item)
-        if not ok or not agendas_ok or timeout is None or ("ca_bundle" in item and ca_bundle is None):
+        concurrency = self.concurrency(item, prefix)
+        if (
+            not ok
+            or not agendas_ok
+            or timeout is None
+            or concurrency is None
+            or ("ca_bundle" in item and ca_bundle is None)
+        ):
             return None
         return MicrosoftSourceConfig(
             name=str(name),
@@ -1062,6 +1083,7 @@ class _Checker:
             graph_endpoint=endpoints.get("graph_endpoint", GRAPH_ENDPOINT),
             ca_bundle=ca_bundle,
             timeout_seconds=timeout,
+            concurrency=concurrency,
             agendas=agendas,
         )
 
@@ -1167,6 +1189,18 @@ class _Checker:
         value = section[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             self.problem(f"[{name}] {key}", f"expected a whole number >= {minimum}, got {_describe(value)}")
+            return None
+        return value
+
+    def concurrency(self, item: dict[str, Any], prefix: str) -> int | None:
+        """A source's ``concurrency``: calendars synced at once (default 8), 1 to 64."""
+        value = item.get("concurrency", DEFAULT_CONCURRENCY)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+            self.problem(
+                f"{prefix} concurrency",
+                f"expected a whole number from 1 to {MAX_CONCURRENCY} (calendars synced at once), got "
+                f"{_describe(value)}",
+            )
             return None
         return value
 

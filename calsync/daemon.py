@@ -55,6 +55,7 @@ from calsync.pipeline import CycleResult, DigestError, SyncOptions, org_timezone
 from calsync.progress import ProgressBoard, progress_board_for
 from calsync.report import Report, render_json
 from calsync.sdnotify import Notifier
+from calsync.sources.base import ReadCache
 from calsync.sources.retry import Stopped
 from calsync.store import StateError, StateStore, write_private
 from calsync.telemetry import REQUESTS
@@ -273,6 +274,7 @@ class Daemon:
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
         self.clients: dict[str, Any] = {}  # kept between cycles (their tokens with them)
+        self.reads = ReadCache()  # each calendar's reading, kept between cycles
         self.store: StateStore | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.server: ThreadingHTTPServer | None = None
@@ -487,6 +489,7 @@ class Daemon:
         with self._cycle_lock:  # not in the middle of a cycle
             self.config = config
             self.clients.clear()  # credentials may have changed
+            self.reads = ReadCache()  # and so may time zones or sources
             self._schedule()
         _event(logging.INFO, f"config reloaded from {self.config_path}", event="reloaded")
 
@@ -506,7 +509,9 @@ class Daemon:
             store = self.store
             assert store is not None
             board: ProgressBoard | None = progress_board_for(self.stderr) if progress else None
-            options = SyncOptions(bars=board.bar if board else None, stop=self.stop, clients=self.clients)
+            options = SyncOptions(
+                bars=board.bar if board else None, stop=self.stop, clients=self.clients, reads=self.reads
+            )
             start = time.time()
             with self.status.lock:
                 self.status.cycle_started = start

@@ -46,7 +46,7 @@ from calsync.org import Org, RosterError, load_roster, parse_roster
 from calsync.progress import NoProgress, Progress
 from calsync.publish.runner import AgendaPass, Backend, Outcome, cancelled_keys
 from calsync.report import Policy, Report, build_report
-from calsync.sources.base import Source, Window, display_path
+from calsync.sources.base import ReadCache, Source, Window, display_path
 from calsync.sources.google import (
     DIRECTORY_SCOPES,
     CalendarUnavailable,
@@ -110,6 +110,8 @@ class SyncOptions:
     stop: threading.Event | None = None  # set when calsync is stopping: the sync in flight is given up
     #: The clients kept between cycles (their tokens with them), by source name; None: built per call.
     clients: dict[str, Any] | None = None
+    #: Each calendar's reading, kept between cycles (the daemon's); None: every calendar is read afresh.
+    reads: ReadCache | None = None
 
     def retry(self) -> RetryPolicy:
         return RetryPolicy(sleep=interruptible(self.stop)) if self.stop is not None else RetryPolicy()
@@ -191,6 +193,8 @@ def _google_source(
         retry=options.retry(),
         progress=options.bar(),
         stop=options.stop,
+        concurrency=source.concurrency,
+        reads=options.reads,
     )
 
 
@@ -220,8 +224,10 @@ def _microsoft_source(
         client,
         store,
         default_tz=tz,
+        parallel=source.concurrency,
         progress=options.bar(),
         stop=options.stop,
+        reads=options.reads,
     )
 
 

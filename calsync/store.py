@@ -31,7 +31,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,6 +221,9 @@ class CalendarState:
     time_zone: str | None = None
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # by provider event id
     extra: dict[str, Any] = field(default_factory=dict)  # what else a provider keeps (Graph: masters)
+    #: Changes whenever ``events`` (or what else the reading depends on) changes: a reading of the
+    #: calendar made at the same revision is still good (see :class:`calsync.sources.base.ReadCache`).
+    revision: str | None = None
 
 
 class StateStore:
@@ -237,6 +240,10 @@ class StateStore:
         #: Where a corrupt state file was moved, if it was.
         self.recovered: Path | None = None
         self._mutex = threading.RLock()
+        #: Per source: each calendar's document id.
+        self._index: dict[str, dict[str, int]] = {}
+        #: Inside :meth:`batch`: the calendar documents saved, by source and calendar, written at its end.
+        self._pending: dict[str, dict[str, dict[str, Any]]] | None = None
         self._lock_fd = _lock(path) if lock else None
         try:
             if lock:
@@ -349,13 +356,25 @@ class StateStore:
         A crash inside loses only that sync's progress: the next one starts from the last cursors."""
         storage = self._cache()
         with self._mutex:
-            storage.WRITE_CACHE_SIZE = 1 << 62
+            nested = self._pending is not None
+            if not nested:
+                self._pending = {}
+                storage.WRITE_CACHE_SIZE = 1 << 62
+        if nested:  # the outer batch writes
+            yield
+            return
         try:
             yield
         finally:
             with self._mutex:
-                storage.WRITE_CACHE_SIZE = 1
-                storage.flush()
+                pending, self._pending = self._pending or {}, None
+                try:
+                    for source, documents in pending.items():
+                        if documents:
+                            self._write_calendars(source, documents)
+                finally:
+                    storage.WRITE_CACHE_SIZE = 1
+                    storage.flush()
 
     def flush(self) -> None:
         with self._mutex:
@@ -363,9 +382,20 @@ class StateStore:
 
     # -- calendars ---------------------------------------------------------------------------------------
 
+    def _ids(self, source: str) -> dict[str, int]:
+        """The document id of each calendar of a source (read once: loads and saves never scan)."""
+        ids = self._index.get(source)
+        if ids is None:
+            ids = {str(doc.get("calendar")): doc.doc_id for doc in self._db.table(source).all()}
+            self._index[source] = ids
+        return ids
+
     def load(self, source: str, calendar: str) -> CalendarState | None:
         with self._mutex:
-            doc = self._db.table(source).get(Query().calendar == calendar)
+            doc = (self._pending.get(source) or {}).get(calendar) if self._pending is not None else None
+            if doc is None:
+                doc_id = self._ids(source).get(calendar)
+                doc = self._db.table(source).get(doc_id=doc_id) if doc_id is not None else None
         if not isinstance(doc, Mapping) or doc.get("schema") != CALENDAR_LAYOUT:
             return None  # unknown or older layout: a full sync rebuilds it
         return CalendarState(
@@ -374,6 +404,7 @@ class StateStore:
             time_zone=doc.get("time_zone"),
             events=dict(doc.get("events") or {}),
             extra=dict(doc.get("extra") or {}),
+            revision=doc.get("revision"),
         )
 
     def save(self, source: str, state: CalendarState) -> None:
@@ -384,18 +415,46 @@ class StateStore:
             "time_zone": state.time_zone,
             "events": state.events,
             "extra": state.extra,
+            "revision": state.revision,
             "synced_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         with self._mutex:
-            self._db.table(source).upsert(document, Query().calendar == state.calendar)
+            if self._pending is not None:
+                self._pending.setdefault(source, {})[state.calendar] = document
+            else:
+                self._write_calendars(source, {state.calendar: document})
+
+    def _write_calendars(self, source: str, documents: Mapping[str, dict[str, Any]]) -> None:
+        """Replace or add the documents of many calendars of one source at once: one pass over the
+        table to replace, one to add (tinydb rebuilds a table on every change)."""
+        table = self._db.table(source)
+        ids = self._ids(source)
+        replaced = {ids[calendar]: doc for calendar, doc in documents.items() if calendar in ids}
+        if replaced:
+
+            def replace(doc: MutableMapping[str, Any]) -> None:
+                new = documents[str(doc.get("calendar"))]
+                doc.clear()
+                doc.update(new)
+
+            table.update(replace, doc_ids=list(replaced))
+        added = [(calendar, doc) for calendar, doc in documents.items() if calendar not in ids]
+        if added:
+            for (calendar, _), doc_id in zip(added, table.insert_multiple(d for _, d in added), strict=True):
+                ids[calendar] = doc_id
 
     def drop(self, source: str, calendar: str) -> None:
         with self._mutex:
-            self._db.table(source).remove(Query().calendar == calendar)
+            if self._pending is not None:
+                (self._pending.get(source) or {}).pop(calendar, None)
+            doc_id = self._ids(source).pop(calendar, None)
+            if doc_id is not None:
+                self._db.table(source).remove(doc_ids=[doc_id])
 
     def calendars(self, source: str) -> list[str]:
         with self._mutex:
-            return sorted(str(doc["calendar"]) for doc in self._db.table(source).all())
+            pending = (self._pending or {}).get(source) or {}
+            return sorted({*self._ids(source), *pending})
 
     def last_synced(self) -> dict[str, str]:
         """Per source: when its most recently synced calendar was saved (ISO, UTC)."""

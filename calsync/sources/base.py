@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import threading
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +41,48 @@ class Source(Protocol):
     def fetch(self, window: Window) -> SourceResult:
         """Read every calendar of this source, covering at least ``window``."""
         ...
+
+
+def new_revision() -> str:
+    """A fresh :attr:`calsync.store.CalendarState.revision`, for a calendar whose events changed."""
+    return secrets.token_hex(8)
+
+
+class ReadCache:
+    """Each calendar's normalised reading, kept between cycles by the daemon.
+
+    Reading a calendar (converting its stored events and expanding its series) costs far more CPU than
+    asking the provider whether it changed, and in most cycles nothing did: a calendar whose state has
+    the same revision, read for the same window, is not read again. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[Hashable, CalendarData, list[Problem]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, source: str, calendar: str, key: Hashable) -> tuple[CalendarData, list[Problem]] | None:
+        with self._lock:
+            entry = self._entries.get((source, calendar))
+        if entry is None or entry[0] != key:
+            return None
+        return entry[1], list(entry[2])
+
+    def put(
+        self, source: str, calendar: str, key: Hashable, data: CalendarData, problems: list[Problem]
+    ) -> None:
+        with self._lock:
+            self._entries[(source, calendar)] = (key, data, list(problems))
+
+    def keep_only(self, source: str, calendars: Iterable[str]) -> None:
+        """Forget the readings of a source's calendars that it no longer syncs."""
+        kept = set(calendars)
+        with self._lock:
+            for entry in [k for k in self._entries if k[0] == source and k[1] not in kept]:
+                del self._entries[entry]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
 
 def display_path(path: Path, root: Path | None) -> str:

@@ -26,7 +26,8 @@ import io
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, tzinfo
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -41,9 +42,10 @@ from google_auth_oauthlib.flow import InstalledAppFlow
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
+from calsync.config import DEFAULT_CONCURRENCY
 from calsync.model import CalendarData, Problem
 from calsync.progress import NoProgress, Progress
-from calsync.sources.base import SourceResult, Window
+from calsync.sources.base import ReadCache, SourceResult, Window, new_revision
 from calsync.sources.ics import ATTENDEES_OMITTED, read_converted
 from calsync.sources.retry import RateLimiter, RetryPolicy, check
 from calsync.store import CalendarState, StateStore, write_private
@@ -240,7 +242,7 @@ class CalendarClient:
                 params["syncToken"] = sync_token
             if page_token:
                 params["pageToken"] = page_token
-            page = self._execute(self.service.events().list(**params))
+            page = self._execute(events_of(self.service).list(**params))
             items.extend(page.get("items") or ())
             time_zone = page.get("timeZone") or time_zone
             page_token = page.get("nextPageToken")
@@ -254,6 +256,16 @@ class CalendarClient:
     def _execute(self, request: Any) -> dict[str, Any]:
         self.requests += 1
         return execute(request, self.owner, self.retry, self.limiter)
+
+
+def events_of(service: Any) -> Any:
+    """``service.events()``, made once per client: googleapiclient builds a collection's methods afresh
+    on every call (milliseconds each), which a sync of a thousand calendars would pay every cycle."""
+    events = getattr(service, "_calsync_events", None)
+    if events is None:
+        events = service.events()
+        service._calsync_events = events
+    return events
 
 
 def execute(request: Any, key: str, retry: RetryPolicy, limiter: RateLimiter) -> dict[str, Any]:
@@ -302,8 +314,9 @@ def matters(event: Event) -> bool:
     """Whether an event is worth keeping in the state: whether it could ever count for a 1:1.
 
     Exceptions and tombstones always are (they may change or cancel an occurrence that counts), and
-    so is a copy whose guest list is incomplete; all-day events and meetings of three or more people
-    are not. A later change to such an event arrives whole and is judged again.
+    so is a copy whose guest list is incomplete; all-day events, meetings of three or more people and
+    events of one person alone (focus time, reminders) are not. A later change to such an event
+    arrives whole and is judged again.
     """
     if event.get("status") == "cancelled" or "recurringEventId" in event or event.get("attendeesOmitted"):
         return True
@@ -317,34 +330,107 @@ def matters(event: Event) -> bool:
     organizer = (event.get("organizer") or {}).get("email")
     if organizer:
         people.add(str(organizer).lower())
-    return len(people) <= 2
+    return len(people) == 2
 
 
-def merge_changes(events: dict[str, dict[str, Any]], changes: Iterable[Event]) -> None:
-    """Apply an incremental listing to the stored events.
+#: What is kept of an event resource: what its reading needs (etags, links, creators, conference data
+#: and descriptions are not kept).
+_KEPT = (
+    "id",
+    "status",
+    "summary",
+    "start",
+    "end",
+    "originalStartTime",
+    "recurringEventId",
+    "recurrence",
+    "iCalUID",
+    "sequence",
+    "updated",
+    "attendeesOmitted",
+)
+_KEPT_ATTENDEE = ("email", "responseStatus", "resource")
+
+
+def lean(event: Event) -> dict[str, Any]:
+    """An event resource as the state keeps it."""
+    kept = {key: event[key] for key in _KEPT if key in event}
+    organizer = (event.get("organizer") or {}).get("email")
+    if organizer:
+        kept["organizer"] = {"email": organizer}
+    if "attendees" in event:
+        kept["attendees"] = [
+            {key: a[key] for key in _KEPT_ATTENDEE if key in a}
+            for a in event.get("attendees") or ()
+            if isinstance(a, Mapping)
+        ]
+    return kept
+
+
+def merge_changes(events: dict[str, dict[str, Any]], changes: Iterable[Event]) -> bool:
+    """Apply an incremental listing to the stored events; whether the stored events changed.
 
     A deletion arrives as a stripped tombstone. It keeps what it replaces (UID, times, people), so
     that it still outvotes stale copies of the event elsewhere, and it is newer than that: without a
     SEQUENCE of its own it gets the old one plus one.
     """
+    changed = False
     for change in changes:
         if "id" not in change:
             continue
         ident = str(change["id"])
         previous = events.get(ident)
         if previous is not None and change.get("status") == "cancelled":
-            merged = {**previous, **change}
+            merged = {**previous, **lean(change)}
             if "sequence" not in change:
                 merged["sequence"] = int(previous.get("sequence", 0)) + 1
             events[ident] = merged
+            changed = True
         elif matters(change):
-            events[ident] = dict(change)
-        else:
-            events.pop(ident, None)  # e.g. a third person was invited: no longer a possible 1:1
+            kept = lean(change)
+            changed = changed or kept != previous
+            events[ident] = kept
+        elif events.pop(ident, None) is not None:  # e.g. a third person was invited: no longer a 1:1
+            changed = True
+    return changed
+
+
+def prune(events: dict[str, dict[str, Any]], before: datetime) -> int:
+    """Forget one-off events and exceptions that lie wholly before ``before`` (the start of the sync
+    window, which only moves forward): they can no longer count. Series masters are kept, and so are
+    tombstones without times. Returns how many were forgotten."""
+    old = [
+        ident
+        for ident, event in events.items()
+        if not event.get("recurrence")
+        and (times := [t for t in (event.get("start"), event.get("originalStartTime")) if t])
+        and all(_before(t, before) for t in times)
+    ]
+    for ident in old:
+        del events[ident]
+    return len(old)
+
+
+def _before(value: Mapping[str, Any], moment: datetime) -> bool:
+    """Whether a Google time lies before ``moment`` (a day's date is compared a day late: whatever
+    its zone, it is over by then)."""
+    try:
+        if "dateTime" in value:
+            at = datetime.fromisoformat(str(value["dateTime"]))
+            return at.tzinfo is not None and at < moment - timedelta(days=1)
+        if "date" in value:
+            return date.fromisoformat(str(value["date"])) < (moment - timedelta(days=2)).date()
+    except ValueError:
+        return False  # kept: its reading reports it
+    return False
 
 
 class GoogleSource:
-    """Google Calendar for a list of calendars, each read as its owner (domain-wide delegation)."""
+    """Google Calendar for a list of calendars, each read as its owner (domain-wide delegation).
+
+    ``concurrency`` calendars are synced at once (each calendar by one worker, its pages in turn);
+    Google's limit of 600 requests a minute per user is kept by the rate limiter.
+    """
 
     def __init__(
         self,
@@ -358,9 +444,11 @@ class GoogleSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        reads: ReadCache | None = None,
     ) -> None:
         self.name = name
-        self.calendars = list(calendars)
+        self.calendars = list(dict.fromkeys(calendars))
         self.stop = stop
         self.progress: Progress = progress if progress is not None else NoProgress()
         self.service_for = service_for
@@ -368,34 +456,51 @@ class GoogleSource:
         self.default_tz = default_tz
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter()
+        self.concurrency = max(1, concurrency)
+        self.reads = reads
         self.requests = 0
+        self._count = threading.Lock()
 
     def fetch(self, window: Window) -> SourceResult:
         result = SourceResult()
         self.progress.start(f"syncing {self.name}", len(self.calendars))
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="google")
         try:
-            for calendar in self.calendars:
-                check(self.stop)
-                self._fetch_one(calendar, window, result)
+            futures = [pool.submit(self._read_one, calendar, window) for calendar in self.calendars]
+            for future in as_completed(futures):
+                future.result()  # a Stopped or a bug stops the sync at once
                 self.progress.advance()
+            for future in futures:  # in the configured order, whatever order they finished in
+                data, problems = future.result()
+                if data is not None:
+                    result.calendars.append(data)
+                result.problems.extend(problems)
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             self.progress.done()
+        if self.reads is not None:
+            self.reads.keep_only(self.name, self.calendars)
         return result
 
-    def _fetch_one(self, calendar: str, window: Window, result: SourceResult) -> None:
+    def _read_one(self, calendar: str, window: Window) -> tuple[CalendarData | None, list[Problem]]:
+        check(self.stop)
         try:
-            state = self.sync(calendar)
+            state = self.sync(calendar, window.start)
         except CalendarUnavailable as exc:
-            result.problems.append(Problem(f"{self.name}: {calendar}", str(exc), unread=True))
-            return
+            return None, [Problem(f"{self.name}: {calendar}", str(exc), unread=True)]
+        key = (state.revision, state.time_zone, window)
+        if self.reads is not None and (cached := self.reads.get(self.name, calendar, key)) is not None:
+            return cached
         data, problems = google_calendar_data(
             state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
         )
-        result.calendars.append(data)
-        result.problems.extend(problems)
+        if self.reads is not None:
+            self.reads.put(self.name, calendar, key, data, problems)
+        return data, problems
 
-    def sync(self, calendar: str) -> CalendarState:
-        """Bring one calendar's stored state up to date: incrementally if possible, else in full."""
+    def sync(self, calendar: str, prune_before: datetime | None = None) -> CalendarState:
+        """Bring one calendar's stored state up to date: incrementally if possible, else in full.
+        Events wholly before ``prune_before`` are forgotten (see :func:`prune`)."""
         try:
             client = CalendarClient(self.service_for(calendar), calendar, self.retry, self.limiter)
         except RefreshError as exc:
@@ -409,16 +514,20 @@ class GoogleSource:
                     self.store.drop(self.name, calendar)
                     state = None
                 else:
-                    merge_changes(state.events, changes)
+                    if merge_changes(state.events, changes) or state.revision is None:
+                        state.revision = new_revision()
                     state.cursor, state.time_zone = cursor, zone or state.time_zone
             if state is None or not state.cursor:
                 items, cursor, zone = client.list_events(calendar, None)
-                state = CalendarState(calendar, cursor, zone, {})
+                state = CalendarState(calendar, cursor, zone, {}, revision=new_revision())
                 merge_changes(state.events, items)
         except RefreshError as exc:
             raise CalendarUnavailable(_auth_problem(exc)) from exc
         finally:
-            self.requests += client.requests
+            with self._count:
+                self.requests += client.requests
+        if prune_before is not None:
+            prune(state.events, prune_before)  # outside the window read: the reading is unchanged
         self.store.save(self.name, state)
         return state
 

@@ -40,17 +40,17 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import icalendar
 import requests
 
-from calsync.config import MicrosoftSourceConfig
+from calsync.config import DEFAULT_CONCURRENCY, MicrosoftSourceConfig
 from calsync.model import CalendarData, Problem
 from calsync.progress import NoProgress, Progress
-from calsync.sources.base import SourceResult, Window
+from calsync.sources.base import ReadCache, SourceResult, Window, new_revision
 from calsync.sources.graph_recurrence import iana_zone, rrule_for
 from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_converted
 from calsync.sources.microsoft_auth import (
@@ -215,10 +215,13 @@ def _describe(event: Event) -> str:
 
 #: Exchange allows 4 concurrent requests per mailbox (and 10,000 per 10 minutes).
 PER_MAILBOX = 4
-#: Mailboxes synced at the same time.
-PARALLEL_MAILBOXES = 4
-#: Items per page of the delta answer.
-PAGE_SIZE = 100
+#: Mailboxes synced at the same time (a source's ``concurrency`` overrides it).
+PARALLEL_MAILBOXES = DEFAULT_CONCURRENCY
+#: Items per page of the delta answer and of the series masters' listing (a mailbox's 90 days back and
+#: 90 ahead, about 30 meetings a week, fit in one page).
+PAGE_SIZE = 1000
+#: Requests in one JSON batch (Graph's limit).
+BATCH_LIMIT = 20
 #: The delta span reaches this many days past the sync window, so that it is re-read about monthly.
 RELIST_DAYS = 28
 PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'
@@ -359,6 +362,66 @@ class GraphClient:
                 self.retry.sleep(self.retry.delay(attempt, retry_after))
         raise MailboxUnavailable(f"gave up after {self.retry.attempts} attempts; last: {last}")
 
+    def batch(self, urls: list[str], mailbox: str) -> list[dict[str, Any]]:
+        """Several GETs about one mailbox in one round trip (Graph's JSON batching, at most
+        :data:`BATCH_LIMIT`); their answers, in order. An inner request that was throttled or failed
+        on the way is sent again on its own (after its ``Retry-After``); 410 raises
+        :class:`DeltaExpired`, other failures :class:`MailboxUnavailable`, as :meth:`get` does."""
+        if not urls:
+            return []
+        if len(urls) > BATCH_LIMIT:
+            raise ValueError(f"a Graph batch holds at most {BATCH_LIMIT} requests")
+        inner = []
+        for index, url in enumerate(urls):
+            if not url.startswith(self.endpoint + "/"):
+                raise MailboxUnavailable(f"cannot batch a request outside the Graph endpoint: {url}")
+            inner.append(
+                {
+                    "id": str(index),
+                    "method": "GET",
+                    "url": url[len(self.endpoint) :],
+                    "headers": {"Prefer": PREFER},
+                }
+            )
+        answer = _json(self.send("POST", self.endpoint + "/$batch", mailbox, json={"requests": inner}))
+        responses = answer.get("responses")
+        by_id = (
+            {str(r.get("id")): r for r in responses or () if isinstance(r, dict)}
+            if isinstance(responses, list)
+            else {}
+        )
+        results: list[dict[str, Any]] = []
+        for index, url in enumerate(urls):
+            response = by_id.get(str(index))
+            if response is None:
+                raise MailboxUnavailable("Graph's batch answer lacks the answer to one of its requests")
+            status = int(response.get("status") or 0)
+            body = response.get("body")
+            if 200 <= status < 300 and isinstance(body, dict):
+                results.append(body)
+                continue
+            error = (body or {}).get("error") if isinstance(body, dict) else None
+            code = str((error or {}).get("code") or "")
+            message = str((error or {}).get("message") or "")
+            if status == 410:
+                raise DeltaExpired(f"{code or 'HTTP 410'}: {message}".strip(": "))
+            if status in _RETRY_STATUS or status == 401:
+                headers = {str(k).lower(): v for k, v in (response.get("headers") or {}).items()}
+                wait = _seconds(headers.get("retry-after"))
+                if wait:
+                    self.retry.sleep(self.retry.delay(0, wait))
+                results.append(self.get(url, mailbox))  # on its own, with its own retries
+                continue
+            raise MailboxUnavailable(_explain(status, code, message), status)
+        return results
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        return max(0.0, float(str(value))) if value is not None else None
+    except ValueError:
+        return None
+
 
 def _json(response: requests.Response) -> dict[str, Any]:
     if response.status_code != 200:
@@ -382,11 +445,7 @@ def _error(response: requests.Response) -> tuple[str, str]:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    return _seconds(response.headers.get("Retry-After"))
 
 
 def _explain(status: int, code: str, message: str) -> str:
@@ -418,6 +477,7 @@ class MicrosoftSource:
         parallel: int = PARALLEL_MAILBOXES,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        reads: ReadCache | None = None,
     ) -> None:
         self.name = name
         self.stop = stop
@@ -426,42 +486,46 @@ class MicrosoftSource:
         self.store = store
         self.default_tz = default_tz
         self.parallel = max(1, parallel)
+        self.reads = reads
         self.progress: Progress = progress if progress is not None else NoProgress()
 
     def fetch(self, window: Window) -> SourceResult:
         result = SourceResult()
-        states = {mailbox: self.store.load(self.name, mailbox) for mailbox in self.mailboxes}
         self.progress.start(f"syncing {self.name}", len(self.mailboxes))
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="graph")
         try:
-            self._collect(states, window, result)
+            futures = [pool.submit(self._read_one, mailbox, window) for mailbox in self.mailboxes]
+            for future in as_completed(futures):
+                future.result()  # a Stopped or a bug stops the sync at once
+                self.progress.advance()
+            for future in futures:  # in the configured order, whatever order they finished in
+                data, problems = future.result()
+                if data is not None:
+                    result.calendars.append(data)
+                result.problems.extend(problems)
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             self.progress.done()
+        if self.reads is not None:
+            self.reads.keep_only(self.name, self.mailboxes)
         return result
 
-    def _collect(
-        self, states: Mapping[str, CalendarState | None], window: Window, result: SourceResult
-    ) -> None:
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="graph") as pool:
-            futures = {m: pool.submit(self.sync, m, states[m], window) for m in self.mailboxes}
-            for mailbox, future in futures.items():
-                try:
-                    state = future.result()
-                except MailboxUnavailable as exc:
-                    result.problems.append(Problem(f"{self.name}: {mailbox}", str(exc), unread=True))
-                    continue
-                finally:
-                    self.progress.advance()
-                self.store.save(self.name, state)
-                data, problems = graph_calendar_data(
-                    state.events.values(),
-                    state.extra["masters"],
-                    mailbox,
-                    _listed(state),
-                    window,
-                    self.default_tz,
-                )
-                result.calendars.append(data)
-                result.problems.extend(problems)
+    def _read_one(self, mailbox: str, window: Window) -> tuple[CalendarData | None, list[Problem]]:
+        check(self.stop)
+        try:
+            state = self.sync(mailbox, self.store.load(self.name, mailbox), window)
+        except MailboxUnavailable as exc:
+            return None, [Problem(f"{self.name}: {mailbox}", str(exc), unread=True)]
+        self.store.save(self.name, state)
+        key = (state.revision, window)
+        if self.reads is not None and (cached := self.reads.get(self.name, mailbox, key)) is not None:
+            return cached
+        data, problems = graph_calendar_data(
+            state.events.values(), state.extra["masters"], mailbox, _listed(state), window, self.default_tz
+        )
+        if self.reads is not None:
+            self.reads.put(self.name, mailbox, key, data, problems)
+        return data, problems
 
     def sync(self, mailbox: str, state: CalendarState | None, window: Window) -> CalendarState:
         """Bring one mailbox's state up to date: incrementally when its delta link still covers the
@@ -473,70 +537,169 @@ class MicrosoftSource:
             except DeltaExpired:
                 state = None  # Graph lost the sync state: read the mailbox again
             else:
-                changed = _merge(state.events, items)
+                state.extra.setdefault("ignored", [])
+                changed = _merge(state.events, items) - _drop_ignored(state)
                 state.cursor = link
                 self._refresh_masters(mailbox, state, changed)
+                _keep_possible(state)
+                if items or state.revision is None:
+                    state.revision = new_revision()
                 return state
         listed = Window(window.start, window.end + timedelta(days=RELIST_DAYS))
-        params = {"startDateTime": _z(listed.start), "endDateTime": _z(listed.end)}
-        url = self.client.url("users", mailbox, "calendarView", "delta")
+        query = {"startDateTime": _z(listed.start), "endDateTime": _z(listed.end)}
+        delta = self.client.url("users", mailbox, "calendarView", "delta")
+        masters = self.client.url("users", mailbox, "events")
+        masters_query = {
+            "$filter": "type eq 'seriesMaster'",
+            "$select": MASTER_FIELDS,
+            "$top": str(PAGE_SIZE),
+        }
         try:
-            items, link = self._round(mailbox, url, params)
+            # The first page of the view and the series masters' listing in one round trip.
+            first, listing = self.client.batch(
+                [_with_query(delta, query), _with_query(masters, masters_query)], mailbox
+            )
+            items, link = self._round(mailbox, delta, None, first)
+            found = self._pages(mailbox, listing)
         except DeltaExpired as exc:
             raise MailboxUnavailable(f"the full read was refused as expired ({exc})") from exc
-        state = CalendarState(mailbox, link, "UTC", {}, {"listed": [_z(listed.start), _z(listed.end)]})
-        state.extra["masters"] = {}
+        state = CalendarState(
+            mailbox,
+            link,
+            "UTC",
+            {},
+            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": []},
+            revision=new_revision(),
+        )
         changed = _merge(state.events, items)
-        self._refresh_masters(mailbox, state, changed)
+        needed = _series(state)
+        state.extra["masters"].update((str(m["id"]), _lean(m)) for m in found if str(m.get("id")) in needed)
+        self._refresh_masters(mailbox, state, changed - needed)  # fetches only what the listing lacked
+        _keep_possible(state)
         return state
 
     def _round(
-        self, mailbox: str, url: str, params: Mapping[str, str] | None
+        self, mailbox: str, url: str, params: Mapping[str, str] | None, page: dict[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every page of one delta round: the items, and the deltaLink for the next round."""
+        """Every page of one delta round (from ``page`` when the first is already there): the items,
+        and the deltaLink for the next round."""
         items: list[dict[str, Any]] = []
         while True:
-            page = self.client.get(url, mailbox, params)
+            if page is None:
+                page = self.client.get(url, mailbox, params)
             values = page.get("value")
             if not isinstance(values, list):
                 raise MailboxUnavailable("a page of the delta answer has no list of events ('value')")
             items.extend(item for item in values if isinstance(item, dict))
             if page.get("@odata.nextLink"):
-                url, params = str(page["@odata.nextLink"]), None
+                url, params, page = str(page["@odata.nextLink"]), None, None
                 continue
             if page.get("@odata.deltaLink"):
                 return items, str(page["@odata.deltaLink"])
             raise MailboxUnavailable("a page of the delta answer has neither a nextLink nor a deltaLink")
 
+    def _pages(self, mailbox: str, page: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a listing whose first page is ``page``."""
+        items: list[dict[str, Any]] = []
+        while True:
+            values = page.get("value")
+            if not isinstance(values, list):
+                raise MailboxUnavailable("a page of the series masters has no list of events ('value')")
+            items.extend(item for item in values if isinstance(item, dict))
+            if not page.get("@odata.nextLink"):
+                return items
+            page = self.client.get(str(page["@odata.nextLink"]), mailbox)
+
     def _refresh_masters(self, mailbox: str, state: CalendarState, changed: set[str]) -> None:
         """Fetch the masters of series that changed or are new; forget those no instance needs."""
         masters: dict[str, Any] = state.extra["masters"]
-        needed = {str(e["seriesMasterId"]) for e in state.events.values() if e.get("seriesMasterId")}
+        ignored = set(state.extra.get("ignored") or ())
+        needed = _series(state)
         for ident in list(masters):
             if ident not in needed:
                 del masters[ident]
-        wanted = sorted((changed & needed) | (needed - masters.keys()))
-        if not wanted:
-            return
+        wanted = sorted((changed & needed) | (needed - masters.keys() - ignored))
+        if wanted:
 
-        def fetch(ident: str) -> tuple[str, dict[str, Any] | None]:
-            url = self.client.url("users", mailbox, "events", ident)
-            try:
-                return ident, self.client.get(url, mailbox, {"$select": MASTER_FIELDS})
-            except MailboxUnavailable as exc:
-                if exc.status == 404:
-                    return ident, None  # the series was deleted since: its instances go too
-                raise
+            def fetch(ident: str) -> tuple[str, dict[str, Any] | None]:
+                url = self.client.url("users", mailbox, "events", ident)
+                try:
+                    return ident, self.client.get(url, mailbox, {"$select": MASTER_FIELDS})
+                except MailboxUnavailable as exc:
+                    if exc.status == 404:
+                        return ident, None  # the series was deleted since: its instances go too
+                    raise
 
-        with ThreadPoolExecutor(max_workers=PER_MAILBOX, thread_name_prefix="graph-master") as pool:
-            fetched = list(pool.map(fetch, wanted))
-        for ident, master in fetched:
-            if master is None:
-                masters.pop(ident, None)
-                for key in [k for k, e in state.events.items() if e.get("seriesMasterId") == ident]:
-                    del state.events[key]
-            else:
-                masters[ident] = _lean(master)
+            with ThreadPoolExecutor(max_workers=PER_MAILBOX, thread_name_prefix="graph-master") as pool:
+                fetched = list(pool.map(fetch, wanted))
+            for ident, master in fetched:
+                ignored.discard(ident)
+                if master is None:
+                    masters.pop(ident, None)
+                    for key in [k for k, e in state.events.items() if e.get("seriesMasterId") == ident]:
+                        del state.events[key]
+                else:
+                    masters[ident] = _lean(master)
+        state.extra["ignored"] = sorted(ignored)
+
+
+def _with_query(url: str, query: Mapping[str, str]) -> str:
+    return url + "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+
+
+def _series(state: CalendarState) -> set[str]:
+    """The series masters the stored instances belong to."""
+    return {str(e["seriesMasterId"]) for e in state.events.values() if e.get("seriesMasterId")}
+
+
+def possible(event: Event) -> bool:
+    """Whether an event (a series master or a single instance) could be a 1:1: timed, and two people,
+    organizer included (rooms and resources are not people)."""
+    if event.get("isAllDay"):
+        return False
+    people = {
+        str(address).lower()
+        for attendee in event.get("attendees") or ()
+        if attendee.get("type") != "resource"
+        and (address := (attendee.get("emailAddress") or {}).get("address"))
+    }
+    organizer = ((event.get("organizer") or {}).get("emailAddress") or {}).get("address")
+    if organizer:
+        people.add(str(organizer).lower())
+    return len(people) == 2
+
+
+def _keep_possible(state: CalendarState) -> None:
+    """Keep what could count for a 1:1: single instances that could be one, and every instance of a
+    series whose master could be one (the others' masters are remembered as ignored, so that they are
+    not fetched again until their series changes). A later change to any of them arrives whole."""
+    masters: dict[str, Any] = state.extra["masters"]
+    ignored = set(state.extra.get("ignored") or ())
+    for ident, master in list(masters.items()):
+        if not possible(master):
+            del masters[ident]
+            ignored.add(ident)
+    for key, event in list(state.events.items()):
+        series = event.get("seriesMasterId")
+        if series:
+            if str(series) not in masters:
+                del state.events[key]
+        elif not possible(event):
+            del state.events[key]
+    state.extra["ignored"] = sorted(ignored)
+
+
+def _drop_ignored(state: CalendarState) -> set[str]:
+    """Drop the instances a delta round brought of series known not to be 1:1s, unless the instance
+    itself could now be one (then its master is fetched again and judged anew); the series dropped."""
+    ignored = set(state.extra.get("ignored") or ())
+    dropped: set[str] = set()
+    for key, event in list(state.events.items()):
+        series = str(event.get("seriesMasterId") or "")
+        if series in ignored and "attendees" in event and not possible(event):
+            del state.events[key]
+            dropped.add(series)
+    return dropped - _series(state)
 
 
 def _merge(events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]]) -> set[str]:
@@ -557,9 +720,41 @@ def _merge(events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]]) -
     return changed
 
 
+#: What is kept of an event: what its reading needs (bodies, links, etags and the like are not kept).
+_KEPT = (
+    "id",
+    "type",
+    "seriesMasterId",
+    "iCalUId",
+    "subject",
+    "start",
+    "end",
+    "originalStart",
+    "originalStartTimeZone",
+    "isAllDay",
+    "isCancelled",
+    "lastModifiedDateTime",
+    "organizer",
+    "responseStatus",
+    "recurrence",
+)
+
+
 def _lean(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An event as it is kept: without OData's annotations (etags, types, contexts)."""
-    return {key: value for key, value in item.items() if not key.startswith("@odata.")}
+    """An event as it is kept: what its reading needs, and of its attendees their address, answer and
+    type."""
+    kept = {key: item[key] for key in _KEPT if key in item}
+    if "attendees" in item:
+        kept["attendees"] = [
+            {
+                "emailAddress": {"address": (a.get("emailAddress") or {}).get("address")},
+                "status": {"response": (a.get("status") or {}).get("response")},
+                "type": a.get("type"),
+            }
+            for a in item.get("attendees") or ()
+            if isinstance(a, Mapping)
+        ]
+    return kept
 
 
 def _listed(state: CalendarState) -> Window:

@@ -333,8 +333,9 @@ def test_retry_after_is_honoured_with_a_fake_clock(tmp_path: Path, fake: FakeGra
     finally:
         store.close()
     assert result.problems == [] and len(result.calendars) == 1
-    # three 429s and a 503, each after its Retry-After; then a 500 after a jittered backoff (0.5 x 2^4)
-    assert slept == [7.0, 7.0, 7.0, 2.0, 8.0]
+    # three 429s (the first inside the $batch of the first read) and a 503, each after its Retry-After;
+    # then a 500 after a jittered backoff: the 4th attempt of the delta sent on its own (0.5 x 2^3)
+    assert slept == [7.0, 7.0, 7.0, 2.0, 4.0]
 
 
 def test_a_burst_longer_than_the_retries_is_reported_never_an_empty_calendar(
@@ -345,7 +346,8 @@ def test_a_burst_longer_than_the_retries_is_reported_never_an_empty_calendar(
     source_config = loaded.sources[0]
     assert isinstance(source_config, MicrosoftSourceConfig)
     client = graph_client(source_config, retry=RetryPolicy(attempts=3, sleep=lambda s: None))
-    fake.fail_next(429, 3, retry_after=30, path_contains="/users/maya@acme.test/")
+    # two for the first read's $batch (the view and the series masters), three for the view sent alone
+    fake.fail_next(429, 5, retry_after=30, path_contains="/users/maya@acme.test/")
     store = StateStore(tmp_path / "state.json")
     try:
         source = MicrosoftSource(

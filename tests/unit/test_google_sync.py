@@ -206,14 +206,15 @@ def test_rate_limiter_keeps_a_user_under_its_quota() -> None:
     assert waits == [60.0]
 
 
+NEW = {"id": "n", "summary": "new", "attendees": [{"email": "a@x.test"}, {"email": "b@x.test"}]}
+
+
 def test_merge_changes_replaces_by_id_and_a_tombstone_keeps_what_it_replaces() -> None:
     old = {"id": "m1_x", "iCalUID": "m1@google.com", "recurringEventId": "m1", "summary": "s", "sequence": 2}
     events = {"m1_x": dict(old)}
-    merge_changes(
-        events, [{"id": "m1_x", "status": "cancelled"}, {"id": "n", "summary": "new"}, {"summary": "?"}]
-    )
+    merge_changes(events, [{"id": "m1_x", "status": "cancelled"}, NEW, {"summary": "?"}])
     assert events["m1_x"] == {**old, "status": "cancelled", "sequence": 3}  # newer than what it deletes
-    assert events["n"] == {"id": "n", "summary": "new"}
+    assert events["n"] == NEW
     assert len(events) == 2
 
 
