@@ -1,5 +1,6 @@
 """A tiny run of each benchmark, so that they cannot rot (no timing is asserted)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,26 @@ def test_ics_benchmark_smoke():
     assert int(values["digests"]) > 1  # one per manager
 
 
-def test_graph_benchmark_smoke():
-    values = first_row("graph_sync.py", 15)
-    assert values["people"] == "15" and values["mailboxes"] == "2"
-    assert int(values["problems"]) == 0
-    assert float(values["again_req_per_mbx"]) == 1.0  # nothing changed: one request per mailbox
+def test_cycle_benchmark_smoke():
+    """bench/run.py on a 40-person org, both providers, without the injected latency."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--people", "40", "--latency", "0", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["provider"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == {"google", "microsoft"}
+    for row in rows.values():
+        assert row["people"] == 40 and row["calendars"] >= 4  # about 7 reports per manager
+        assert row["problems"] == 0, row["unread"]
+        assert row["again_req_per_cal"] == 1.0  # nothing changed: one request per calendar
+        assert row["events_per_cal"] > 100  # a full calendar was served and counted
+        assert row["state_mb"] > 0 and row["peak_rss_mb"] > 0 and row["core_cpu_s"] > 0
+    # Google: one sign-in (domain-wide delegation) and one listing per calendar
+    assert rows["google"]["first_req_per_cal"] == 2.0 and rows["google"]["first_signin_per_cal"] == 1.0
+    # Graph: the view's first page and the series masters' listing in one $batch per mailbox
+    assert rows["microsoft"]["first_calls_per_cal"] >= 2.0
+    assert rows["microsoft"]["first_req_per_cal"] < rows["microsoft"]["first_calls_per_cal"]
