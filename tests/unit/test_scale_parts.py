@@ -19,7 +19,12 @@ def test_a_batch_writes_every_calendar_once_and_loads_see_the_pending_ones(
 ) -> None:
     writes: list[int] = []
     real = AtomicJSONStorage.write
-    monkeypatch.setattr(AtomicJSONStorage, "write", lambda self, data: (writes.append(1), real(self, data)))
+
+    def counted(self: AtomicJSONStorage, data: dict[str, dict[str, Any]]) -> None:
+        writes.append(1)
+        real(self, data)
+
+    monkeypatch.setattr(AtomicJSONStorage, "write", counted)
     store = StateStore(tmp_path / "state.json")
     try:
         store.save("g", CalendarState("old@x.test", "c0", revision="r0"))
