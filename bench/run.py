@@ -265,7 +265,7 @@ def _measure(
     ask: Callable[[str], Any],
 ) -> dict[str, Any]:
     from calsync.config import load_config
-    from calsync.pipeline import SyncOptions, load_org, make_clock, report_of, sync_all, sync_window
+    from calsync.pipeline import Synced, SyncOptions, load_org, make_clock, report_of, sync_all, sync_window
     from calsync.report import render_json
     from calsync.sources.base import ReadCache
     from calsync.store import StateStore
@@ -280,30 +280,23 @@ def _measure(
         window = sync_window(clock)
         options = SyncOptions(clients={}, reads=ReadCache())  # kept between cycles, as the daemon does
         store = StateStore(config.state.path)
-        try:
+
+        def cycle() -> tuple[Synced, dict[str, float]]:
+            """One sync of every calendar: its result, and what it cost (the fake's requests too)."""
             ask("reset")
             server_cpu = ask("stats")["cpu"]
             start, cpu = time.perf_counter(), time.process_time()
             synced = sync_all(config, org, org_problems, store, window, options)
-            first_s, first_cpu = time.perf_counter() - start, time.process_time() - cpu
-            first = ask("stats")
-            first_server = first["cpu"] - server_cpu
-            write_first = writes.take()
+            cost = {"s": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+            stats = ask("stats")
+            return synced, {**stats, **cost, "server_cpu": stats["cpu"] - server_cpu, "write": writes.take()}
 
+        try:
+            synced, first = cycle()
             cpu = time.process_time()
-            report = report_of(config, synced, clock)
-            render_json(report)
+            render_json(report_of(config, synced, clock))
             core_cpu = time.process_time() - cpu
-
-            ask("reset")
-            server_cpu = ask("stats")["cpu"]
-            start, cpu = time.perf_counter(), time.process_time()
-            again_synced = sync_all(config, org, org_problems, store, window, options)
-            again_s, again_cpu = time.perf_counter() - start, time.process_time() - cpu
-            again = ask("stats")
-            again_server = again["cpu"] - server_cpu
-            write_again = writes.take()
-            report_of(config, again_synced, clock)
+            _, again = cycle()
         finally:
             store.close()
         state_bytes = config.state.path.stat().st_size
@@ -311,7 +304,7 @@ def _measure(
     served = events.per_calendar
     pages = sum(max(1, -(-n // PAGE_EVENTS)) for n in served.values()) or calendars
 
-    def bound(stats: dict[str, int]) -> float:
+    def bound(stats: dict[str, float]) -> float:
         return stats["http"] * latency / concurrency
 
     return {
@@ -323,22 +316,22 @@ def _measure(
         "first_calls_per_cal": first["calls"] / calendars,
         "first_signin_per_cal": first["signins"] / calendars,
         "per_2500": (first["http"] - first["signins"]) / pages,
-        "first_s": first_s,
+        "first_s": first["s"],
         "first_bound_s": bound(first),
-        "first_ratio": first_s / bound(first) if latency else 0.0,
-        "first_cpu_s": first_cpu,
-        "first_server_cpu_s": first_server,
+        "first_ratio": first["s"] / bound(first) if latency else 0.0,
+        "first_cpu_s": first["cpu"],
+        "first_server_cpu_s": first["server_cpu"],
         "again_req_per_cal": again["http"] / calendars,
-        "again_s": again_s,
+        "again_s": again["s"],
         "again_bound_s": bound(again),
-        "again_ratio": again_s / bound(again) if latency else 0.0,
-        "again_cpu_s": again_cpu,
-        "again_server_cpu_s": again_server,
+        "again_ratio": again["s"] / bound(again) if latency else 0.0,
+        "again_cpu_s": again["cpu"],
+        "again_server_cpu_s": again["server_cpu"],
         "core_cpu_s": core_cpu,
         "state_mb": state_bytes / 1e6,
-        "write_first_s": write_first,
-        "write_again_s": write_again,
-        "write_share": write_again / again_s,
+        "write_first_s": first["write"],
+        "write_again_s": again["write"],
+        "write_share": again["write"] / again["s"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "problems": len(synced.problems),
         "unread": [p.message for p in synced.problems][:3],

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from calsync.model import CalendarData, Problem
+from calsync.progress import Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,57 @@ class ReadCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+#: One calendar's reading: its data (None when it could not be read) and the problems met.
+Reading = tuple[CalendarData | None, list[Problem]]
+
+
+def cached_reading(
+    reads: ReadCache | None,
+    source: str,
+    calendar: str,
+    key: Hashable,
+    read: Callable[[], tuple[CalendarData, list[Problem]]],
+) -> tuple[CalendarData, list[Problem]]:
+    """``read()``, unless ``reads`` holds the calendar's reading at ``key``; kept there for next time."""
+    if reads is None:
+        return read()
+    cached = reads.get(source, calendar, key)
+    if cached is not None:
+        return cached
+    data, problems = read()
+    reads.put(source, calendar, key, data, problems)
+    return data, problems
+
+
+def read_concurrently(
+    label: str,
+    calendars: list[str],
+    read_one: Callable[[str], Reading],
+    *,
+    workers: int,
+    progress: Progress,
+) -> SourceResult:
+    """``read_one`` for every calendar, ``workers`` at a time; the readings in the order given, whatever
+    order they finished in. An exception (a Stopped, a bug) stops the rest at once."""
+    result = SourceResult()
+    progress.start(f"syncing {label}", len(calendars))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{label}")
+    try:
+        futures = [pool.submit(read_one, calendar) for calendar in calendars]
+        for future in as_completed(futures):
+            future.result()
+            progress.advance()
+        for future in futures:
+            data, problems = future.result()
+            if data is not None:
+                result.calendars.append(data)
+            result.problems.extend(problems)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.done()
+    return result
 
 
 def display_path(path: Path, root: Path | None) -> str:

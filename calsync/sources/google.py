@@ -26,7 +26,6 @@ import io
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,15 @@ from googleapiclient.errors import HttpError
 from calsync.config import DEFAULT_CONCURRENCY
 from calsync.model import CalendarData, Problem
 from calsync.progress import NoProgress, Progress
-from calsync.sources.base import ReadCache, SourceResult, Window, new_revision
+from calsync.sources.base import (
+    ReadCache,
+    Reading,
+    SourceResult,
+    Window,
+    cached_reading,
+    new_revision,
+    read_concurrently,
+)
 from calsync.sources.ics import ATTENDEES_OMITTED, read_converted
 from calsync.sources.retry import RateLimiter, RetryPolicy, check
 from calsync.store import CalendarState, StateStore, write_private
@@ -462,41 +469,32 @@ class GoogleSource:
         self._count = threading.Lock()
 
     def fetch(self, window: Window) -> SourceResult:
-        result = SourceResult()
-        self.progress.start(f"syncing {self.name}", len(self.calendars))
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="google")
-        try:
-            futures = [pool.submit(self._read_one, calendar, window) for calendar in self.calendars]
-            for future in as_completed(futures):
-                future.result()  # a Stopped or a bug stops the sync at once
-                self.progress.advance()
-            for future in futures:  # in the configured order, whatever order they finished in
-                data, problems = future.result()
-                if data is not None:
-                    result.calendars.append(data)
-                result.problems.extend(problems)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self.progress.done()
+        result = read_concurrently(
+            self.name,
+            self.calendars,
+            lambda calendar: self._read_one(calendar, window),
+            workers=self.concurrency,
+            progress=self.progress,
+        )
         if self.reads is not None:
             self.reads.keep_only(self.name, self.calendars)
         return result
 
-    def _read_one(self, calendar: str, window: Window) -> tuple[CalendarData | None, list[Problem]]:
+    def _read_one(self, calendar: str, window: Window) -> Reading:
         check(self.stop)
         try:
             state = self.sync(calendar, window.start)
         except CalendarUnavailable as exc:
             return None, [Problem(f"{self.name}: {calendar}", str(exc), unread=True)]
-        key = (state.revision, state.time_zone, window)
-        if self.reads is not None and (cached := self.reads.get(self.name, calendar, key)) is not None:
-            return cached
-        data, problems = google_calendar_data(
-            state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
+        return cached_reading(
+            self.reads,
+            self.name,
+            calendar,
+            (state.revision, state.time_zone, window),
+            lambda: google_calendar_data(
+                state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
+            ),
         )
-        if self.reads is not None:
-            self.reads.put(self.name, calendar, key, data, problems)
-        return data, problems
 
     def sync(self, calendar: str, prune_before: datetime | None = None) -> CalendarState:
         """Bring one calendar's stored state up to date: incrementally if possible, else in full.

@@ -40,7 +40,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -50,7 +50,15 @@ import requests
 from calsync.config import DEFAULT_CONCURRENCY, MicrosoftSourceConfig
 from calsync.model import CalendarData, Problem
 from calsync.progress import NoProgress, Progress
-from calsync.sources.base import ReadCache, SourceResult, Window, new_revision
+from calsync.sources.base import (
+    ReadCache,
+    Reading,
+    SourceResult,
+    Window,
+    cached_reading,
+    new_revision,
+    read_concurrently,
+)
 from calsync.sources.graph_recurrence import iana_zone, rrule_for
 from calsync.sources.ics import LISTED_FROM, LISTED_TO, read_converted
 from calsync.sources.microsoft_auth import (
@@ -490,42 +498,38 @@ class MicrosoftSource:
         self.progress: Progress = progress if progress is not None else NoProgress()
 
     def fetch(self, window: Window) -> SourceResult:
-        result = SourceResult()
-        self.progress.start(f"syncing {self.name}", len(self.mailboxes))
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="graph")
-        try:
-            futures = [pool.submit(self._read_one, mailbox, window) for mailbox in self.mailboxes]
-            for future in as_completed(futures):
-                future.result()  # a Stopped or a bug stops the sync at once
-                self.progress.advance()
-            for future in futures:  # in the configured order, whatever order they finished in
-                data, problems = future.result()
-                if data is not None:
-                    result.calendars.append(data)
-                result.problems.extend(problems)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            self.progress.done()
+        result = read_concurrently(
+            self.name,
+            self.mailboxes,
+            lambda mailbox: self._read_one(mailbox, window),
+            workers=self.parallel,
+            progress=self.progress,
+        )
         if self.reads is not None:
             self.reads.keep_only(self.name, self.mailboxes)
         return result
 
-    def _read_one(self, mailbox: str, window: Window) -> tuple[CalendarData | None, list[Problem]]:
+    def _read_one(self, mailbox: str, window: Window) -> Reading:
         check(self.stop)
         try:
             state = self.sync(mailbox, self.store.load(self.name, mailbox), window)
         except MailboxUnavailable as exc:
             return None, [Problem(f"{self.name}: {mailbox}", str(exc), unread=True)]
         self.store.save(self.name, state)
-        key = (state.revision, window)
-        if self.reads is not None and (cached := self.reads.get(self.name, mailbox, key)) is not None:
-            return cached
-        data, problems = graph_calendar_data(
-            state.events.values(), state.extra["masters"], mailbox, _listed(state), window, self.default_tz
+        return cached_reading(
+            self.reads,
+            self.name,
+            mailbox,
+            (state.revision, window),
+            lambda: graph_calendar_data(
+                state.events.values(),
+                state.extra["masters"],
+                mailbox,
+                _listed(state),
+                window,
+                self.default_tz,
+            ),
         )
-        if self.reads is not None:
-            self.reads.put(self.name, mailbox, key, data, problems)
-        return data, problems
 
     def sync(self, mailbox: str, state: CalendarState | None, window: Window) -> CalendarState:
         """Bring one mailbox's state up to date: incrementally when its delta link still covers the
