@@ -23,8 +23,11 @@ Sync
 Each mailbox is read with ``calendarView/delta`` over a fixed span (the report's sync window plus
 :data:`RELIST_DAYS` ahead), following ``@odata.nextLink`` to the ``@odata.deltaLink``, which is kept in
 the state file. Later runs GET that link and apply what changed (``@removed`` items leave); a run with
-no changes is one request per mailbox. Series masters are fetched once each, and again only when the
-delta lists instances of their series. When Graph answers 410 (``SyncStateNotFound``) or the report
+no changes is one request per mailbox. A full read sends the view's first page and the listing of the
+mailbox's series masters in one ``$batch``; a master is fetched again only when the delta lists
+instances of its series. Only what could be a 1:1 is kept: single instances of two people, and the
+instances of series whose master has two people (the others' masters are remembered as ignored).
+When Graph answers 410 (``SyncStateNotFound``) or the report
 window has moved past the span, the mailbox's state is dropped and read in full again.
 Requests carry ``Prefer: outlook.timezone="UTC"`` and ``odata.maxpagesize``; 429 and 503 are retried
 after their ``Retry-After``, other 5xx and network errors with backoff, never more than
