@@ -501,7 +501,8 @@ def test_a_refused_token_is_replaced_once_for_all_mailboxes(tmp_path: Path, fake
     window = sync_window(make_clock(loaded, AS_OF))
     store = StateStore(tmp_path / "state.json")
     try:
-        source = MicrosoftSource("m365", mailboxes, client, store, default_tz=BERLIN)
+        # four mailboxes at a time (the default is now 8): at most four requests in flight get a 401
+        source = MicrosoftSource("m365", mailboxes, client, store, default_tz=BERLIN, parallel=4)
         assert source.fetch(window).problems == []
         fake.expire_access_tokens()  # the token msal still holds is now refused
         fake.reset_log()
