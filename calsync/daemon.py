@@ -541,8 +541,8 @@ class Daemon:
             counts = pair_counts(result.report) if result is not None else {}
             self._record(result, outcome, start, seconds, counts)
             if result is not None:
+                self._write_report(result)  # before "cycle done": a reader of the log finds it written
                 self._log_cycle(number, result, seconds, counts)
-                self._write_report(result)
             return result
 
     def _record(
