@@ -53,9 +53,9 @@ from calsync.sources.google import (
     GoogleSource,
     directory_roster_csv,
     directory_users,
+    service_account_calendars,
     service_account_directory,
-    service_account_service,
-    user_token_service,
+    user_token_calendars,
 )
 from calsync.sources.ics import IcsSource
 from calsync.sources.microsoft import (
@@ -176,10 +176,10 @@ def _google_source(
     if service_for is None:
         try:
             if source.token_file is not None:
-                service_for = user_token_service(source.token_file, **settings)
+                service_for = user_token_calendars(source.token_file, **settings)
             else:
                 assert source.service_account_key is not None
-                service_for = service_account_service(source.service_account_key, **settings)
+                service_for = service_account_calendars(source.service_account_key, **settings)
         except (OSError, ValueError) as exc:
             what = "token file" if source.token_file is not None else "service account key"
             return Problem(source.name, f"cannot use the {what}: {exc}", unread=True)
