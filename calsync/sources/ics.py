@@ -20,7 +20,6 @@ What this module fixes at the boundary, so that the core never sees it:
 
 from __future__ import annotations
 
-import copy
 import http.client
 import urllib.error
 import urllib.request
@@ -321,14 +320,16 @@ def _read_group(
     if copy_.cancelled:  # the whole series is cancelled: it is not a meeting at all
         return [], copy_, problems
 
-    by_rid = {_instant(_when(c, "RECURRENCE-ID"), default_tz): c for c in overrides}
+    for override in overrides:
+        _when(override, "RECURRENCE-ID")  # a broken one is reported for the whole event
     occs: list[Occurrence] = []
     seen: set[datetime] = set()
     listed = _listed_span(master)
+    people: dict[int, _People] = {}
     for expanded in _expand([master, *overrides], timezones, window):
-        rid = _instant(_original(expanded), default_tz)
+        rid = _instant(expanded.original, default_tz)
         seen.add(rid)
-        raw = by_rid.get(rid, master)
+        raw = expanded.source
         status = None
         if listed is not None and raw is master:
             # The provider listed every instance in its span, and not this one: it was cancelled.
@@ -338,46 +339,87 @@ def _read_group(
             status = Status.CANCELLED
         occs.append(
             _occurrence(
-                expanded,
+                raw,
                 uid,
                 label,
                 default_tz,
                 master,
                 recurring=True,
-                version_of=raw,
+                at=expanded,
                 rrule=rrule,
                 status=status,
+                people=people,
             )
         )
 
     if "EXDATE" in master:
         # Expand the bare series without its EXDATEs: what appears only there was removed from it.
-        bare = copy.deepcopy(master)
+        bare = master.copy()
         bare.pop("EXDATE")
         for expanded in _expand([bare], timezones, window):
-            rid = _instant(_original(expanded), default_tz)
+            rid = _instant(expanded.original, default_tz)
             if rid in seen:
                 continue
             seen.add(rid)
             occs.append(
                 _occurrence(
-                    expanded,
+                    master,
                     uid,
                     label,
                     default_tz,
                     master,
                     recurring=True,
-                    version_of=master,
+                    at=expanded,
                     rrule=rrule,
                     status=Status.CANCELLED,
+                    people=people,
                 )
             )
     return occs, copy_, problems
 
 
+class _Expanded:
+    """One occurrence as the expansion found it: the component it comes from (the series' master, or
+    the override of this occurrence) and its times. Built instead of the copy of the component that
+    ``recurring-ical-events`` makes for each occurrence, which cost most of a calendar's reading."""
+
+    __slots__ = ("end", "original", "source", "start")
+
+    def __init__(self, source: icalendar.Component, start: date | datetime, end: date | datetime) -> None:
+        self.source = source
+        self.start = start
+        self.end = end
+        rid = getattr(source.get("RECURRENCE-ID"), "dt", None)
+        self.original: date | datetime = rid if isinstance(rid, date) else start
+
+    def __setitem__(self, name: str, value: object) -> None:
+        """The expander sets SEQUENCE on some occurrences; versions are read from the raw components."""
+
+
+class _ExpandedEvent(recurring_ical_events.EventAdapter):  # type: ignore[misc]
+    """A VEVENT whose occurrences come out as :class:`_Expanded`, not as copies of the VEVENT."""
+
+    def __init__(self, component: icalendar.Component) -> None:
+        super().__init__(component)
+        self.source = component
+
+    def as_component(
+        self,
+        start: date | datetime | None = None,
+        stop: date | datetime | None = None,
+        keep_recurrence_attributes: bool = True,
+    ) -> _Expanded:
+        return _Expanded(
+            self.source, self.start if start is None else start, self.end if stop is None else stop
+        )
+
+
+_EVENTS = (recurring_ical_events.ComponentsWithName("VEVENT", _ExpandedEvent),)
+
+
 def _expand(
     components: Iterable[icalendar.Component], timezones: list[icalendar.Component], window: Window
-) -> list[Any]:
+) -> list[_Expanded]:
     calendar = icalendar.Calendar()
     calendar.add("PRODID", "-//calsync//expansion//EN")
     calendar.add("VERSION", "2.0")
@@ -385,7 +427,10 @@ def _expand(
         calendar.add_component(tz)
     for component in components:
         calendar.add_component(component)
-    return list(recurring_ical_events.of(calendar).between(window.start, window.end))
+    return list(recurring_ical_events.of(calendar, components=_EVENTS).between(window.start, window.end))
+
+
+_People = tuple[str | None, tuple[Participant, ...]]
 
 
 def _occurrence(
@@ -396,22 +441,30 @@ def _occurrence(
     master: icalendar.Component | None,
     *,
     recurring: bool,
-    version_of: icalendar.Component | None = None,
+    at: _Expanded | None = None,
     rrule: str | None = None,
     status: Status | None = None,
+    people: dict[int, _People] | None = None,
 ) -> Occurrence:
-    start, all_day = _aware(_when(component, "DTSTART"), default_tz)
-    end = _end(component, start, all_day, default_tz)
+    """The occurrence ``component`` stands for: at its own times, or at those the expansion found
+    (``at``). ``people`` keeps the people of components already read (a series' master is read for
+    every occurrence)."""
+    start, all_day = _aware(at.start if at is not None else _when(component, "DTSTART"), default_tz)
+    if at is not None:
+        end = _aware(at.end, default_tz)[0].astimezone(start.tzinfo)
+    else:
+        end = _end(component, start, all_day, default_tz)
     rid: datetime | None = None
     if recurring:
-        rid = _aware(_original(component), default_tz)[0].astimezone(start.tzinfo)
+        original = at.original if at is not None else _original(component)
+        rid = _aware(original, default_tz)[0].astimezone(start.tzinfo)
     if status is None:
         status = Status.CANCELLED if _is_cancelled(component) else Status.CONFIRMED
-    organizer, participants = _people(component)
+    organizer, participants = _people_of(component, people)
     if not participants and master is not None:
-        organizer, participants = _people(master)  # e.g. a stripped cancellation
+        organizer, participants = _people_of(master, people)  # e.g. a stripped cancellation
     if organizer is None and master is not None:
-        organizer = _people(master)[0]
+        organizer = _people_of(master, people)[0]
     return Occurrence(
         calendar=label,
         series_id=uid,
@@ -424,10 +477,20 @@ def _occurrence(
         participants=participants,
         status=status,
         all_day=all_day,
-        version=_version(version_of if version_of is not None else component),
+        version=_version(component),
         recurrence=rrule,
         participants_complete=str(component.get(ATTENDEES_OMITTED, "")).upper() != "TRUE",
     )
+
+
+def _people_of(component: icalendar.Component, people: dict[int, _People] | None) -> _People:
+    if people is None:
+        return _people(component)
+    key = id(component)
+    found = people.get(key)
+    if found is None:
+        found = people[key] = _people(component)
+    return found
 
 
 # -- small readers -----------------------------------------------------------------------------------
