@@ -193,6 +193,7 @@ READ_SCOPES = ("https://www.googleapis.com/auth/calendar.events.readonly",)
 PAGE_SIZE = 2500  # the most events.list allows
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+IGNORED = "ignored"  # CalendarState.extra: the ids of series that are no 1:1 (see merge_changes)
 _RETRY_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
 
@@ -335,15 +336,21 @@ def _explain(status: int, reason: str, message: str) -> str:
     return f"{hint} ({detail})" if hint else detail
 
 
-def matters(event: Event) -> bool:
+def matters(event: Event, ignored: frozenset[str] | set[str] = frozenset()) -> bool:
     """Whether an event is worth keeping in the state: whether it could ever count for a 1:1.
 
-    Exceptions and tombstones always are (they may change or cancel an occurrence that counts), and
-    so is a copy whose guest list is incomplete; all-day events, meetings of three or more people and
-    events of one person alone (focus time, reminders) are not. A later change to such an event
+    Tombstones are (they may cancel what is kept), and so is a copy whose guest list is incomplete;
+    all-day events, meetings of three or more people and events of one person alone (focus time,
+    reminders) are not. An exception is kept unless its series is ``ignored`` (a series that is no
+    1:1, see :func:`merge_changes`) and it is no 1:1 by itself. A later change to such an event
     arrives whole and is judged again.
     """
-    if event.get("status") == "cancelled" or "recurringEventId" in event or event.get("attendeesOmitted"):
+    series = event.get("recurringEventId")
+    if event.get("status") == "cancelled":
+        return series not in ignored
+    if series is not None and series not in ignored:
+        return True
+    if event.get("attendeesOmitted"):
         return True
     if "date" in (event.get("start") or {}):
         return False
@@ -356,6 +363,11 @@ def matters(event: Event) -> bool:
     if organizer:
         people.add(str(organizer).lower())
     return len(people) == 2
+
+
+class SeriesNowMatters(Exception):
+    """A series that was ignored (and whose exceptions were not kept) could now be a 1:1: the
+    calendar must be read again in full."""
 
 
 #: What is kept of an event resource: what its reading needs (etags, links, creators, conference data
@@ -392,26 +404,44 @@ def lean(event: Event) -> dict[str, Any]:
     return kept
 
 
-def merge_changes(events: dict[str, dict[str, Any]], changes: Iterable[Event]) -> bool:
+def merge_changes(
+    events: dict[str, dict[str, Any]], changes: Iterable[Event], ignored: set[str] | None = None
+) -> bool:
     """Apply an incremental listing to the stored events; whether the stored events changed.
 
     A deletion arrives as a stripped tombstone. It keeps what it replaces (UID, times, people), so
     that it still outvotes stale copies of the event elsewhere, and it is newer than that: without a
     SEQUENCE of its own it gets the old one plus one.
+
+    ``ignored`` (updated here) holds the series that are no 1:1 (standups, team meetings, focus
+    time): their exceptions are not kept either. When such a series changes so that it could be a
+    1:1, :class:`SeriesNowMatters` is raised, since its exceptions were not kept.
     """
+    changes = list(changes)
+    ignoring = ignored if ignored is not None else set()
+    for change in changes:  # masters first: a listing may give an exception before its series
+        if change.get("recurrence") and "id" in change and change.get("status") != "cancelled":
+            ident = str(change["id"])
+            if not matters(change):
+                ignoring.add(ident)
+            elif ident in ignoring:
+                raise SeriesNowMatters(ident)
     changed = False
     for change in changes:
         if "id" not in change:
             continue
         ident = str(change["id"])
         previous = events.get(ident)
+        if change.get("status") == "cancelled" and ident in ignoring:
+            ignoring.discard(ident)  # a series that was no 1:1 is gone: nothing to remember
+            continue
         if previous is not None and change.get("status") == "cancelled":
             merged = {**previous, **lean(change)}
             if "sequence" not in change:
                 merged["sequence"] = int(previous.get("sequence", 0)) + 1
             events[ident] = merged
             changed = True
-        elif matters(change):
+        elif matters(change, ignoring):
             kept = lean(change)
             changed = changed or kept != previous
             events[ident] = kept
@@ -526,17 +556,21 @@ class GoogleSource:
             if state is not None and state.cursor:
                 try:
                     changes, cursor, zone = client.list_events(calendar, state.cursor)
-                except SyncTokenExpired:
+                    ignored = set(state.extra.get(IGNORED, ()))
+                    if merge_changes(state.events, changes, ignored) or state.revision is None:
+                        state.revision = new_revision()
+                except (SyncTokenExpired, SeriesNowMatters):
                     self.store.drop(self.name, calendar)
                     state = None
                 else:
-                    if merge_changes(state.events, changes) or state.revision is None:
-                        state.revision = new_revision()
                     state.cursor, state.time_zone = cursor, zone or state.time_zone
+                    state.extra[IGNORED] = sorted(ignored)
             if state is None or not state.cursor:
                 items, cursor, zone = client.list_events(calendar, None)
                 state = CalendarState(calendar, cursor, zone, {}, revision=new_revision())
-                merge_changes(state.events, items)
+                ignored = set()
+                merge_changes(state.events, items, ignored)
+                state.extra[IGNORED] = sorted(ignored)
         except RefreshError as exc:
             raise CalendarUnavailable(_auth_problem(exc)) from exc
         finally:

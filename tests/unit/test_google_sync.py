@@ -15,7 +15,7 @@ from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
 from calsync.sources.base import Window
-from calsync.sources.google import GoogleSource, merge_changes, sign_in
+from calsync.sources.google import GoogleSource, SeriesNowMatters, merge_changes, sign_in
 from calsync.sources.retry import RateLimiter, RetryPolicy
 from calsync.store import StateStore
 
@@ -270,6 +270,52 @@ def test_only_events_that_could_count_are_kept() -> None:
     assert sorted(events) == ["h", "m1", "m1_x", "o1", "r"]
     merge_changes(events, [{**ONE_OFF, "attendees": three["attendees"]}])  # a third person was invited
     assert "o1" not in events
+
+
+STANDUP = {
+    **MASTER,
+    "id": "s1",
+    "iCalUID": "s1@google.com",
+    "summary": "Standup",
+    "attendees": [*MASTER["attendees"], {"email": "carl@acme.test"}],
+}
+MOVED = {
+    **STANDUP,
+    "id": "s1_x",
+    "recurringEventId": "s1",
+    "recurrence": [],
+    "originalStartTime": STANDUP["start"],
+}
+
+
+def test_exceptions_of_a_series_that_is_no_1on1_are_not_kept_unless_they_are_1on1s() -> None:
+    cancelled = {"id": "s1_c", "recurringEventId": "s1", "status": "cancelled"}
+    pair = {**MOVED, "id": "s1_p", "attendees": MASTER["attendees"]}  # only two were invited to this one
+    events: dict[str, dict[str, Any]] = {}
+    ignored: set[str] = set()
+    merge_changes(events, [MOVED, cancelled, pair, STANDUP, MASTER], ignored)  # the series after them
+    assert sorted(events) == ["m1", "s1_p"] and ignored == {"s1"}
+    merge_changes(events, [{"id": "s1", "status": "cancelled"}], ignored)  # the standup is deleted
+    assert ignored == set() and "s1" not in events
+
+
+def test_a_series_that_becomes_a_1on1_makes_the_calendar_be_read_again_in_full(tmp_path: Path) -> None:
+    events: dict[str, dict[str, Any]] = {}
+    ignored: set[str] = set()
+    merge_changes(events, [STANDUP, MOVED], ignored)
+    with pytest.raises(SeriesNowMatters):
+        merge_changes(events, [{**STANDUP, "attendees": MASTER["attendees"]}], ignored)
+
+    source(tmp_path, {ANN: Scripted(page([STANDUP, MOVED], sync="s1"))}).fetch(WINDOW)
+    now_pair = {**STANDUP, "attendees": MASTER["attendees"]}
+    http = Scripted(
+        page([now_pair], sync="s2"),
+        page([now_pair, {**MOVED, "attendees": MASTER["attendees"]}], sync="s3"),
+    )
+    source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert "syncToken=s1" in http.uris[0] and "syncToken" not in http.uris[1]  # read again in full
+    state = StateStore(tmp_path / "state.json", lock=False).load("workspace", ANN)
+    assert state is not None and sorted(state.events) == ["s1", "s1_x"] and state.extra["ignored"] == []
 
 
 def test_410_in_the_middle_of_an_incremental_sync_discards_the_partial_pages(tmp_path: Path) -> None:
