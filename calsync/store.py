@@ -10,6 +10,12 @@ for months:
 - **One write per calendar per cycle at most.** While syncing, calendar documents are kept in memory
   (:meth:`StateStore.batch`) and written together when the sync ends; agenda and digest records are
   written at once, because each stands for something done outside (a document, a link, a mail).
+- **No write when nothing changed.** A calendar whose events did not change (same ``revision``) but
+  whose sync cursor moved is kept in memory and written with the next real change, at the latest
+  :data:`CHECKPOINT_SECONDS` later, or when the store is closed. A crash before that loses only the
+  newer cursor: the older one on disk is still good, and the next sync replays the same (empty)
+  changes from it. A quiet org's cycles therefore write nothing; ``synced_at`` on disk may lag by as
+  much.
 - **One owner.** A lock file beside the state (``<state>.lock``, ``flock``) keeps a second calsync off
   the same state: it refuses to start and names the process that holds it. The kernel releases the
   lock when its process dies, however it dies.
@@ -31,7 +37,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+import time
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +62,8 @@ AGENDA_TABLE = "calsync:agendas"
 DIGEST_TABLE = "calsync:digests"
 #: Tables that are not sources' calendars.
 RECORD_TABLES = (META_TABLE, AGENDA_TABLE, DIGEST_TABLE)
+#: The longest a calendar whose only change is its sync cursor waits to be written (see the module).
+CHECKPOINT_SECONDS = 3600.0
 
 
 class StateError(Exception):
@@ -226,6 +235,18 @@ class CalendarState:
     revision: str | None = None
 
 
+def _only_cursor_moved(stored: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a calendar's new document differs from the stored one in nothing a reading depends on
+    (same layout, revision and time zone): only in its cursor and ``synced_at``, which may wait."""
+    return (
+        stored is not None
+        and new.get("revision") is not None
+        and stored.get("schema") == new.get("schema")
+        and stored.get("revision") == new.get("revision")
+        and stored.get("time_zone") == new.get("time_zone")
+    )
+
+
 class StateStore:
     """The state of every calendar of every source, and calsync's records, in one file.
 
@@ -235,8 +256,21 @@ class StateStore:
     :class:`StateCorrupt` instead). Every method may be called from several threads.
     """
 
-    def __init__(self, path: Path, *, lock: bool = True, recover: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        lock: bool = True,
+        recover: bool = True,
+        checkpoint: float = CHECKPOINT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
+        self.checkpoint = checkpoint
+        self._clock = clock
+        #: Calendar documents whose only change is their cursor, by source and calendar (see the module).
+        self._deferred: dict[str, dict[str, dict[str, Any]]] = {}
+        self._deferred_since: float | None = None
         #: Where a corrupt state file was moved, if it was.
         self.recovered: Path | None = None
         self._mutex = threading.RLock()
@@ -312,6 +346,8 @@ class StateStore:
     def close(self) -> None:
         with self._mutex:
             try:
+                if self._lock_fd is not None:
+                    self._write_deferred(force=True)
                 self._db.close()
             finally:
                 self._unlock()
@@ -372,9 +408,24 @@ class StateStore:
                     for source, documents in pending.items():
                         if documents:
                             self._write_calendars(source, documents)
+                    self._write_deferred(force=any(pending.values()))
                 finally:
                     storage.WRITE_CACHE_SIZE = 1
                     storage.flush()
+
+    def _write_deferred(self, *, force: bool) -> None:
+        """Write the calendars whose only change was their cursor: with another write anyway
+        (``force``: it costs nothing more), or once they have waited :attr:`checkpoint` seconds."""
+        if not self._deferred or self._deferred_since is None:
+            return
+        if not force and self._clock() - self._deferred_since < self.checkpoint:
+            return
+        deferred, self._deferred, self._deferred_since = self._deferred, {}, None
+        for source, documents in deferred.items():
+            if documents:
+                self._write_calendars(source, documents)
+        if self._pending is None:
+            self._cache().flush()
 
     def flush(self) -> None:
         with self._mutex:
@@ -392,10 +443,7 @@ class StateStore:
 
     def load(self, source: str, calendar: str) -> CalendarState | None:
         with self._mutex:
-            doc = (self._pending.get(source) or {}).get(calendar) if self._pending is not None else None
-            if doc is None:
-                doc_id = self._ids(source).get(calendar)
-                doc = self._db.table(source).get(doc_id=doc_id) if doc_id is not None else None
+            doc = self._document(source, calendar)
         if not isinstance(doc, Mapping) or doc.get("schema") != CALENDAR_LAYOUT:
             return None  # unknown or older layout: a full sync rebuilds it
         return CalendarState(
@@ -419,10 +467,29 @@ class StateStore:
             "synced_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         with self._mutex:
+            if _only_cursor_moved(self._document(source, state.calendar), document):
+                self._deferred.setdefault(source, {})[state.calendar] = document
+                if self._deferred_since is None:
+                    self._deferred_since = self._clock()
+                if self._pending is None:
+                    self._write_deferred(force=False)
+                return
+            (self._deferred.get(source) or {}).pop(state.calendar, None)
             if self._pending is not None:
                 self._pending.setdefault(source, {})[state.calendar] = document
             else:
                 self._write_calendars(source, {state.calendar: document})
+                self._write_deferred(force=True)
+
+    def _document(self, source: str, calendar: str) -> Mapping[str, Any] | None:
+        """A calendar's newest document: saved in this batch, deferred, or on disk."""
+        for newer in (self._pending or {}, self._deferred):
+            doc = (newer.get(source) or {}).get(calendar)
+            if doc is not None:
+                return doc
+        doc_id = self._ids(source).get(calendar)
+        found = self._db.table(source).get(doc_id=doc_id) if doc_id is not None else None
+        return found if isinstance(found, Mapping) else None
 
     def _write_calendars(self, source: str, documents: Mapping[str, dict[str, Any]]) -> None:
         """Replace or add the documents of many calendars of one source at once: one pass over the
@@ -447,6 +514,7 @@ class StateStore:
         with self._mutex:
             if self._pending is not None:
                 (self._pending.get(source) or {}).pop(calendar, None)
+            (self._deferred.get(source) or {}).pop(calendar, None)
             doc_id = self._ids(source).pop(calendar, None)
             if doc_id is not None:
                 self._db.table(source).remove(doc_ids=[doc_id])
@@ -454,7 +522,7 @@ class StateStore:
     def calendars(self, source: str) -> list[str]:
         with self._mutex:
             pending = (self._pending or {}).get(source) or {}
-            return sorted({*self._ids(source), *pending})
+            return sorted({*self._ids(source), *pending, *(self._deferred.get(source) or {})})
 
     def last_synced(self) -> dict[str, str]:
         """Per source: when its most recently synced calendar was saved (ISO, UTC)."""
@@ -463,7 +531,8 @@ class StateStore:
             for name in self._db.tables():
                 if name in RECORD_TABLES:
                     continue
-                times = [str(d.get("synced_at")) for d in self._db.table(name).all() if d.get("synced_at")]
+                docs = [*self._db.table(name).all(), *(self._deferred.get(name) or {}).values()]
+                times = [str(d.get("synced_at")) for d in docs if d.get("synced_at")]
                 if times:
                     found[name] = max(times)
             return found

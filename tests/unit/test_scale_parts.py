@@ -156,3 +156,57 @@ def test_graph_keeps_the_instances_of_series_that_could_be_1on1s_and_remembers_t
     assert set(state.events) == {"m1", "single"}
     assert set(state.extra["masters"]) == {"m"}
     assert state.extra["ignored"] == ["t"]
+
+
+def test_a_moved_cursor_alone_waits_for_a_real_change_a_checkpoint_or_the_close(
+    tmp_path: Path, monkeypatch
+) -> None:
+    writes: list[int] = []
+    real = AtomicJSONStorage.write
+
+    def counted(self: AtomicJSONStorage, data: dict[str, dict[str, Any]]) -> None:
+        writes.append(1)
+        real(self, data)
+
+    def on_disk(calendar: str) -> str | None:
+        peek = StateStore(tmp_path / "state.json", lock=False)
+        try:
+            state = peek.load("g", calendar)
+            return state.cursor if state is not None else None
+        finally:
+            peek.close()
+
+    monkeypatch.setattr(AtomicJSONStorage, "write", counted)
+    now = [0.0]
+    store = StateStore(tmp_path / "state.json", checkpoint=600, clock=lambda: now[0])
+    events = {"e": {"id": "e"}}
+    with store.batch():
+        store.save("g", CalendarState("a@x.test", "a1", events=events, revision="r1"))
+        store.save("g", CalendarState("b@x.test", "b1", events=events, revision="r1"))
+    writes.clear()
+
+    with store.batch():  # a cycle in which nothing changed: the cursors moved, nothing is written
+        store.save("g", CalendarState("a@x.test", "a2", events=events, revision="r1"))
+        store.save("g", CalendarState("b@x.test", "b2", events=events, revision="r1"))
+    assert writes == [] and on_disk("a@x.test") == "a1"
+    loaded = store.load("g", "a@x.test")
+    assert loaded is not None and loaded.cursor == "a2"  # the next sync goes on from the newest
+
+    now[0] = 599.0
+    with store.batch():
+        store.save("g", CalendarState("a@x.test", "a3", events=events, revision="r1"))
+    assert writes == []
+    now[0] = 600.0  # the checkpoint is due: every waiting calendar is written
+    with store.batch():
+        store.save("g", CalendarState("a@x.test", "a4", events=events, revision="r1"))
+    assert len(writes) == 1 and (on_disk("a@x.test"), on_disk("b@x.test")) == ("a4", "b2")
+
+    with store.batch():
+        store.save("g", CalendarState("a@x.test", "a5", events=events, revision="r1"))
+        store.save("g", CalendarState("b@x.test", "b3", events={}, revision="r2"))  # a real change
+    assert len(writes) == 2 and (on_disk("a@x.test"), on_disk("b@x.test")) == ("a5", "b3")
+
+    store.save("g", CalendarState("a@x.test", "a6", events=events, revision="r1"))  # outside a batch
+    assert len(writes) == 2 and on_disk("a@x.test") == "a5"
+    store.close()  # a clean stop writes what waited
+    assert len(writes) == 3 and on_disk("a@x.test") == "a6"
