@@ -133,6 +133,7 @@ Drive
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -142,7 +143,7 @@ import threading
 import time
 import traceback
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -154,7 +155,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dateutil.rrule import rrule, rruleset, rrulestr
 
 from tests.fakes.google_drive import FakeDrive, RawBody
-from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler, json_copy
+from tests.fakes.https import ErrorAnswer, HttpsFake, JsonText, RequestHandler, copy_json, dumps, no_cyclic_gc
 
 __all__ = ["FakeGoogle", "RequestRecord"]
 
@@ -287,7 +288,9 @@ def _b64url_decode(text: str) -> bytes:
 
 def _rfc3339(stamp: datetime) -> str:
     stamp = stamp.astimezone(UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    if stamp.year < 1000:  # strftime does not pad the year, isoformat does
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return stamp.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _parse_timestamp(value: str, name: str) -> datetime:
@@ -486,12 +489,22 @@ class _TokenInfo:
 
 @dataclass
 class _Stored:
+    """A stored event. ``resource`` is never changed once stored (nor anything in it): a change stores a
+    new one. So it is shared, not copied, by whatever serves it, and encoded only once (:meth:`json`)."""
+
     resource: dict[str, Any]
     order: int
     seq: int
     updated: datetime
     created: str
     ical_uid: str
+    encoded: JsonText | None = None
+
+    def json(self) -> JsonText:
+        """The resource as JSON (what a listing sends)."""
+        if self.encoded is None:
+            self.encoded = JsonText.of(self.resource)
+        return self.encoded
 
 
 @dataclass
@@ -511,7 +524,7 @@ class _SyncToken:
 
 @dataclass
 class _Snapshot:
-    items: list[dict[str, Any]]
+    items: list[Any]  # resources (never changed) or their JsonText
     calendar_id: str = ""
     seq: int = 0
     sync_token: str | None = None
@@ -680,20 +693,29 @@ class FakeGoogle(HttpsFake):
 
     def put_event(self, calendar_id: str, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
+            return copy_json(self._put(self._calendar(calendar_id), copy_json(event)).resource)
+
+    def put_events(self, calendar_id: str, events: Iterable[dict[str, Any]]) -> None:
+        """:meth:`put_event` for each event, in order, returning nothing, and keeping the events
+        instead of copies (for loading many; the caller must not change them, nor anything in them,
+        afterwards)."""
+        with self._lock, no_cyclic_gc():
             calendar = self._calendar(calendar_id)
-            resource = copy.deepcopy(event)
-            event_id = str(resource.get("id") or self._new_event_id())
-            resource["id"] = event_id
-            stored = self._store(calendar, resource, created=resource.get("created"))
-            return copy.deepcopy(stored.resource)
+            for event in events:
+                self._put(calendar, dict(event))
+
+    def _put(self, calendar: _Calendar, resource: dict[str, Any]) -> _Stored:
+        event_id = str(resource.get("id") or self._new_event_id())
+        resource["id"] = event_id
+        return self._store(calendar, resource, created=resource.get("created"))
 
     def patch_event(self, calendar_id: str, event_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             calendar = self._calendar(calendar_id)
             stored = calendar.events[event_id]
-            merged = _merge(self._full_resource(stored), copy.deepcopy(changes))
+            merged = _merge(self._full_resource(stored), copy_json(changes))
             merged["id"] = event_id
-            return copy.deepcopy(self._store(calendar, merged).resource)
+            return copy_json(self._store(calendar, merged).resource)
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         with self._lock:
@@ -713,7 +735,7 @@ class FakeGoogle(HttpsFake):
         with self._lock:
             calendar = self._calendar(calendar_id)
             ordered = sorted(calendar.events.values(), key=lambda s: s.order)
-            return [copy.deepcopy(s.resource) for s in ordered]
+            return [copy_json(s.resource) for s in ordered]
 
     def expire_sync_tokens(self, calendar_id: str | None = None) -> None:
         with self._lock:
@@ -849,7 +871,9 @@ class FakeGoogle(HttpsFake):
         return "".join(secrets.choice(alphabet) for _ in range(26))
 
     def _full_resource(self, stored: _Stored) -> dict[str, Any]:
-        resource = copy.deepcopy(stored.resource)
+        """A new dict of the stored resource's members (which are shared: change it by replacing them,
+        as :func:`_merge` does)."""
+        resource = dict(stored.resource)
         resource.setdefault("iCalUID", stored.ical_uid)
         return resource
 
@@ -859,7 +883,8 @@ class FakeGoogle(HttpsFake):
         stamp = self._tick()
         self._seq += 1
         etag = f'"{int(stamp.timestamp() * 1000) * 1000}"'
-        created_text = str(created or (previous.created if previous else _rfc3339(stamp)))
+        stamp_text = _rfc3339(stamp)
+        created_text = str(created or (previous.created if previous else stamp_text))
         ical_uid = str(
             resource.get("iCalUID") or (previous.ical_uid if previous else f"{event_id}@google.com")
         )
@@ -873,7 +898,7 @@ class FakeGoogle(HttpsFake):
             if resource.get("recurringEventId"):
                 out["recurringEventId"] = resource["recurringEventId"]
                 if "originalStartTime" in resource:
-                    out["originalStartTime"] = copy.deepcopy(resource["originalStartTime"])
+                    out["originalStartTime"] = copy_json(resource["originalStartTime"])
         else:
             out = {"kind": "calendar#event", "etag": etag, "id": event_id, "status": "confirmed"}
             out.update(
@@ -882,7 +907,7 @@ class FakeGoogle(HttpsFake):
             eid = base64.urlsafe_b64encode(f"{event_id} {calendar.calendar_id}".encode()).decode().rstrip("=")
             out["htmlLink"] = f"https://www.google.com/calendar/event?eid={eid}"
             out["created"] = created_text
-            out["updated"] = _rfc3339(stamp)
+            out["updated"] = stamp_text
             out["iCalUID"] = ical_uid
             out.setdefault("sequence", 0)
         if previous is None:
@@ -890,6 +915,8 @@ class FakeGoogle(HttpsFake):
         stored = _Stored(
             out, previous.order if previous else self._order, self._seq, stamp, created_text, ical_uid
         )
+        with contextlib.suppress(TypeError, ValueError):  # what JSON cannot carry fails when served
+            stored.json()  # encoded now, while loading, not by the first listing
         calendar.events[event_id] = stored
         calendar.updated = stamp
         return stored
@@ -958,7 +985,7 @@ class FakeGoogle(HttpsFake):
         if isinstance(payload, RawBody):
             data, content_type = payload.data, payload.content_type
         else:
-            data, content_type = json.dumps(payload).encode(), "application/json; charset=UTF-8"
+            data, content_type = dumps(payload).encode(), "application/json; charset=UTF-8"
         standard = [
             ("Content-Type", content_type),
             ("Content-Length", str(len(data))),
@@ -1195,7 +1222,7 @@ class FakeGoogle(HttpsFake):
         if cursor.empty_left > 0:
             return [], _Cursor(snapshot, cursor.offset, cursor.empty_left - 1)
         end = cursor.offset + page_size
-        items = json_copy(snapshot.items[cursor.offset : end])
+        items = snapshot.items[cursor.offset : end]  # never changed: served as they are
         return items, (_Cursor(snapshot, end, 0) if end < len(snapshot.items) else None)
 
     def _cursor_token(self, cursor: _Cursor) -> str:
@@ -1203,15 +1230,14 @@ class FakeGoogle(HttpsFake):
         self._cursors[token] = cursor
         return token
 
-    def _incremental_items(self, calendar: _Calendar, sync_token: str) -> list[dict[str, Any]]:
+    def _incremental_items(self, calendar: _Calendar, sync_token: str) -> list[JsonText]:
         issued = self._sync_tokens.get(sync_token)
         if issued is None or issued.expired or issued.calendar_id != calendar.calendar_id:
             raise _api_error(410, "fullSyncRequired")
         changed = [s for s in calendar.events.values() if s.seq > issued.seq]
-        items: list[dict[str, Any]] = json_copy([s.resource for s in sorted(changed, key=lambda s: s.order)])
-        return items
+        return [s.json() for s in sorted(changed, key=lambda s: s.order)]
 
-    def _full_items(self, calendar: _Calendar, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    def _full_items(self, calendar: _Calendar, query: dict[str, list[str]]) -> list[JsonText]:
         q = {k: v[-1] for k, v in query.items()}
         show_deleted = q.get("showDeleted") == "true"
         time_min = _parse_timestamp(q["timeMin"], "timeMin") if "timeMin" in q else None
@@ -1221,6 +1247,8 @@ class FakeGoogle(HttpsFake):
             raise _api_error(400, "timeRangeEmpty", "The specified time range is empty.")
         text = q.get("q")
         ical_uid = q.get("iCalUID")
+        private = query.get("privateExtendedProperty", [])
+        shared = query.get("sharedExtendedProperty", [])
         selected: list[_Stored] = []
         for stored in calendar.events.values():
             resource = stored.resource
@@ -1235,16 +1263,15 @@ class FakeGoogle(HttpsFake):
                 continue
             if text is not None and (cancelled or not _text_matches(resource, text)):
                 continue
-            if not _extended_matches(resource, "private", query.get("privateExtendedProperty", [])):
+            if private and not _extended_matches(resource, "private", private):
                 continue
-            if not _extended_matches(resource, "shared", query.get("sharedExtendedProperty", [])):
+            if shared and not _extended_matches(resource, "shared", shared):
                 continue
             if (time_min or time_max) and not self._overlaps(calendar, stored, time_min, time_max):
                 continue
             selected.append(stored)
         key = (lambda s: s.updated) if q.get("orderBy") == "updated" else (lambda s: s.order)
-        items: list[dict[str, Any]] = json_copy([s.resource for s in sorted(selected, key=key)])
-        return items
+        return [s.json() for s in sorted(selected, key=key)]
 
     def _overlaps(
         self, calendar: _Calendar, stored: _Stored, time_min: datetime | None, time_max: datetime | None
@@ -1279,7 +1306,7 @@ class FakeGoogle(HttpsFake):
         calendar = self._visible_calendar(token, calendar_id)
         stored = calendar.events.get(event_id)
         if stored is not None:
-            return copy.deepcopy(stored.resource)
+            return stored.resource
         found = self._instance_by_id(calendar, event_id)
         if found is None:
             raise _api_error(404, "notFound", "Not Found")
@@ -1327,7 +1354,7 @@ class FakeGoogle(HttpsFake):
                 "id": instance_id,
                 "htmlLink": f"https://www.google.com/calendar/event?eid={eid}",
                 "recurringEventId": master_id,
-                "originalStartTime": copy.deepcopy(start),
+                "originalStartTime": dict(start),
                 "start": start,
                 "end": end,
             }
@@ -1370,7 +1397,7 @@ class FakeGoogle(HttpsFake):
             if value == wanted:
                 stored = exceptions.get(instant)
                 if stored is not None:
-                    return copy.deepcopy(stored.resource), stored
+                    return stored.resource, stored
                 return self._instance_resource(calendar, master, series, value), None
         return None
 
@@ -1438,7 +1465,7 @@ class FakeGoogle(HttpsFake):
         series = _series(master.resource, tz)
         if series is None:
             # not recurring: the event is its own (only) instance
-            resource = copy.deepcopy(master.resource)
+            resource = master.resource
             start = _event_time(resource.get("start"), tz)
             if original is not None and start != original:
                 return []
@@ -1458,7 +1485,7 @@ class FakeGoogle(HttpsFake):
                 continue
             stored = exceptions.get(instant)
             if stored is not None:
-                resource = copy.deepcopy(stored.resource)
+                resource = stored.resource
             else:
                 resource = self._instance_resource(calendar, master, series, value)
             cancelled = resource.get("status") == "cancelled"
@@ -1540,7 +1567,7 @@ class FakeGoogle(HttpsFake):
                 )
         merged = _merge(current, changes)
         merged["id"] = event_id
-        return copy.deepcopy(self._store(calendar, merged, created=created).resource)
+        return self._store(calendar, merged, created=created).resource
 
     def _attachments(self, token: _TokenInfo, attachments: Any) -> list[dict[str, Any]] | None:
         """Each attachment needs a ``fileUrl``; one naming a Drive file the user can see gets Google's

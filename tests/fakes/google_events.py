@@ -13,16 +13,18 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from calsync.demo import EventSpec, ics_event
+import icalendar
+
+from calsync.demo import Attendee, EventSpec
 from tests.fakes.google import FakeGoogle
 
 WINDOWS_ZONES = {"W. Europe Standard Time": "Europe/Berlin"}
+_RESPONSES = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
 
 
 def event_id(uid: str) -> str:
-    """Google event ids are base32hex-like: lowercase letters a-v and digits."""
-    digest = hashlib.sha1(uid.encode(), usedforsecurity=False).hexdigest()
-    return "".join(c if c in "0123456789abcdefghijklmnopqrstuv" else "a" for c in digest)[:26]
+    """Google event ids are base32hex-like: lowercase letters a-v and digits (as hex digits are)."""
+    return hashlib.sha1(uid.encode(), usedforsecurity=False).hexdigest()[:26]
 
 
 def _zone_name(spec: EventSpec, value: datetime, org_tz: str) -> str:
@@ -49,7 +51,7 @@ def _rfc3339(value: datetime) -> str:
 def _recurrence(spec: EventSpec, org_tz: str) -> list[str]:
     lines: list[str] = []
     if spec.rrule:
-        rule: Any = ics_event(spec)["RRULE"]
+        rule: Any = icalendar.vRecur(spec.rrule)  # what calsync.demo.ics_event writes
         lines.append("RRULE:" + rule.to_ical().decode())
     for name, values in (("EXDATE", spec.exdates), ("RDATE", spec.rdates)):
         for value in values:
@@ -92,18 +94,18 @@ def to_google(spec: EventSpec, org_tz: str = "UTC") -> dict[str, Any]:
         resource["recurrence"] = _recurrence(spec, org_tz)
     if spec.organizer:
         resource["organizer"] = {"email": spec.organizer}
-    resource["attendees"] = [
-        {
-            "email": a.email,
-            **({"displayName": a.name} if a.name else {}),
-            "responseStatus": {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}.get(
-                a.partstat, "needsAction"
-            ),
-            **({"resource": True} if a.cutype in ("ROOM", "RESOURCE") else {}),
-        }
-        for a in spec.attendees
-    ]
+    resource["attendees"] = [_attendee(a) for a in spec.attendees]
     return resource
+
+
+def _attendee(attendee: Attendee) -> dict[str, Any]:
+    out: dict[str, Any] = {"email": attendee.email}
+    if attendee.name:
+        out["displayName"] = attendee.name
+    out["responseStatus"] = _RESPONSES.get(attendee.partstat, "needsAction")
+    if attendee.cutype in ("ROOM", "RESOURCE"):
+        out["resource"] = True
+    return out
 
 
 def calendar_events(specs: Iterable[EventSpec], org_tz: str = "UTC") -> list[dict[str, Any]]:
@@ -113,5 +115,4 @@ def calendar_events(specs: Iterable[EventSpec], org_tz: str = "UTC") -> list[dic
 def load_calendar(fake: FakeGoogle, calendar: str, specs: Iterable[EventSpec], org_tz: str = "UTC") -> None:
     """One calendar of event specs in the Google fake, in the org's zone (like ``load_mailbox`` for Graph)."""
     fake.add_calendar(calendar, org_tz)
-    for event in calendar_events(specs, org_tz):
-        fake.put_event(calendar, event)
+    fake.put_events(calendar, calendar_events(specs, org_tz))  # fresh dicts: the fake may keep them
