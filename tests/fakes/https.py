@@ -70,6 +70,9 @@ class RequestHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = 60
+    #: TCP_NODELAY, as a real front end has: the status line and headers go out before the body, and
+    #: with Nagle's algorithm the body would wait for the client's delayed ACK (40 ms a response).
+    disable_nagle_algorithm = True
     server: TlsHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:
