@@ -3029,7 +3029,7 @@ class FakeGraph(HttpsFake):
             raise self._item_not_found()
         instances: list[_Instance] = []
         if event is not None and event.kind == "seriesMaster":
-            instances = self._occurrences(box, event, *window)
+            instances = list(self._occurrences(box, event, *window))  # its own: exceptions are added
             for exception_id in event.exceptions.values():
                 exception = box.events[exception_id]
                 start, end = _stored_times(exception.resource)
