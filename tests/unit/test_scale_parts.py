@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from calsync.model import CalendarData
 from calsync.sources.base import ReadCache, Window, new_revision
 from calsync.sources.google import lean, matters, merge_changes, prune
@@ -14,17 +16,23 @@ from calsync.sources.microsoft import _keep_possible, possible
 from calsync.store import AtomicJSONStorage, CalendarState, StateStore
 
 
-def test_a_batch_writes_every_calendar_once_and_loads_see_the_pending_ones(
-    tmp_path: Path, monkeypatch
-) -> None:
-    writes: list[int] = []
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per write of a state file."""
+    written: list[int] = []
     real = AtomicJSONStorage.write
 
     def counted(self: AtomicJSONStorage, data: dict[str, dict[str, Any]]) -> None:
-        writes.append(1)
+        written.append(1)
         real(self, data)
 
     monkeypatch.setattr(AtomicJSONStorage, "write", counted)
+    return written
+
+
+def test_a_batch_writes_every_calendar_once_and_loads_see_the_pending_ones(
+    tmp_path: Path, writes: list[int]
+) -> None:
     store = StateStore(tmp_path / "state.json")
     try:
         store.save("g", CalendarState("old@x.test", "c0", revision="r0"))
@@ -159,15 +167,8 @@ def test_graph_keeps_the_instances_of_series_that_could_be_1on1s_and_remembers_t
 
 
 def test_a_moved_cursor_alone_waits_for_a_real_change_a_checkpoint_or_the_close(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, writes: list[int]
 ) -> None:
-    writes: list[int] = []
-    real = AtomicJSONStorage.write
-
-    def counted(self: AtomicJSONStorage, data: dict[str, dict[str, Any]]) -> None:
-        writes.append(1)
-        real(self, data)
-
     def on_disk(calendar: str) -> str | None:
         peek = StateStore(tmp_path / "state.json", lock=False)
         try:
@@ -176,7 +177,6 @@ def test_a_moved_cursor_alone_waits_for_a_real_change_a_checkpoint_or_the_close(
         finally:
             peek.close()
 
-    monkeypatch.setattr(AtomicJSONStorage, "write", counted)
     now = [0.0]
     store = StateStore(tmp_path / "state.json", checkpoint=600, clock=lambda: now[0])
     events = {"e": {"id": "e"}}
