@@ -155,7 +155,15 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dateutil.rrule import rrule, rruleset, rrulestr
 
 from tests.fakes.google_drive import FakeDrive, RawBody
-from tests.fakes.https import ErrorAnswer, HttpsFake, JsonText, RequestHandler, copy_json, dumps, no_cyclic_gc
+from tests.fakes.https import (
+    ErrorAnswer,
+    HttpsFake,
+    JsonText,
+    RequestHandler,
+    copy_json,
+    encode_json,
+    no_cyclic_gc,
+)
 
 __all__ = ["FakeGoogle", "RequestRecord"]
 
@@ -985,7 +993,7 @@ class FakeGoogle(HttpsFake):
         if isinstance(payload, RawBody):
             data, content_type = payload.data, payload.content_type
         else:
-            data, content_type = dumps(payload).encode(), "application/json; charset=UTF-8"
+            data, content_type = encode_json(payload), "application/json; charset=UTF-8"
         standard = [
             ("Content-Type", content_type),
             ("Content-Length", str(len(data))),

@@ -249,6 +249,8 @@ Served by :class:`tests.fakes.graph_drive.DriveStore`, under ``/users/{u}/drive`
 from __future__ import annotations
 
 import base64
+import binascii
+import bisect
 import contextlib
 import copy
 import functools
@@ -258,6 +260,7 @@ import http.client
 import io
 import json
 import math
+import operator
 import re
 import secrets
 import threading
@@ -265,10 +268,10 @@ import time
 import traceback
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography import x509
@@ -279,7 +282,7 @@ from cryptography.x509.oid import NameOID
 from dateutil import rrule as du
 
 from tests.fakes.graph_drive import DriveStore, RawBody
-from tests.fakes.https import ErrorAnswer, HttpsFake, RequestHandler, json_copy
+from tests.fakes.https import ErrorAnswer, HttpsFake, JsonText, RequestHandler, copy_json, encode_json
 
 __all__ = [
     "HTML_BODY_WRAPPER",
@@ -365,6 +368,9 @@ WINDOWS_ZONES = {
 _WHOLE_DOCUMENT = re.compile(r"\s*<html", re.IGNORECASE)
 _FILTER_CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*(?:(and)\b|$)", re.IGNORECASE)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+#: A string as json.dumps writes it (ensure_ascii, the default).
+_json_str = json.encoder.encode_basestring_ascii
+_WHITESPACE = re.compile(r"\s+")
 _USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _DAYS = {
     "monday": du.MO,
@@ -541,14 +547,25 @@ class _Answer:
     def wire(self) -> tuple[bytes, list[tuple[str, str]]]:
         """The body's bytes and every header, in the order they are sent."""
         if isinstance(self.payload, RawBody):
+            return self.payload.data, self._headers(len(self.payload.data))
+        data = encode_json(self.payload) if self.payload is not None else b""
+        return data, self._headers(len(data))
+
+    def batch_headers(self) -> dict[str, str]:
+        """The headers of the answer in a JSON batch: those it would be sent with but Content-Length
+        (its body is not encoded for them)."""
+        return {k: v for k, v in self._headers(0) if k.lower() != "content-length"}
+
+    def _headers(self, length: int) -> list[tuple[str, str]]:
+        """Every header of the answer, in the order they are sent, for a body of ``length`` bytes."""
+        if isinstance(self.payload, RawBody):
             standard = [
                 ("Content-Type", self.payload.content_type),
-                ("Content-Length", str(len(self.payload.data))),
+                ("Content-Length", str(length)),
                 ("Cache-Control", "no-store, no-cache"),
             ]
-            return self.payload.data, [*standard, *self.headers.items()]
+            return [*standard, *self.headers.items()]
         headers = dict(self.headers)
-        data = json.dumps(self.payload).encode() if self.payload is not None else b""
         if self.is_graph:
             content_type = (
                 "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
@@ -559,8 +576,8 @@ class _Answer:
         else:
             content_type = "application/json; charset=utf-8"
         standard = [("Content-Type", content_type)] if self.payload is not None else []
-        standard += [("Content-Length", str(len(data))), ("Cache-Control", "no-store, no-cache")]
-        return data, [*standard, *headers.items()]
+        standard += [("Content-Length", str(length)), ("Cache-Control", "no-store, no-cache")]
+        return [*standard, *headers.items()]
 
 
 class _InnerRequest(RequestHandler):
@@ -595,6 +612,7 @@ def zone_info(name: str | None) -> ZoneInfo:
     return _known_zone(name) or ZoneInfo("UTC")
 
 
+@functools.lru_cache(maxsize=1024)
 def _known_zone(name: str | None) -> ZoneInfo | None:
     if not name:
         return None
@@ -630,21 +648,49 @@ def _parse_instant(text: str) -> datetime:
 
 def _local(value: Any) -> datetime:
     """The instant of a Graph ``dateTimeTimeZone`` (an offset in ``dateTime`` wins over ``timeZone``)."""
-    if not isinstance(value, Mapping) or "dateTime" not in value:
+    if (type(value) is not dict and not isinstance(value, Mapping)) or "dateTime" not in value:
         raise ValueError(f"not a dateTimeTimeZone: {value!r}")
+    zone = value.get("timeZone")
+    if zone is None or type(zone) is str:
+        return _local_text(str(value["dateTime"]), zone)
     moment = _parse_iso(str(value["dateTime"]))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone_info(value.get("timeZone")))
+        moment = moment.replace(tzinfo=zone_info(zone))
+    return moment
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _graph_wall(text: str, zone_name: str) -> str:
+    """A ``dateTime`` as Graph stores it: wall-clock time in ``zone_name`` (one with an offset is moved
+    into that zone), seven fractional digits. Remembered, as :func:`_parse_iso`."""
+    moment = _parse_iso(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(zone_info(zone_name)).replace(tzinfo=None)
+    return _wall(moment)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _local_text(text: str, zone: str | None) -> datetime:
+    """:func:`_local` of ``{"dateTime": text, "timeZone": zone}``, remembered (as :func:`_parse_iso`)."""
+    moment = _parse_iso(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone_info(zone))
     return moment
 
 
 def _wall(moment: datetime) -> str:
     """Graph's local date-time text: seven fractional digits, no offset."""
+    if moment.year >= 1000:  # isoformat's text, which is quicker to make (strftime does not pad years)
+        return moment.isoformat(timespec="microseconds")[:26] + "0"
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0"
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _utc_z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = moment.astimezone(UTC)
+    if moment.year >= 1000:
+        return moment.isoformat(timespec="seconds")[:19] + "Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _stamp(moment: datetime) -> str:
@@ -657,6 +703,14 @@ def _dtz(moment: datetime, zone_name: str) -> dict[str, str]:
         "dateTime": _wall(moment.astimezone(zone_info(zone_name)).replace(tzinfo=None)),
         "timeZone": zone_name,
     }
+
+
+def _b64(data: bytes) -> str:
+    """``base64.b64encode(data).decode()``, quicker."""
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
+_URLSAFE = str.maketrans("+/", "-_")  # base64.urlsafe_b64encode's alphabet from b64encode's
 
 
 def _new_id(raw: bytes | None = None) -> str:
@@ -685,6 +739,7 @@ def _stored_body(value: Any) -> dict[str, str]:
     return {"contentType": kind, "content": content}
 
 
+@functools.lru_cache(maxsize=1024)
 def html_to_text(content: str) -> str:
     """The fake's text conversion of an HTML body (what ``Prefer: outlook.body-content-type="text"``
     answers): head, style and script dropped, a link as ``text<href>``, line breaks for ``<br>`` and the
@@ -704,24 +759,52 @@ def html_to_text(content: str) -> str:
     return re.sub(r"(\r\n){3,}", "\r\n\r\n", text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _preview(kind: str, content: str) -> str:
+    """``bodyPreview`` of a stored body: its text, white space collapsed, 255 characters."""
+    preview = html_to_text(content) if kind == "html" else content.strip()
+    return _WHITESPACE.sub(" ", preview)[:255]
+
+
 def _text_to_html(content: str) -> str:
     lines = [html.escape(line, quote=False) for line in re.split(r"\r?\n", content)]
     return HTML_BODY_WRAPPER.format("<div>" + "<br>\r\n".join(lines) + "</div>")
 
 
-def _render_body(view: dict[str, Any], kind: str | None) -> None:
-    """Convert ``view["body"]`` (if any) to what was asked for (``None``: html, Graph's default)."""
+def _encoded_items(items: list[dict[str, Any] | bytes]) -> tuple[list[bytes], list[Any]]:
+    """A delta round's items (views, or stubs already encoded) as JSON, and the contentType of each
+    one's body (False: none), for :func:`_converted`."""
+    texts: list[bytes] = []
+    bodies: list[Any] = []
+    for item in items:
+        if isinstance(item, bytes):
+            texts.append(item)
+            bodies.append(False)
+        else:
+            texts.append(json.dumps(item).encode())
+            body = item.get("body")
+            bodies.append(body.get("contentType") if isinstance(body, dict) else False)
+    return texts, bodies
+
+
+def _converted(text: bytes, kind: str | None) -> bytes:
+    """An encoded item of a delta round with its body converted (:func:`_render_body`)."""
+    return json.dumps(_render_body(json.loads(text), kind)).encode()
+
+
+def _render_body(view: dict[str, Any], kind: str | None) -> dict[str, Any]:
+    """``view`` with its ``body`` (if any) converted to what was asked for (``None``: html, Graph's
+    default): ``view`` itself when there is nothing to convert, else a new dict (a view may share its
+    members with a stored resource or a delta round, which must not change)."""
     body = view.get("body")
     if not isinstance(body, dict):
-        return
+        return view
     wanted = kind or "html"
     if body.get("contentType") == wanted:
-        return
+        return view
     content = str(body.get("content") or "")
-    view["body"] = {
-        "contentType": wanted,
-        "content": html_to_text(content) if wanted == "text" else _text_to_html(content),
-    }
+    converted = html_to_text(content) if wanted == "text" else _text_to_html(content)
+    return {**view, "body": {"contentType": wanted, "content": converted}}
 
 
 def make_certificate(common_name: str = "calsync") -> tuple[bytes, bytes, str]:
@@ -760,12 +843,45 @@ def _recurrence_zone(master: Mapping[str, Any]) -> str:
     )
 
 
+class _Starts:
+    """The starts of a rule found so far, in order, as wall-clock times and as UTC instants: a pattern
+    kept for a series answers which of its starts fall in a span without running the rule from its
+    start again (at most :attr:`LIMIT` of them are kept; beyond them the rule is run)."""
+
+    LIMIT = 20_000
+
+    def __init__(self, rule: du.rrule, zone: ZoneInfo) -> None:
+        self.rule = rule
+        self.zone = zone
+        self.walls: list[datetime] = []
+        self.instants: list[datetime] = []
+        self._more: Iterator[datetime] | None = None
+        self._done = False
+
+    def through(self, wall: datetime) -> bool:
+        """Find every start up to ``wall``; False when that would keep too many."""
+        if self._more is None:
+            self._more = iter(self.rule)
+        walls = self.walls
+        while not self._done and (not walls or walls[-1] <= wall):
+            if len(walls) >= self.LIMIT:
+                return False
+            found = next(self._more, None)
+            if found is None:
+                self._done = True
+                break
+            walls.append(found)
+            self.instants.append(found.replace(tzinfo=self.zone).astimezone(UTC))
+        return True
+
+
 @dataclass(frozen=True)
 class _Pattern:
     rule: du.rrule
     zone: ZoneInfo
     duration: timedelta
     all_day: bool
+    starts: _Starts = field(compare=False, repr=False)
 
 
 def _pattern(master: Mapping[str, Any]) -> _Pattern:
@@ -853,7 +969,8 @@ def _pattern(master: Mapping[str, Any]) -> _Pattern:
         options["count"] = count
     elif range_type != "noEnd":
         raise ValueError(f"unknown recurrence range type {range_type!r}")
-    return _Pattern(du.rrule(freq, **options), zone, duration, all_day)
+    rule = du.rrule(freq, **options)
+    return _Pattern(rule, zone, duration, all_day, _Starts(rule, zone))
 
 
 def _pattern_starts(pattern: _Pattern, lo: datetime, hi: datetime) -> list[datetime]:
@@ -861,6 +978,11 @@ def _pattern_starts(pattern: _Pattern, lo: datetime, hi: datetime) -> list[datet
     zone = pattern.zone
     lo_wall = lo.astimezone(zone).replace(tzinfo=None) - timedelta(days=1)
     hi_wall = hi.astimezone(zone).replace(tzinfo=None) + timedelta(days=1)
+    starts = pattern.starts
+    if starts.through(hi_wall):  # the starts between the walls, as rule.between(inc=True) finds them
+        first = bisect.bisect_left(starts.walls, lo_wall)
+        last = bisect.bisect_right(starts.walls, hi_wall)
+        return [moment for moment in starts.instants[first:last] if lo <= moment <= hi]
     out = []
     for wall in pattern.rule.between(lo_wall, hi_wall, inc=True):
         moment = wall.replace(tzinfo=zone).astimezone(UTC)
@@ -916,14 +1038,31 @@ class _User:
     onedrive: bool = True
 
 
+_NO_STARTS: Any = frozenset()  # the deleted and kept starts of an event that is no series master
+
+
 @dataclass
 class _Event:
     resource: dict[str, Any]
     # a master's bookkeeping: original starts (UTC) turned into exceptions, deleted, cancelled-but-kept
+    # (other events share one empty frozenset for the last two: a mailbox has thousands of them)
     exceptions: dict[datetime, str] = field(default_factory=dict)
-    deleted: set[datetime] = field(default_factory=set)
-    kept: set[datetime] = field(default_factory=set)
+    deleted: set[datetime] = field(default_factory=lambda: _NO_STARTS)
+    kept: set[datetime] = field(default_factory=lambda: _NO_STARTS)
     original: datetime | None = None  # an exception's original start (UTC)
+    # a master's pattern, and the resource it was made from (what the pattern is made of is changed by
+    # storing a new resource, never in place: see _pattern_of)
+    pattern: _Pattern | None = None
+    pattern_of: dict[str, Any] | None = None
+    # the stored start and end, and the resource they were read from (replaced, never changed in place)
+    start_end: tuple[datetime, datetime] | None = None
+    start_end_of: dict[str, Any] | None = None
+
+    def times(self) -> tuple[datetime, datetime]:
+        """:func:`_stored_times` of the resource."""
+        if self.start_end is None or self.start_end_of is not self.resource:
+            self.start_end, self.start_end_of = _stored_times(self.resource), self.resource
+        return self.start_end
 
     @property
     def kind(self) -> str:
@@ -936,18 +1075,19 @@ class _Event:
 
 @dataclass
 class _Mailbox:
+    user_id: str
     events: dict[str, _Event] = field(default_factory=dict)
     occurrences: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # id -> (master, original)
 
 
-@dataclass(frozen=True)
-class _Instance:
+class _Instance(NamedTuple):  # a tuple: a round of a big mailbox makes thousands (quicker than a dataclass)
     ident: str
     change_key: str
     start: datetime
     kind: str  # occurrence, exception, singleInstance
     event: _Event  # the occurrence's master, else the event itself
     original: datetime | None
+    end: datetime | None = None  # an occurrence's end, when known
 
 
 @dataclass
@@ -955,7 +1095,7 @@ class _Round:
     """One delta round (or users listing): its items computed at its first request, served in pages."""
 
     user_id: str | None
-    items: list[dict[str, Any]]
+    items: list[Any]  # a delta round's: each item's JSON (see bodies); a users listing's: the views
     prefix: str
     page_size: int
     tz_name: str | None = None
@@ -963,6 +1103,10 @@ class _Round:
     snapshot: dict[str, str] = field(default_factory=dict)
     expired: bool = False
     delta_token: str | None = None
+    #: A delta round's: the contentType of each item's body (False: it has none), to convert it to what a
+    #: page asks for (Prefer: outlook.body-content-type). Kept as JSON, a round of a big mailbox is a few
+    #: objects (bytes) rather than thousands of dicts the cyclic garbage collector scans again and again.
+    bodies: list[Any] | None = None
 
 
 @dataclass
@@ -985,6 +1129,15 @@ class _Fault:
     code: str | None = None
     retry_after: float | None = None
     seconds: float = 0.0
+
+
+_START_THEN_ID = operator.attrgetter("start", "ident")  # how instances are ordered
+
+
+def _utc_start_then_id(instance: _Instance) -> tuple[datetime, str]:
+    """:data:`_START_THEN_ID` with the start in UTC: the same order (aware datetimes compare as instants),
+    quicker to sort (datetimes of one zone compare without asking it for offsets)."""
+    return instance.start.astimezone(UTC), instance.ident
 
 
 # ---------------------------------------------------------------------------------------------- the fake
@@ -1022,6 +1175,8 @@ class FakeGraph(HttpsFake):
 
         # directory and mailboxes
         self._users: dict[str, _User] = {}
+        # lower-case address and id -> the id of the first user (in order of addition) with either
+        self._user_keys: dict[str, str] = {}
         self._mailboxes: dict[str, _Mailbox] = {}
         self._rounds: dict[str, tuple[_Round, int]] = {}
         self._delta_tokens: dict[str, _DeltaToken] = {}
@@ -1045,8 +1200,11 @@ class FakeGraph(HttpsFake):
         #: The most requests seen in flight at once per mailbox (a refused one included).
         self.max_in_flight: dict[str, int] = {}
         self.requests: list[RequestRecord] = []
+        #: Series patterns by what they are made of (see _pattern_for): one series in many mailboxes, or
+        #: changed in ways that leave its pattern as it was, is expanded once.
+        self._patterns: dict[str, _Pattern] = {}
         #: Each series's occurrences over a span, with the version of the series they were expanded from.
-        self._expansions: dict[tuple[int, str, datetime, datetime], tuple[Any, list[_Instance]]] = {}
+        self._expansions: dict[tuple[int, str, datetime, datetime], tuple[Any, list[tuple[Any, ...]]]] = {}
         self.internal_errors: list[str] = []
 
     # ------------------------------------------------------------------ endpoints
@@ -1164,19 +1322,30 @@ class FakeGraph(HttpsFake):
             self._users[user_id] = _User(
                 user_id, email, display_name, manager, enabled, mailbox, time_zone, onedrive
             )
-            self._mailboxes.setdefault(user_id, _Mailbox())
+            if existing is not None and existing.email.lower() != email.lower():
+                self._user_keys.clear()  # a user's address changed: index everyone again, in order
+                for known in self._users.values():
+                    self._user_keys.setdefault(known.email.lower(), known.user_id)
+                    self._user_keys.setdefault(known.user_id.lower(), known.user_id)
+            else:
+                self._user_keys.setdefault(email.lower(), user_id)
+                self._user_keys.setdefault(user_id.lower(), user_id)
+            self._mailboxes.setdefault(user_id, _Mailbox(user_id))
             return user_id
 
     # ------------------------------------------------------------------ events
 
-    def put_event(self, mailbox: str, event: dict[str, Any]) -> dict[str, Any]:
+    def put_event(self, mailbox: str, event: dict[str, Any], *, adopt: bool = False) -> dict[str, Any]:
         """Store a ``singleInstance`` or (with ``recurrence``) a ``seriesMaster``; returns the stored
         resource. Replacing an existing id keeps a master's exceptions and cancellations. A ``body``
         (``{"contentType": "html", "content": ...}``, e.g. with a Teams meeting block) is stored the way
-        Exchange keeps it (see the module doc); without one the event has an empty HTML body."""
+        Exchange keeps it (see the module doc); without one the event has an empty HTML body.
+        ``adopt``: the fake stores ``event`` itself rather than a copy, and returns the stored resource
+        itself rather than a copy (for loading many events: the caller must change neither, nor anything
+        in them)."""
         with self._lock:
             box, user = self._box_for_put(mailbox)
-            resource = copy.deepcopy(event)
+            resource = event if adopt else copy_json(event)
             kind = "seriesMaster" if resource.get("recurrence") else "singleInstance"
             if resource.get("type") not in (None, kind):
                 raise ValueError(
@@ -1186,11 +1355,14 @@ class FakeGraph(HttpsFake):
             resource["type"] = kind
             event_id = str(resource.get("id") or _new_id())
             resource["id"] = event_id
-            self._normalise(resource, user)
+            times = self._normalise(resource, user)
             if kind == "seriesMaster":
-                _pattern(resource)  # validate now, not when first listed
+                self._pattern_for(resource)  # validate now, not when first listed
             previous = box.events.get(event_id)
-            stored = _Event(resource)
+            stored = (
+                _Event(resource, deleted=set(), kept=set()) if kind == "seriesMaster" else _Event(resource)
+            )
+            stored.start_end, stored.start_end_of = times, resource
             if previous is not None and previous.kind == "seriesMaster" and kind == "seriesMaster":
                 stored.exceptions, stored.deleted, stored.kept = (
                     previous.exceptions,
@@ -1201,18 +1373,28 @@ class FakeGraph(HttpsFake):
                 self._remove(box, previous)
             self._new_version(resource, resource.get("lastModifiedDateTime"))
             box.events[event_id] = stored
-            return copy.deepcopy(resource)
+            return resource if adopt else copy_json(resource)
 
     def put_exception(
-        self, mailbox: str, master_id: str, original_start: datetime, changes: dict[str, Any]
+        self,
+        mailbox: str,
+        master_id: str,
+        original_start: datetime,
+        changes: dict[str, Any],
+        *,
+        adopt: bool = False,
     ) -> dict[str, Any]:
         """Turn the occurrence of ``master_id`` that starts at ``original_start`` into an ``exception``
         with ``changes`` (top-level replace: start, end, subject, attendees, responseStatus, isCancelled,
-        lastModifiedDateTime ...); an existing exception is changed further. Returns it as stored."""
+        lastModifiedDateTime ...); an existing exception is changed further. Returns it as stored.
+        ``adopt``: as for :meth:`put_event` (``changes`` kept, the stored resource itself returned)."""
         with self._lock:
             box, _ = self._box(mailbox)
             master = self._master(box, master_id)
-            return copy.deepcopy(self._make_exception(box, master, original_start, changes).resource)
+            if not adopt:
+                changes = copy_json(changes)
+            exception = self._make_exception(box, master, original_start, changes)
+            return exception.resource if adopt else copy_json(exception.resource)
 
     def cancel_occurrence(
         self,
@@ -1252,7 +1434,7 @@ class FakeGraph(HttpsFake):
         changeKey and ``lastModifiedDateTime`` (unless ``changes`` sets it). Returns it as stored."""
         with self._lock:
             box, user = self._box(mailbox)
-            return copy.deepcopy(self._patch(box, user, event_id, copy.deepcopy(changes)).resource)
+            return copy_json(self._patch(box, user, event_id, copy_json(changes)).resource)
 
     def delete_event(self, mailbox: str, event_id: str) -> None:
         """Delete an event: a master takes its occurrences and exceptions with it; an exception or an
@@ -1265,7 +1447,7 @@ class FakeGraph(HttpsFake):
         """The stored resources (masters, exceptions, single instances) as deep copies."""
         with self._lock:
             box, _ = self._box(mailbox)
-            return [copy.deepcopy(e.resource) for e in box.events.values()]
+            return [copy_json(e.resource) for e in box.events.values()]
 
     def expire_delta_tokens(self, mailbox: str | None = None) -> None:
         """The skip and delta tokens issued so far (for one mailbox, or all) now get 410."""
@@ -1373,13 +1555,11 @@ class FakeGraph(HttpsFake):
         return _stamp(self._now())
 
     def _find_user(self, key: str) -> _User | None:
+        """The user with this id, else the first one whose address or id is ``key`` ignoring case."""
         if key in self._users:
             return self._users[key]
-        lowered = key.lower()
-        for user in self._users.values():
-            if user.email.lower() == lowered or user.user_id.lower() == lowered:
-                return user
-        return None
+        user_id = self._user_keys.get(key.lower())
+        return self._users[user_id] if user_id is not None else None
 
     def _box(self, mailbox: str) -> tuple[_Mailbox, _User]:
         user = self._find_user(mailbox)
@@ -1400,59 +1580,81 @@ class FakeGraph(HttpsFake):
             raise KeyError(f"no series master {master_id!r}")
         return master
 
+    def _pattern_for(self, resource: Mapping[str, Any]) -> _Pattern:
+        """:func:`_pattern` of a master, kept by what it is made of (ValueError if invalid)."""
+        key = repr(
+            [
+                resource.get(name)
+                for name in ("recurrence", "originalStartTimeZone", "start", "end", "isAllDay")
+            ]
+        )
+        pattern = self._patterns.get(key)
+        if pattern is None:
+            pattern = self._patterns[key] = _pattern(resource)
+        return pattern
+
+    def _pattern_of(self, master: _Event) -> _Pattern:
+        """The pattern of a stored master. A stored resource's recurrence, start, end ... are changed by
+        storing a new resource (``_patch``), never in place (only its changeKey, etag, lastModifiedDateTime
+        and isCancelled are), so the pattern is remembered for the resource it was made from."""
+        resource = master.resource
+        if master.pattern is None or master.pattern_of is not resource:
+            master.pattern, master.pattern_of = self._pattern_for(resource), resource
+        return master.pattern
+
     def _check_original(self, master: _Event, original_start: datetime) -> datetime:
         if original_start.tzinfo is None:
             raise ValueError("original_start must be an aware datetime")
         original = original_start.astimezone(UTC)
-        if not _pattern_starts(_pattern(master.resource), original, original):
+        if not _pattern_starts(self._pattern_of(master), original, original):
             raise ValueError(f"the series {master.ident} has no occurrence at {original.isoformat()}")
         if original in master.deleted:
             raise ValueError(f"the occurrence at {original.isoformat()} was deleted")
         return original
 
-    def _normalise(self, resource: dict[str, Any], owner: _User) -> None:
-        """Fill in what Exchange always answers, and bring times into Graph's own text form."""
+    def _normalise(self, resource: dict[str, Any], owner: _User) -> tuple[datetime, datetime]:
+        """Fill in what Exchange always answers, and bring times into Graph's own text form; the start
+        and end (:func:`_stored_times`)."""
         for name in ("start", "end"):
             value = resource.get(name)
-            if not isinstance(value, Mapping) or "dateTime" not in value:
+            if (type(value) is not dict and not isinstance(value, Mapping)) or "dateTime" not in value:
                 raise ValueError(f"an event needs {name} = {{'dateTime': ..., 'timeZone': ...}}")
             zone_name = str(value.get("timeZone") or "UTC")
-            moment = _parse_iso(str(value["dateTime"]))
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(zone_info(zone_name)).replace(tzinfo=None)
-            resource[name] = {"dateTime": _wall(moment), "timeZone": zone_name}
-        if _local(resource["end"]) < _local(resource["start"]):
+            resource[name] = {
+                "dateTime": _graph_wall(str(value["dateTime"]), zone_name),
+                "timeZone": zone_name,
+            }
+        start, end = _stored_times(resource)
+        if end < start:
             raise ValueError("an event cannot end before it starts")
         resource.setdefault("originalStartTimeZone", resource["start"]["timeZone"])
         resource.setdefault("originalEndTimeZone", resource["end"]["timeZone"])
         resource.setdefault("subject", "")
-        resource["body"] = _stored_body(resource.get("body"))
-        preview = (
-            html_to_text(resource["body"]["content"])
-            if resource["body"]["contentType"] == "html"
-            else resource["body"]["content"].strip()
-        )
-        resource["bodyPreview"] = re.sub(r"\s+", " ", preview)[:255]
+        body = resource["body"] = _stored_body(resource.get("body"))
+        resource["bodyPreview"] = _preview(body["contentType"], body["content"])
         resource.setdefault("isAllDay", False)
         resource.setdefault("isCancelled", False)
         resource.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper())
-        resource.setdefault(
-            "organizer", {"emailAddress": {"name": owner.display_name, "address": owner.email}}
-        )
-        resource.setdefault("attendees", [])
+        if "organizer" not in resource:
+            resource["organizer"] = {"emailAddress": {"name": owner.display_name, "address": owner.email}}
+        if "attendees" not in resource:
+            resource["attendees"] = []
         organizer = str(((resource["organizer"] or {}).get("emailAddress") or {}).get("address") or "")
-        resource.setdefault("isOrganizer", organizer.lower() == owner.email.lower())
-        resource.setdefault(
-            "responseStatus",
-            {
+        if "isOrganizer" not in resource:
+            resource["isOrganizer"] = organizer.lower() == owner.email.lower()
+        if "responseStatus" not in resource:
+            resource["responseStatus"] = {
                 "response": "organizer" if resource["isOrganizer"] else "none",
                 "time": "0001-01-01T00:00:00Z",
-            },
-        )
+            }
         resource.setdefault("createdDateTime", resource.get("lastModifiedDateTime") or _stamp(self._now()))
         recurrence = resource.get("recurrence")
         if isinstance(recurrence, dict):
+            # new dicts, not changed in place: they may be shared with a stored resource
+            recurrence = resource["recurrence"] = dict(recurrence)
             pattern = recurrence.setdefault("pattern", {})
+            if isinstance(pattern, dict):
+                pattern = recurrence["pattern"] = dict(pattern)
             for key, default in (
                 ("interval", 1),
                 ("month", 0),
@@ -1464,6 +1666,8 @@ class FakeGraph(HttpsFake):
             if pattern.get("type") in ("weekly", "relativeMonthly", "relativeYearly"):
                 pattern.setdefault("daysOfWeek", [])
             rng = recurrence.setdefault("range", {"type": "noEnd"})
+            if isinstance(rng, dict):
+                rng = recurrence["range"] = dict(rng)
             rng.setdefault("type", "noEnd")
             rng.setdefault("startDate", _parse_iso(resource["start"]["dateTime"]).date().isoformat())
             rng.setdefault("endDate", "0001-01-01")
@@ -1471,6 +1675,7 @@ class FakeGraph(HttpsFake):
             rng.setdefault("numberOfOccurrences", 0)
         elif recurrence is not None:
             raise ValueError("recurrence must be a patternedRecurrence object")
+        return start, end
 
     def _new_version(self, resource: dict[str, Any], last_modified: Any = None) -> None:
         """A new changeKey and etag; ``lastModifiedDateTime`` = ``last_modified`` if given, else now."""
@@ -1493,16 +1698,18 @@ class FakeGraph(HttpsFake):
         self, box: _Mailbox, master: _Event, original_start: datetime, changes: dict[str, Any]
     ) -> _Event:
         original = self._check_original(master, original_start)
-        changes = {k: copy.deepcopy(v) for k, v in changes.items() if k not in _READ_ONLY}
+        # Stored resources are changed by replacing their members, never inside them (_normalise too):
+        # so the new resource shares members with the master, the exception before and the changes.
+        changes = {k: v for k, v in changes.items() if k not in _READ_ONLY}
         owner = self._users[self._user_id_of(box)]
         existing_id = master.exceptions.get(original)
         if existing_id is not None:
             exception = box.events[existing_id]
-            resource = copy.deepcopy(exception.resource)
+            resource = dict(exception.resource)
         else:
-            pattern = _pattern(master.resource)
+            pattern = self._pattern_of(master)
             resource = {
-                k: copy.deepcopy(v)
+                k: v
                 for k, v in master.resource.items()
                 if k not in ("recurrence", "id", "changeKey", "@odata.etag", "lastModifiedDateTime")
             }
@@ -1524,9 +1731,9 @@ class FakeGraph(HttpsFake):
         if "recurrence" in changes:
             raise ValueError("an exception cannot have a recurrence")
         resource.update(changes)
-        self._normalise(resource, owner)
+        times = self._normalise(resource, owner)
         self._new_version(resource, changes.get("lastModifiedDateTime"))
-        exception = _Event(resource, original=original)
+        exception = _Event(resource, original=original, start_end=times, start_end_of=resource)
         box.events[exception.ident] = exception
         master.exceptions[original] = exception.ident
         master.kept.discard(original)
@@ -1534,7 +1741,7 @@ class FakeGraph(HttpsFake):
         return exception
 
     def _user_id_of(self, box: _Mailbox) -> str:
-        return next(uid for uid, b in self._mailboxes.items() if b is box)
+        return box.user_id
 
     def _occurrence_id(self, box: _Mailbox, master: _Event, original: datetime) -> str:
         digest = hashlib.sha256(f"{master.ident}|{_utc_z(original)}".encode()).digest()
@@ -1554,17 +1761,18 @@ class FakeGraph(HttpsFake):
         if event.kind == "exception":
             master = box.events[str(event.resource["seriesMasterId"])]
             return self._make_exception(box, master, event.original or datetime.min, changes)
-        resource = copy.deepcopy(event.resource)
+        resource = dict(event.resource)  # its members are replaced, not changed (see _make_exception)
         if "recurrence" in changes and event.kind != "seriesMaster":
             raise ValueError("the fake does not turn a single event into a series")
         if event.kind == "seriesMaster" and "recurrence" in changes and not changes["recurrence"]:
             raise ValueError("the fake does not turn a series into a single event")
         resource.update(changes)
-        self._normalise(resource, owner)
+        times = self._normalise(resource, owner)
         if event.kind == "seriesMaster":
-            _pattern(resource)
+            self._pattern_for(resource)
         self._new_version(resource, changes.get("lastModifiedDateTime"))
         event.resource = resource
+        event.start_end, event.start_end_of = times, resource
         return event
 
     def _resolve_occurrence(self, box: _Mailbox, ident: str) -> tuple[_Event, datetime] | None:
@@ -1578,7 +1786,7 @@ class FakeGraph(HttpsFake):
             return None
         if original in master.exceptions:
             return None
-        if not _pattern_starts(_pattern(master.resource), original, original):
+        if not _pattern_starts(self._pattern_of(master), original, original):
             return None
         return master, original
 
@@ -1618,43 +1826,52 @@ class FakeGraph(HttpsFake):
             if kind == "seriesMaster":
                 out.extend(self._occurrences(box, event, lo, hi))
             elif kind == "exception" or kind == "singleInstance":
-                start, end = _stored_times(event.resource)
+                start, end = event.times()
                 if _overlaps(start, end, lo, hi):
                     out.append(
                         _Instance(
                             event.ident, str(event.resource["changeKey"]), start, kind, event, event.original
                         )
                     )
-        out.sort(key=lambda i: (i.start, i.ident))
+        out.sort(key=_utc_start_then_id)
         return out
 
     def _occurrences(self, box: _Mailbox, master: _Event, lo: datetime, hi: datetime) -> list[_Instance]:
         # Every change to a series (its pattern, an exception, a deleted occurrence) gives its master a
         # new changeKey: until then its expansion over a span is the same (a delta round of a mailbox
         # where nothing changed would otherwise expand every series again).
+        # (Kept as plain tuples, which the cyclic garbage collector stops looking at.)
         key = (master.resource.get("changeKey"), len(master.deleted), len(master.exceptions))
         memo = self._expansions.get((id(box), master.ident, lo, hi))
         if memo is not None and memo[0] == key:
-            return memo[1]
+            return [_Instance(i, k, s, "occurrence", master, o, e) for i, k, s, o, e in memo[1]]
         found = self._expand_occurrences(box, master, lo, hi)
-        self._expansions[(id(box), master.ident, lo, hi)] = (key, found)
+        kept = [(i.ident, i.change_key, i.start, i.original, i.end) for i in found]
+        self._expansions[(id(box), master.ident, lo, hi)] = (key, kept)
         return found
 
     def _expand_occurrences(
         self, box: _Mailbox, master: _Event, lo: datetime, hi: datetime
     ) -> list[_Instance]:
-        pattern = _pattern(master.resource)
+        pattern = self._pattern_of(master)
+        deleted, exceptions, resource = master.deleted, master.exceptions, master.resource
+        master_id, change_key = master.ident, resource["changeKey"]
         out = []
         for original in _pattern_starts(pattern, lo - pattern.duration - timedelta(days=1), hi):
-            if original in master.deleted or original in master.exceptions:
+            if original in deleted or original in exceptions:
                 continue
-            start, end = _instance_times(master.resource, pattern, original)
+            start, end = _instance_times(resource, pattern, original)
             if not _overlaps(start, end, lo, hi):
                 continue
-            ident = self._occurrence_id(box, master, original)
-            seed = f"{master.resource['changeKey']}|{_utc_z(original)}".encode()
-            key = "DwAAABYAAA" + base64.b64encode(hashlib.sha256(seed).digest()[:15]).decode()
-            out.append(_Instance(ident, key, start, "occurrence", master, original))
+            stamp = _utc_z(original)
+            # _occurrence_id, and a changeKey derived from the master's
+            ident = "AAMkAD" + _b64(hashlib.sha256(f"{master_id}|{stamp}".encode()).digest()).translate(
+                _URLSAFE
+            )
+            box.occurrences[ident] = (master_id, original)
+            seed = f"{change_key}|{stamp}".encode()
+            key = "DwAAABYAAA" + _b64(hashlib.sha256(seed).digest()[:15])
+            out.append(_Instance(ident, key, start, "occurrence", master, original, end))
         return out
 
     def _instance_view(
@@ -1666,14 +1883,17 @@ class FakeGraph(HttpsFake):
             return {"@odata.type": "#microsoft.graph.event", **self._event_view(box, instance.event, tz_name)}
         master = instance.event
         assert instance.original is not None
-        pattern = _pattern(master.resource)
-        start, end = _instance_times(master.resource, pattern, instance.original)
+        pattern = self._pattern_of(master)
+        if instance.end is not None:  # found when the series was expanded, from the same pattern
+            start, end = instance.start, instance.end
+        else:
+            start, end = _instance_times(master.resource, pattern, instance.original)
         view: dict[str, Any] = {
             "@odata.type": "#microsoft.graph.event",
             "@odata.etag": f'W/"{instance.change_key}"',
         }
         if self.full_occurrences if full is None else full:
-            # shared, not copied: a page is copied as a whole when it is served (see _page)
+            # shared, not copied: a stored resource's members are replaced, never changed in place
             view.update({k: v for k, v in master.resource.items() if k not in ("recurrence", "@odata.etag")})
             view["changeKey"] = instance.change_key
         view.update(
@@ -1689,13 +1909,71 @@ class FakeGraph(HttpsFake):
         )
         return view
 
+    def _delta_items(
+        self, box: _Mailbox, instances: Iterable[_Instance], tz_name: str | None
+    ) -> list[dict[str, Any] | bytes]:
+        """Instances as a delta round lists them: :meth:`_instance_view`, but an occurrence's stub as its
+        JSON, made directly (a big round has thousands): exactly json.dumps of the stub _instance_view
+        makes, the same members in the same order."""
+        name = tz_name or "UTC"
+        zone, zone_json = zone_info(name), _json_str(name)
+        series: dict[int, tuple[_Pattern, str, bool]] = {}  # by id(master): the masters outlive the loop
+        items: list[dict[str, Any] | bytes] = []
+        for instance in instances:
+            if instance.kind != "occurrence" or self.full_occurrences:
+                items.append(self._instance_view(box, instance, tz_name))
+                continue
+            master, original = instance.event, instance.original
+            assert original is not None
+            known = series.get(id(master))
+            if known is None:
+                middle = (
+                    f', "type": "occurrence", "seriesMasterId": {_json_str(master.ident)}, "originalStart": "'
+                )
+                known = (self._pattern_of(master), middle, bool(master.resource.get("isCancelled")))
+                series[id(master)] = known
+            pattern, middle, cancelled = known
+            if instance.end is not None:
+                start, end = instance.start, instance.end
+            else:
+                start, end = _instance_times(master.resource, pattern, original)
+            if pattern.all_day:
+                start_text, end_text = _render_wall(start, True, name), _render_wall(end, True, name)
+            else:
+                start_text, end_text = _wall(start.astimezone(zone)), _wall(end.astimezone(zone))
+            # change keys (base64), times and originalStart need no escaping in JSON
+            items.append(
+                "".join(
+                    (
+                        '{"@odata.type": "#microsoft.graph.event", "@odata.etag": "W/\\"',
+                        instance.change_key,
+                        '\\"", "id": ',
+                        _json_str(instance.ident),
+                        middle,
+                        _utc_z(original),
+                        '", "start": {"dateTime": "',
+                        start_text,
+                        '", "timeZone": ',
+                        zone_json,
+                        '}, "end": {"dateTime": "',
+                        end_text,
+                        '", "timeZone": ',
+                        zone_json,
+                        '}, "isCancelled": ',
+                        "true" if cancelled or original in master.kept else "false",
+                        "}",
+                    )
+                ).encode()
+            )
+        return items
+
     def _event_view(self, box: _Mailbox, event: _Event, tz_name: str | None) -> dict[str, Any]:
         """A stored event as GET answers it: times in the preferred zone (UTC by default)."""
         resource = event.resource
         view = {"@odata.etag": resource["@odata.etag"], "id": resource["id"], "type": resource["type"]}
-        view.update(json_copy(resource))
+        view.update(resource)  # its members are shared: they are never changed, only replaced
         all_day = bool(resource.get("isAllDay"))
-        start, end = _stored_times(resource)
+        start, end = event.times()
         view["start"] = _render_time(start, all_day, tz_name)
         view["end"] = _render_time(end, all_day, tz_name)
         if event.kind == "exception":
@@ -2586,12 +2864,7 @@ class FakeGraph(HttpsFake):
     def _batch_response(self, ident: str, answer: _Answer) -> dict[str, Any]:
         """One entry of ``responses``: the answer's status, its headers (but ``Content-Length``), its body
         as JSON (raw bytes base64, none for no body)."""
-        _, wire_headers = answer.wire()
-        entry: dict[str, Any] = {
-            "id": ident,
-            "status": answer.status,
-            "headers": {k: v for k, v in wire_headers if k.lower() != "content-length"},
-        }
+        entry: dict[str, Any] = {"id": ident, "status": answer.status, "headers": answer.batch_headers()}
         if isinstance(answer.payload, RawBody):
             entry["body"] = base64.b64encode(answer.payload.data).decode()
         elif answer.payload is not None:
@@ -2697,18 +2970,17 @@ class FakeGraph(HttpsFake):
             else:
                 window, round_tz = self._window(query), tz_name
                 instances = self._instances(box, *window)
-                items = [self._instance_view(box, i, round_tz) for i in instances]
+                items = self._delta_items(box, instances, round_tz)
                 snapshot = {i.ident: i.change_key for i in instances}
                 size = self.page_size_default
-            round_ = _Round(user.user_id, items, link, size, round_tz, window, snapshot)
+            texts, bodies = _encoded_items(items)
+            round_ = _Round(user.user_id, texts, link, size, round_tz, window, snapshot, bodies=bodies)
             offset = 0
         if page_size is not None:
             round_.page_size = page_size
-        answer = self._page(round_, offset, page_size or round_.page_size, "Collection(event)")
         body_kind, body_applied = self._prefer_body(handler)
         applied += body_applied
-        for value in answer["value"]:
-            _render_body(value, body_kind)
+        answer = self._page(round_, offset, page_size or round_.page_size, "Collection(event)", body_kind)
         if "@odata.nextLink" not in answer:
             if round_.delta_token is None:
                 round_.delta_token = "dt" + secrets.token_urlsafe(36)
@@ -2725,11 +2997,22 @@ class FakeGraph(HttpsFake):
         headers = {"Preference-Applied": ", ".join(applied)} if applied else {}
         return 200, answer, headers
 
-    def _page(self, round_: _Round, offset: int, size: int, context: str) -> dict[str, Any]:
+    def _page(
+        self, round_: _Round, offset: int, size: int, context: str, body_kind: str | None = None
+    ) -> dict[str, Any]:
+        """A page of a round; a delta round's items with their bodies as ``body_kind`` asks."""
         end = offset + size
+        value: Any = round_.items[offset:end]  # a users listing's views: never changed
+        if round_.bodies is not None:
+            wanted = body_kind or "html"
+            texts = [
+                text if body is False or body == wanted else _converted(text, body_kind)
+                for text, body in zip(value, round_.bodies[offset:end], strict=True)
+            ]
+            value = JsonText(b"[" + b", ".join(texts) + b"]")  # as json.dumps writes a list
         answer: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#{context}",
-            "value": json_copy(round_.items[offset:end]),
+            "value": value,
         }
         if end < len(round_.items):
             token = "st" + secrets.token_urlsafe(36)
@@ -2739,14 +3022,12 @@ class FakeGraph(HttpsFake):
 
     def _incremental(
         self, box: _Mailbox, state: _DeltaToken, tz_name: str | None
-    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    ) -> tuple[list[Any], dict[str, str]]:
         instances = self._instances(box, *state.window)
         snapshot = {i.ident: i.change_key for i in instances}
-        items = [
-            self._instance_view(box, i, tz_name)
-            for i in instances
-            if state.snapshot.get(i.ident) != i.change_key
-        ]
+        items = self._delta_items(
+            box, (i for i in instances if state.snapshot.get(i.ident) != i.change_key), tz_name
+        )
         for ident in sorted(set(state.snapshot) - set(snapshot)):
             items.append(
                 {"@odata.type": "#microsoft.graph.event", "id": ident, "@removed": {"reason": "deleted"}}
@@ -2791,9 +3072,9 @@ class FakeGraph(HttpsFake):
         instances = self._instances(box, *window)
         page = instances[skip : skip + top]
         full = self.full_occurrences or select is not None  # real calendarView answers full occurrences
-        values = [_select(self._instance_view(box, i, tz_name, full), select) for i in page]
-        for value in values:
-            _render_body(value, body_kind)
+        values = [
+            _render_body(_select(self._instance_view(box, i, tz_name, full), select), body_kind) for i in page
+        ]
         answer: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#Collection(event)",
             "value": values,
@@ -2832,7 +3113,7 @@ class FakeGraph(HttpsFake):
         if occurrence is None:
             raise self._item_not_found()
         master, original = occurrence
-        pattern = _pattern(master.resource)
+        pattern = self._pattern_of(master)
         start, _ = _instance_times(master.resource, pattern, original)
         seed = f"{master.resource['changeKey']}|{_utc_z(original)}".encode()
         key = "DwAAABYAAA" + base64.b64encode(hashlib.sha256(seed).digest()[:15]).decode()
@@ -2859,7 +3140,7 @@ class FakeGraph(HttpsFake):
             view.pop("@odata.type", None)
         view = _select(view, select)
         body_kind, body_applied = self._prefer_body(handler)
-        _render_body(view, body_kind)
+        view = _render_body(view, body_kind)
         applied += body_applied
         view = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events/$entity",
@@ -2916,7 +3197,7 @@ class FakeGraph(HttpsFake):
         body_kind, body_applied = self._prefer_body(handler)
         applied += body_applied
         view = self._event_view(box, patched, tz_name)
-        _render_body(view, body_kind)
+        view = _render_body(view, body_kind)
         view = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events/$entity",
             **view,
@@ -2989,12 +3270,11 @@ class FakeGraph(HttpsFake):
             if e.kind in ("singleInstance", "seriesMaster")
             and all(str(e.resource.get(name)) == value for name, value in clauses)
         ]
-        events.sort(key=lambda e: (_stored_times(e.resource)[0], e.ident))
+        events.sort(key=lambda e: (e.times()[0], e.ident))
         values = []
         for event in events[skip : skip + top]:
             view = _select(self._event_view(box, event, tz_name), select)
-            _render_body(view, body_kind)
-            values.append(view)
+            values.append(_render_body(view, body_kind))
         answer: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events",
             "value": values,
@@ -3032,20 +3312,19 @@ class FakeGraph(HttpsFake):
             instances = list(self._occurrences(box, event, *window))  # its own: exceptions are added
             for exception_id in event.exceptions.values():
                 exception = box.events[exception_id]
-                start, end = _stored_times(exception.resource)
+                start, end = exception.times()
                 if _overlaps(start, end, *window):
                     key = str(exception.resource["changeKey"])
                     instances.append(
                         _Instance(exception.ident, key, start, "exception", exception, exception.original)
                     )
-            instances.sort(key=lambda i: (i.start, i.ident))
+            instances.sort(key=_START_THEN_ID)
         values = []
         for instance in instances[skip : skip + top]:
             view = self._instance_view(box, instance, tz_name, full=True)
             view.pop("@odata.type", None)
             view = _select(view, select)
-            _render_body(view, body_kind)
-            values.append(view)
+            values.append(_render_body(view, body_kind))
         answer: dict[str, Any] = {
             "@odata.context": f"{self.graph_endpoint}/$metadata#users('{user.user_id}')/events"
             f"('{event_id}')/instances",
@@ -3241,9 +3520,14 @@ def _instance_times(
 def _render_time(moment: datetime, all_day: bool, tz_name: str | None) -> dict[str, str]:
     """A ``dateTimeTimeZone`` in the preferred zone (UTC by default). All-day: the stored date, unshifted."""
     name = tz_name or "UTC"
+    return {"dateTime": _render_wall(moment, all_day, name), "timeZone": name}
+
+
+def _render_wall(moment: datetime, all_day: bool, name: str) -> str:
+    """The ``dateTime`` of :func:`_render_time` (``name``: the zone's name, not None)."""
     if all_day:
-        return {"dateTime": _wall(datetime.combine(moment.date(), datetime.min.time())), "timeZone": name}
-    return {"dateTime": _wall(moment.astimezone(zone_info(name)).replace(tzinfo=None)), "timeZone": name}
+        return _wall(datetime.combine(moment.date(), datetime.min.time()))
+    return _wall(moment.astimezone(zone_info(name)))  # _wall drops the offset
 
 
 def _next_link(link: str, query: dict[str, str]) -> str:

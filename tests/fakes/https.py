@@ -13,7 +13,7 @@
   :meth:`~RequestHandler.drop_connection`, :meth:`~RequestHandler.respond`); :class:`ErrorAnswer`, the
   base of each fake's "answer this error" exception.
 * Cheap JSON for big answers: :class:`JsonText` (a value already encoded, e.g. a stored event encoded
-  once when it is stored) that :func:`dumps` writes as it is, so that a listing is not encoded again and
+  once when it is stored) that :func:`encode_json` writes as it is, so that a listing is not encoded again and
   again; :func:`copy_json`, a deep copy of JSON data for what a fake hands out to be changed.
 """
 
@@ -47,7 +47,7 @@ __all__ = [
     "RequestHandler",
     "TlsHttpServer",
     "copy_json",
-    "dumps",
+    "encode_json",
     "json_copy",
     "no_cyclic_gc",
 ]
@@ -282,54 +282,53 @@ def copy_json(value: _T) -> _T:
     return copy.deepcopy(value)
 
 
-class JsonText:
-    """A JSON value already encoded (exactly as ``json.dumps`` with its defaults would encode it):
-    :func:`dumps` writes ``text`` where the value would go. Immutable."""
+class JsonText(bytes):
+    """A JSON value already encoded, exactly as ``json.dumps`` with its defaults encodes it (so ASCII),
+    as bytes: :func:`encode_json` writes it where the value would go. Being bytes it refers to nothing,
+    and the cyclic garbage collector never looks at it (a delta round keeps thousands)."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
+    __slots__ = ()
 
     @classmethod
     def of(cls, value: Any) -> JsonText:
-        return cls(json.dumps(value))
-
-    def __repr__(self) -> str:
-        return f"JsonText({self.text!r})"
+        return cls(json.dumps(value).encode())
 
 
-# what json.dumps makes of the placeholder "\x00{n}\x00" that dumps() puts where a JsonText goes
+# what json.dumps makes of the placeholder "\x00{n}\x00" that encode_json() puts where a JsonText goes
 _PLACEHOLDER = re.compile(r'"\\u0000([0-9]+)\\u0000"')
 
 
-def dumps(value: Any) -> str:
-    """``json.dumps(value)`` (its defaults: ``ensure_ascii``, ``", "`` and ``": "``), where each
+def encode_json(value: Any) -> bytes:
+    """``json.dumps(value).encode()`` (its defaults: ``ensure_ascii``, ``", "`` and ``": "``), where each
     :class:`JsonText` inside stands for its text. The C encoder does the work: each JsonText is encoded
     as a placeholder string, replaced afterwards (should a string of the data look like a placeholder,
     the value is encoded again the slow way, so the answer is always exact)."""
-    texts: list[str] = []
+    texts: list[bytes] = []
 
     def placeholder(item: Any) -> str:
         if isinstance(item, JsonText):
-            texts.append(item.text)
+            texts.append(item)
             return f"\x00{len(texts) - 1}\x00"
         raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
 
     encoded = json.dumps(value, default=placeholder)
     if not texts:
-        return encoded
+        return encoded.encode()
     pieces = _PLACEHOLDER.split(encoded)
     if len(pieces) != 2 * len(texts) + 1 or any(pieces[2 * i + 1] != str(i) for i in range(len(texts))):
-        return _slow_dumps(value)
-    pieces[1::2] = texts
-    return "".join(pieces)
+        return _slow_dumps(value).encode()
+    parts: list[bytes] = []
+    for index, text in enumerate(texts):
+        parts.append(pieces[2 * index].encode())
+        parts.append(text)
+    parts.append(pieces[-1].encode())
+    return b"".join(parts)
 
 
 def _slow_dumps(value: Any) -> str:
-    """:func:`dumps` without placeholders: containers written here, everything else by ``json.dumps``."""
+    """:func:`encode_json` without placeholders: containers written here, the rest by ``json.dumps``."""
     if isinstance(value, JsonText):
-        return value.text
+        return value.decode("ascii")
     if isinstance(value, dict):
         # a key as json.dumps writes it (it turns numbers, booleans and None into strings)
         members = (f"{json.dumps({k: 0})[1:-4]}: {_slow_dumps(v)}" for k, v in value.items())
