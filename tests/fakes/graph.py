@@ -850,18 +850,32 @@ class _Starts:
 
     LIMIT = 20_000
 
-    def __init__(self, rule: du.rrule, zone: ZoneInfo) -> None:
+    def __init__(self, rule: du.rrule, zone: ZoneInfo, step: timedelta | None = None) -> None:
         self.rule = rule
         self.zone = zone
+        #: For a rule that only repeats its first start (see _step): the time between two starts.
+        self.step = step
         self.walls: list[datetime] = []
         self.instants: list[datetime] = []
         self._more: Iterator[datetime] | None = None
         self._done = False
 
+    def _stepped(self, step: timedelta) -> Iterator[datetime]:
+        """What iterating the rule gives, for one that repeats its first start every ``step``: its
+        dtstart (without microseconds, as dateutil keeps it) plus multiples of the step, up to UNTIL
+        (inclusive) or COUNT starts (dateutil's rule iteration, in a fraction of the time)."""
+        rule: Any = self.rule
+        wall, until, count = rule._dtstart, rule._until, rule._count
+        found = 0
+        while (until is None or wall <= until) and (count is None or found < count):
+            yield wall
+            found += 1
+            wall += step
+
     def through(self, wall: datetime) -> bool:
         """Find every start up to ``wall``; False when that would keep too many."""
         if self._more is None:
-            self._more = iter(self.rule)
+            self._more = iter(self.rule) if self.step is None else self._stepped(self.step)
         walls = self.walls
         while not self._done and (not walls or walls[-1] <= wall):
             if len(walls) >= self.LIMIT:
@@ -970,7 +984,20 @@ def _pattern(master: Mapping[str, Any]) -> _Pattern:
     elif range_type != "noEnd":
         raise ValueError(f"unknown recurrence range type {range_type!r}")
     rule = du.rrule(freq, **options)
-    return _Pattern(rule, zone, duration, all_day, _Starts(rule, zone))
+    return _Pattern(rule, zone, duration, all_day, _Starts(rule, zone, _step(freq, options, first_wall)))
+
+
+def _step(freq: Any, options: dict[str, Any], first: datetime) -> timedelta | None:
+    """The time between two starts of a daily rule, or of a weekly one on the weekday of its first start
+    only: each start is the one before plus that (whole days of wall-clock time); None for any other."""
+    if set(options) - {"dtstart", "interval", "wkst", "until", "count", "byweekday"}:
+        return None
+    if freq == du.DAILY and "byweekday" not in options:
+        return timedelta(days=options["interval"])
+    days: Any = options.get("byweekday") or []
+    if freq == du.WEEKLY and len(days) == 1 and days[0] == _DAYS[_WEEKDAY_NAMES[first.weekday()]]:
+        return timedelta(weeks=options["interval"])
+    return None
 
 
 def _pattern_starts(pattern: _Pattern, lo: datetime, hi: datetime) -> list[datetime]:

@@ -33,6 +33,7 @@ from tests.fakes.https import no_cyclic_gc
 
 BASE_VERSION = datetime(2026, 1, 1, tzinfo=UTC)
 _RESPONSES = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentativelyAccepted"}
+_RESOURCES = frozenset({"ROOM", "RESOURCE"})
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NEVER = "0001-01-01T00:00:00Z"
 
@@ -93,7 +94,11 @@ def _times(spec: EventSpec, org_tz: str) -> dict[str, Any]:
     zone = _zone_name(spec, org_tz)
     start = spec.start
     if isinstance(start, datetime):
-        wall = _wall(spec, start, org_tz)
+        # _wall, with the zone named once
+        if spec.floating or spec.tzid or start.tzinfo is None:
+            wall = start.replace(tzinfo=None)
+        else:
+            wall = start.astimezone(zone_info(zone)).replace(tzinfo=None)
         first, last, all_day = wall, wall + spec.duration, False
     else:
         first = datetime.combine(start, time())
@@ -167,14 +172,15 @@ def _people(spec: EventSpec, mailbox: str) -> dict[str, Any]:
     attendees = []
     own = "none"
     for attendee in spec.attendees:
+        email = attendee.email
         response = _RESPONSES.get(attendee.partstat.upper(), "none")
-        if attendee.email.lower() == owner:
+        if email.lower() == owner:
             own = response
         attendees.append(
             {
-                "type": "resource" if attendee.cutype.upper() in ("ROOM", "RESOURCE") else "required",
+                "type": "resource" if attendee.cutype.upper() in _RESOURCES else "required",
                 "status": {"response": response, "time": stamp if response != "none" else _NEVER},
-                "emailAddress": {"name": attendee.name or attendee.email, "address": attendee.email},
+                "emailAddress": {"name": attendee.name or email, "address": email},
             }
         )
     people: dict[str, Any] = {"attendees": attendees}
