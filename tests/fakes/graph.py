@@ -705,12 +705,7 @@ def _dtz(moment: datetime, zone_name: str) -> dict[str, str]:
     }
 
 
-def _b64(data: bytes) -> str:
-    """``base64.b64encode(data).decode()``, quicker."""
-    return binascii.b2a_base64(data, newline=False).decode()
-
-
-_URLSAFE = str.maketrans("+/", "-_")  # base64.urlsafe_b64encode's alphabet from b64encode's
+_URLSAFE_BYTES = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's alphabet from b64encode's
 
 
 def _new_id(raw: bytes | None = None) -> str:
@@ -1883,22 +1878,29 @@ class FakeGraph(HttpsFake):
         pattern = self._pattern_of(master)
         deleted, exceptions, resource = master.deleted, master.exceptions, master.resource
         master_id, change_key = master.ident, resource["changeKey"]
+        all_day, duration, occurrences = pattern.all_day, pattern.duration, box.occurrences
+        sha256, b64, new = hashlib.sha256, binascii.b2a_base64, tuple.__new__
         out = []
-        for original in _pattern_starts(pattern, lo - pattern.duration - timedelta(days=1), hi):
+        for original in _pattern_starts(pattern, lo - duration - timedelta(days=1), hi):
             if original in deleted or original in exceptions:
                 continue
-            start, end = _instance_times(resource, pattern, original)
-            if not _overlaps(start, end, lo, hi):
+            if all_day:
+                start, end = _instance_times(resource, pattern, original)
+            else:  # _instance_times of a timed series
+                start, end = original, original + duration
+            if not (lo <= start < hi if start == end else start < hi and end > lo):  # _overlaps
                 continue
             stamp = _utc_z(original)
-            # _occurrence_id, and a changeKey derived from the master's
-            ident = "AAMkAD" + _b64(hashlib.sha256(f"{master_id}|{stamp}".encode()).digest()).translate(
-                _URLSAFE
+            # _occurrence_id (its id's base64 in the URL-safe alphabet), and a changeKey derived from the
+            # master's
+            digest = sha256(f"{master_id}|{stamp}".encode()).digest()
+            ident = "AAMkAD" + b64(digest, newline=False).translate(_URLSAFE_BYTES).decode()
+            occurrences[ident] = (master_id, original)
+            key = (
+                "DwAAABYAAA"
+                + b64(sha256(f"{change_key}|{stamp}".encode()).digest()[:15], newline=False).decode()
             )
-            box.occurrences[ident] = (master_id, original)
-            seed = f"{change_key}|{stamp}".encode()
-            key = "DwAAABYAAA" + _b64(hashlib.sha256(seed).digest()[:15])
-            out.append(_Instance(ident, key, start, "occurrence", master, original, end))
+            out.append(new(_Instance, (ident, key, start, "occurrence", master, original, end)))
         return out
 
     def _instance_view(
@@ -1944,6 +1946,8 @@ class FakeGraph(HttpsFake):
         makes, the same members in the same order."""
         name = tz_name or "UTC"
         zone, zone_json = zone_info(name), _json_str(name)
+        # a timed occurrence's start and end are UTC instants: in UTC their digits are already the wall's
+        in_utc = zone.key == "UTC"
         series: dict[int, tuple[_Pattern, str, bool]] = {}  # by id(master): the masters outlive the loop
         items: list[dict[str, Any] | bytes] = []
         for instance in instances:
@@ -1966,6 +1970,8 @@ class FakeGraph(HttpsFake):
                 start, end = _instance_times(master.resource, pattern, original)
             if pattern.all_day:
                 start_text, end_text = _render_wall(start, True, name), _render_wall(end, True, name)
+            elif in_utc and start.tzinfo is UTC and end.tzinfo is UTC:
+                start_text, end_text = _wall(start), _wall(end)
             else:
                 start_text, end_text = _wall(start.astimezone(zone)), _wall(end.astimezone(zone))
             # change keys (base64), times and originalStart need no escaping in JSON
