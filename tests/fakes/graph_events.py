@@ -166,33 +166,47 @@ def _recurrence(spec: EventSpec, org_tz: str) -> dict[str, Any]:
     return {"pattern": pattern, "range": rng}
 
 
-def _people(spec: EventSpec, mailbox: str) -> dict[str, Any]:
+def _people(
+    spec: EventSpec, mailbox: str, known: dict[int, tuple[str, str, str, dict[str, str]]] | None = None
+) -> dict[str, Any]:
+    """attendees, organizer, isOrganizer and responseStatus. ``known``: what each Attendee gives
+    (``_load`` keeps one for a mailbox: its meetings share Attendee objects), by ``id``."""
     owner = mailbox.lower()
     stamp = _stamp(version(spec))
+    organizer = spec.organizer.lower() if spec.organizer else None
+    organizer_name: str | None = None
     attendees = []
     own = "none"
     for attendee in spec.attendees:
-        email = attendee.email
-        response = _RESPONSES.get(attendee.partstat.upper(), "none")
-        if email.lower() == owner:
+        found = known.get(id(attendee)) if known is not None else None
+        if found is None:
+            email = attendee.email
+            found = (
+                "resource" if attendee.cutype.upper() in _RESOURCES else "required",
+                _RESPONSES.get(attendee.partstat.upper(), "none"),
+                email.lower(),
+                {"name": attendee.name or email, "address": email},  # shared: never changed
+            )
+            if known is not None:
+                known[id(attendee)] = found
+        kind, response, lowered, address = found
+        if lowered == owner:
             own = response
+        if attendee.name and lowered == organizer:
+            organizer_name = attendee.name  # the last one named, as a dict of names would keep
         attendees.append(
             {
-                "type": "resource" if attendee.cutype.upper() in _RESOURCES else "required",
+                "type": kind,
                 "status": {"response": response, "time": stamp if response != "none" else _NEVER},
-                "emailAddress": {"name": attendee.name or email, "address": email},
+                "emailAddress": address if known is not None else dict(address),
             }
         )
     people: dict[str, Any] = {"attendees": attendees}
     if spec.organizer:
-        names = {a.email.lower(): a.name for a in spec.attendees if a.name}
         people["organizer"] = {
-            "emailAddress": {
-                "name": names.get(spec.organizer.lower()) or spec.organizer,
-                "address": spec.organizer,
-            }
+            "emailAddress": {"name": organizer_name or spec.organizer, "address": spec.organizer}
         }
-        if spec.organizer.lower() == owner:
+        if organizer == owner:
             own = "organizer"
     people["isOrganizer"] = own == "organizer"
     people["responseStatus"] = {
@@ -202,7 +216,13 @@ def _people(spec: EventSpec, mailbox: str) -> dict[str, Any]:
     return people
 
 
-def _resource(spec: EventSpec, mailbox: str, org_tz: str, last_modified: datetime) -> dict[str, Any]:
+def _resource(
+    spec: EventSpec,
+    mailbox: str,
+    org_tz: str,
+    last_modified: datetime,
+    known: dict[int, tuple[str, str, str, dict[str, str]]] | None = None,
+) -> dict[str, Any]:
     if spec.rdates:
         raise ValueError(f"{spec.uid}: Graph cannot express RDATEs")
     zone = _zone_name(spec, org_tz)
@@ -214,7 +234,7 @@ def _resource(spec: EventSpec, mailbox: str, org_tz: str, last_modified: datetim
         "originalStartTimeZone": zone,
         "originalEndTimeZone": zone,
         "isCancelled": spec.status == "CANCELLED",
-        **_people(spec, mailbox),
+        **_people(spec, mailbox, known),
         "createdDateTime": _stamp(min(BASE_VERSION, last_modified)),
         "lastModifiedDateTime": _stamp(last_modified),
     }
@@ -243,12 +263,13 @@ def _load(fake: FakeGraph, mailbox: str, specs: list[EventSpec], org_tz: str) ->
     orphans = sorted(set(overrides) - set(masters))
     if orphans:
         raise ValueError(f"overrides without their series in {mailbox}: {orphans}")
+    known: dict[int, tuple[str, str, str, dict[str, str]]] = {}  # for _people: the specs keep them alive
     for spec in specs:
         if spec.recurrence_id is not None:
             continue
         own = overrides.get(spec.uid, [])
         latest = max([version(spec), *(version(o) for o in own)])
-        stored = fake.put_event(mailbox, _resource(spec, mailbox, org_tz, latest), adopt=True)
+        stored = fake.put_event(mailbox, _resource(spec, mailbox, org_tz, latest, known), adopt=True)
         if not spec.rrule:
             continue
         for exdate in spec.exdates:
@@ -265,7 +286,7 @@ def _load(fake: FakeGraph, mailbox: str, specs: list[EventSpec], org_tz: str) ->
                 "subject": override.summary,
                 **_times(override, org_tz),
                 "isCancelled": False,
-                **_people(override, mailbox),
+                **_people(override, mailbox, known),
                 "lastModifiedDateTime": _stamp(version(override)),
             }
             fake.put_exception(mailbox, stored["id"], original, changes, adopt=True)
