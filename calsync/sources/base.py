@@ -116,9 +116,11 @@ def read_concurrently(
     *,
     workers: int,
     progress: Progress,
+    reads: ReadCache | None = None,
 ) -> SourceResult:
     """``read_one`` for every calendar, ``workers`` at a time; the readings in the order given, whatever
-    order they finished in. An exception (a Stopped, a bug) stops the rest at once."""
+    order they finished in. An exception (a Stopped, a bug) stops the rest at once. Afterwards
+    ``reads`` forgets the source's (``label``'s) calendars that are no longer read."""
     result = SourceResult()
     progress.start(f"syncing {label}", len(calendars))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"sync-{label}")
@@ -135,6 +137,8 @@ def read_concurrently(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         progress.done()
+    if reads is not None:
+        reads.keep_only(label, calendars)
     return result
 
 

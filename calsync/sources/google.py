@@ -517,16 +517,14 @@ class GoogleSource:
         self._count = threading.Lock()
 
     def fetch(self, window: Window) -> SourceResult:
-        result = read_concurrently(
+        return read_concurrently(
             self.name,
             self.calendars,
             lambda calendar: self._read_one(calendar, window),
             workers=self.concurrency,
             progress=self.progress,
+            reads=self.reads,
         )
-        if self.reads is not None:
-            self.reads.keep_only(self.name, self.calendars)
-        return result
 
     def _read_one(self, calendar: str, window: Window) -> Reading:
         check(self.stop)

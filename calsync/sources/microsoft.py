@@ -501,16 +501,14 @@ class MicrosoftSource:
         self.progress: Progress = progress if progress is not None else NoProgress()
 
     def fetch(self, window: Window) -> SourceResult:
-        result = read_concurrently(
+        return read_concurrently(
             self.name,
             self.mailboxes,
             lambda mailbox: self._read_one(mailbox, window),
             workers=self.parallel,
             progress=self.progress,
+            reads=self.reads,
         )
-        if self.reads is not None:
-            self.reads.keep_only(self.name, self.mailboxes)
-        return result
 
     def _read_one(self, mailbox: str, window: Window) -> Reading:
         check(self.stop)
