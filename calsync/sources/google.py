@@ -193,8 +193,8 @@ READ_SCOPES = ("https://www.googleapis.com/auth/calendar.events.readonly",)
 PAGE_SIZE = 2500  # the most events.list allows
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 _RETRY_STATUS = {429, 500, 502, 503, 504}
-IGNORED = "ignored"  # CalendarState.extra: the ids of series that are no 1:1 (see merge_changes)
 _RETRY_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+IGNORED = "ignored"  # CalendarState.extra: the ids of series that are no 1:1 (see merge_changes)
 
 
 class CalendarUnavailable(Exception):
@@ -595,13 +595,22 @@ def _auth_problem(exc: RefreshError) -> str:
 def build_client(
     api: str, version: str, credentials: Any, endpoint: str | None, ca_bundle: Path | None, timeout: float
 ) -> Any:
-    """A googleapiclient client from the bundled discovery document (works offline), with its own
-    HTTP connection: its timeout, the CA bundle to trust, and another API root when configured."""
-    http = httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
-    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=http)
+    """A googleapiclient client with its own authorised HTTP connection (see :func:`_discovered`)."""
+    authed = google_auth_httplib2.AuthorizedHttp(credentials, http=_connection(ca_bundle, timeout))
+    return _discovered(api, version, authed, endpoint)
+
+
+def _connection(ca_bundle: Path | None, timeout: float) -> httplib2.Http:
+    """An HTTP connection with its timeout and the CA bundle to trust."""
+    return httplib2.Http(ca_certs=str(ca_bundle) if ca_bundle else None, timeout=timeout)
+
+
+def _discovered(api: str, version: str, http: Any, endpoint: str | None) -> Any:
+    """A googleapiclient client from the bundled discovery document (works offline), sending through
+    ``http``, at another API root when configured."""
     options = {"api_endpoint": endpoint} if endpoint else None
     return build(
-        api, version, http=authed, static_discovery=True, cache_discovery=False, client_options=options
+        api, version, http=http, static_discovery=True, cache_discovery=False, client_options=options
     )
 
 
@@ -625,16 +634,7 @@ class SharedCalendars:
         self._credentials: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
-        options = {"api_endpoint": endpoint} if endpoint else None
-        service = build(
-            "calendar",
-            "v3",
-            http=self._connection(),
-            static_discovery=True,
-            cache_discovery=False,
-            client_options=options,
-        )
-        self._events = events_of(service)
+        self._events = events_of(_discovered("calendar", "v3", self._connection(), endpoint))
 
     def __call__(self, owner: str) -> Calendars:
         with self._lock:
@@ -649,8 +649,7 @@ class SharedCalendars:
         """This thread's HTTP connection (httplib2 is not thread-safe; one per thread is)."""
         http: httplib2.Http | None = getattr(self._local, "http", None)
         if http is None:
-            ca = str(self._ca_bundle) if self._ca_bundle else None
-            http = self._local.http = httplib2.Http(ca_certs=ca, timeout=self._timeout)
+            http = self._local.http = _connection(self._ca_bundle, self._timeout)
         return http
 
 
