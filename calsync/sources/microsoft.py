@@ -565,7 +565,7 @@ class MicrosoftSource:
                 [_with_query(delta, query), _with_query(masters, masters_query)], mailbox
             )
             items, link = self._round(mailbox, delta, None, first)
-            found = self._pages(mailbox, listing)
+            found = _listing(self.client, mailbox, listing, "the series masters", "events")
         except DeltaExpired as exc:
             raise MailboxUnavailable(f"the full read was refused as expired ({exc})") from exc
         state = CalendarState(
@@ -603,18 +603,6 @@ class MicrosoftSource:
                 return items, str(page["@odata.deltaLink"])
             raise MailboxUnavailable("a page of the delta answer has neither a nextLink nor a deltaLink")
 
-    def _pages(self, mailbox: str, page: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every item of a listing whose first page is ``page``."""
-        items: list[dict[str, Any]] = []
-        while True:
-            values = page.get("value")
-            if not isinstance(values, list):
-                raise MailboxUnavailable("a page of the series masters has no list of events ('value')")
-            items.extend(item for item in values if isinstance(item, dict))
-            if not page.get("@odata.nextLink"):
-                return items
-            page = self.client.get(str(page["@odata.nextLink"]), mailbox)
-
     def _refresh_masters(self, mailbox: str, state: CalendarState, changed: set[str]) -> None:
         """Fetch the masters of series that changed or are new; forget those no instance needs."""
         masters: dict[str, Any] = state.extra["masters"]
@@ -646,6 +634,22 @@ class MicrosoftSource:
                 else:
                     masters[ident] = _lean(master)
         state.extra["ignored"] = sorted(ignored)
+
+
+def _listing(
+    client: GraphClient, key: str, page: dict[str, Any], what: str, kind: str
+) -> list[dict[str, Any]]:
+    """Every item of a listing whose first page is ``page``, following ``@odata.nextLink`` (requests
+    counted against ``key``); ``what`` and ``kind`` name the listing and its items in errors."""
+    items: list[dict[str, Any]] = []
+    while True:
+        values = page.get("value")
+        if not isinstance(values, list):
+            raise MailboxUnavailable(f"a page of {what} has no list of {kind} ('value')")
+        items.extend(item for item in values if isinstance(item, dict))
+        if not page.get("@odata.nextLink"):
+            return items
+        page = client.get(str(page["@odata.nextLink"]), key)
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:
@@ -782,22 +786,13 @@ USER_FIELDS = "id,displayName,mail,userPrincipalName,accountEnabled"
 
 def graph_users(client: GraphClient) -> list[dict[str, Any]]:
     """Every user of the tenant with their manager (``/users?$expand=manager``, all pages)."""
-    users: list[dict[str, Any]] = []
-    url = client.url("users")
-    params: dict[str, str] | None = {
+    params = {
         "$select": USER_FIELDS,
         "$expand": "manager($select=id,mail,userPrincipalName)",
         "$top": "999",
     }
-    while True:
-        page = client.get(url, "directory", params)
-        values = page.get("value")
-        if not isinstance(values, list):
-            raise MailboxUnavailable("a page of users has no list of users ('value')")
-        users.extend(user for user in values if isinstance(user, dict))
-        if not page.get("@odata.nextLink"):
-            return users
-        url, params = str(page["@odata.nextLink"]), None
+    first = client.get(client.url("users"), "directory", params)
+    return _listing(client, "directory", first, "users", "users")
 
 
 def _address(user: Mapping[str, Any]) -> str:
