@@ -3,6 +3,7 @@ state always loads, and after the restarts no agenda, link or digest exists twic
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -42,6 +43,10 @@ def assert_once_each(service: Service, smtp: SmtpFake) -> None:
         store.close()
 
 
+def _opened_since(service: Service, before: int) -> bool:
+    return len(service.events("state opened")) > before
+
+
 def test_sigkill_at_random_points_never_breaks_the_state_or_duplicates_anything(
     tmp_path: Path, graph: FakeGraph, smtp: SmtpFake
 ) -> None:
@@ -50,7 +55,10 @@ def test_sigkill_at_random_points_never_breaks_the_state_or_duplicates_anything(
     service = Service(tmp_path, graph, smtp, interval="1s", teams=TEAMS)
     graph.slow_next(10_000, 0.02)  # every request takes a little while: kills land inside cycles
     for n in range(KILLS):
+        opened = len(service.events("state opened"))
         service.start()
+        if n % 2:  # every other kill lands after the start, however long this machine takes to start
+            service.wait_for(functools.partial(_opened_since, service, opened), why="the state opened")
         time.sleep(chance.uniform(0.3, 2.5))
         service.kill()
         if service.state.exists():
