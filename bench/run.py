@@ -185,15 +185,15 @@ class EventCounter:
         else:
             from calsync.sources.microsoft import MicrosoftSource
 
-            real_round = MicrosoftSource._round
+            real_read = MicrosoftSource._full_read
 
-            def round_(source: MicrosoftSource, mailbox: str, *args: Any, **kwargs: Any) -> Any:
-                items, link = real_round(source, mailbox, *args, **kwargs)
-                if kwargs.get("page") is not None or len(args) > 2:  # the full read (first page batched)
-                    self.per_calendar[mailbox] = len(items)
-                return items, link
+            def full_read(source: MicrosoftSource, mailbox: str, listed: Any) -> Any:
+                rounds, masters = real_read(source, mailbox, listed)
+                # an instance that spans two parts of the span is listed by both: counted once
+                self.per_calendar[mailbox] = len({str(i.get("id")) for items, _ in rounds for i in items})
+                return rounds, masters
 
-            MicrosoftSource._round = round_  # type: ignore[method-assign,assignment]
+            MicrosoftSource._full_read = full_read  # type: ignore[method-assign,assignment]
 
 
 def write_config(root: Path, provider: str, info: dict[str, Any], concurrency: int) -> Path:

@@ -21,11 +21,16 @@ ICS reader, so Graph series are expanded by the same engine as every other provi
 Sync
 ----
 Each mailbox is read with ``calendarView/delta`` over a fixed span (the report's sync window plus
-:data:`RELIST_DAYS` ahead), following ``@odata.nextLink`` to the ``@odata.deltaLink``, which is kept in
-the state file. Later runs GET that link and apply what changed (``@removed`` items leave); a run with
-no changes is one request per mailbox. A full read sends the view's first page and the listing of the
-mailbox's series masters in one ``$batch``; a master is fetched again only when the delta lists
-instances of its series. Only what could be a 1:1 is kept: single instances of two people, and the
+:data:`RELIST_DAYS` ahead), cut into :data:`PARTS` consecutive parts, each following
+``@odata.nextLink`` to its own ``@odata.deltaLink``; the links are kept in the state file. A full read
+sends every part's first page and the listing of the mailbox's series masters in one ``$batch``, so
+that a mailbox of up to ``PARTS x PAGE_SIZE`` instances is one round trip (Graph's pages hold at most
+:data:`PAGE_SIZE`). Later runs send the parts' links in one ``$batch`` and apply what changed
+(``@removed`` items leave); a run with no changes is one request per mailbox. An instance that moved
+from one part to another is removed from one and added to the other: a removal drops a stored
+instance only when its stored times overlap the part that removed it, so the order in which the parts'
+answers are applied does not matter. A master is fetched again only when the delta lists instances of
+its series. Only what could be a 1:1 is kept: single instances of two people, and the
 instances of series whose master has two people (the others' masters are remembered as ignored).
 When Graph answers 410 (``SyncStateNotFound``) or the report
 window has moved past the span, the mailbox's state is dropped and read in full again.
@@ -39,6 +44,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
+import json
 import re
 import threading
 import urllib.parse
@@ -235,6 +242,9 @@ PAGE_SIZE = 1000
 BATCH_LIMIT = 20
 #: The delta span reaches this many days past the sync window, so that it is re-read about monthly.
 RELIST_DAYS = 28
+#: The delta span is read in this many parts at once (see the module): a full read of a mailbox of up
+#: to PARTS x PAGE_SIZE instances is one request instead of one per page.
+PARTS = 2
 PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'
 #: What a series master is fetched with.
 MASTER_FIELDS = (
@@ -489,9 +499,11 @@ class MicrosoftSource:
         progress: Progress | None = None,
         stop: threading.Event | None = None,
         reads: ReadCache | None = None,
+        parts: int = PARTS,
     ) -> None:
         self.name = name
         self.stop = stop
+        self.parts = max(1, min(parts, BATCH_LIMIT - 1))
         self.mailboxes = list(dict.fromkeys(m.lower() for m in mailboxes))
         self.client = client
         self.store = store
@@ -536,22 +548,49 @@ class MicrosoftSource:
         """Bring one mailbox's state up to date: incrementally when its delta link still covers the
         window, else with a full read. Never touches the store (it runs in a worker thread)."""
         check(self.stop)
-        if state is not None and state.cursor and "masters" in state.extra and _covers(state, window):
+        links = _links(state.cursor) if state is not None else []
+        if state is not None and links and "masters" in state.extra and _covers(state, window):
+            parts = _parts(_listed(state), len(links))
             try:
-                items, link = self._round(mailbox, state.cursor, None)
+                rounds = self._rounds(mailbox, links) if len(parts) == len(links) else None
             except DeltaExpired:
-                state = None  # Graph lost the sync state: read the mailbox again
-            else:
+                rounds = None  # Graph lost the sync state: read the mailbox again
+            if rounds is not None:
                 state.extra.setdefault("ignored", [])
-                changed = _merge(state.events, items) - _drop_ignored(state)
-                state.cursor = link
+                changed: set[str] = set()
+                for (items, _link), part in zip(rounds, parts, strict=True):
+                    changed |= _merge(state.events, items, part)
+                changed -= _drop_ignored(state)
+                state.cursor = _cursor([link for _items, link in rounds])
                 self._refresh_masters(mailbox, state, changed)
                 _keep_possible(state)
-                if items or state.revision is None:
+                if any(items for items, _link in rounds) or state.revision is None:
                     state.revision = new_revision()
                 return state
         listed = Window(window.start, window.end + timedelta(days=RELIST_DAYS))
-        query = {"startDateTime": _z(listed.start), "endDateTime": _z(listed.end)}
+        read, found = self._full_read(mailbox, listed)
+        state = CalendarState(
+            mailbox,
+            _cursor([link for _items, link in read]),
+            "UTC",
+            {},
+            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": []},
+            revision=new_revision(),
+        )
+        changed = set()
+        for items, _link in read:
+            changed |= _merge(state.events, items)
+        needed = _series(state)
+        state.extra["masters"].update((str(m["id"]), _lean(m)) for m in found if str(m.get("id")) in needed)
+        self._refresh_masters(mailbox, state, changed - needed)  # fetches only what the listing lacked
+        _keep_possible(state)
+        return state
+
+    def _full_read(
+        self, mailbox: str, listed: Window
+    ) -> tuple[list[tuple[list[dict[str, Any]], str]], list[dict[str, Any]]]:
+        """Every part of the view over ``listed`` (its items and deltaLink) and the series masters: the
+        parts' first pages and the masters' listing in one ``$batch``, then any further pages."""
         delta = self.client.url("users", mailbox, "calendarView", "delta")
         masters = self.client.url("users", mailbox, "events")
         masters_query = {
@@ -559,29 +598,26 @@ class MicrosoftSource:
             "$select": MASTER_FIELDS,
             "$top": str(PAGE_SIZE),
         }
+        views = [
+            _with_query(delta, {"startDateTime": _z(part.start), "endDateTime": _z(part.end)})
+            for part in _parts(listed, self.parts)
+        ]
         try:
-            # The first page of the view and the series masters' listing in one round trip.
-            first, listing = self.client.batch(
-                [_with_query(delta, query), _with_query(masters, masters_query)], mailbox
-            )
-            items, link = self._round(mailbox, delta, None, first)
+            *firsts, listing = self.client.batch([*views, _with_query(masters, masters_query)], mailbox)
+            rounds = [
+                self._round(mailbox, view, None, first) for view, first in zip(views, firsts, strict=True)
+            ]
             found = _listing(self.client, mailbox, listing, "the series masters", "events")
         except DeltaExpired as exc:
             raise MailboxUnavailable(f"the full read was refused as expired ({exc})") from exc
-        state = CalendarState(
-            mailbox,
-            link,
-            "UTC",
-            {},
-            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": []},
-            revision=new_revision(),
-        )
-        changed = _merge(state.events, items)
-        needed = _series(state)
-        state.extra["masters"].update((str(m["id"]), _lean(m)) for m in found if str(m.get("id")) in needed)
-        self._refresh_masters(mailbox, state, changed - needed)  # fetches only what the listing lacked
-        _keep_possible(state)
-        return state
+        return rounds, found
+
+    def _rounds(self, mailbox: str, links: list[str]) -> list[tuple[list[dict[str, Any]], str]]:
+        """One delta round of each part: a single link is a GET, several go in one ``$batch``."""
+        if len(links) == 1:
+            return [self._round(mailbox, links[0], None)]
+        firsts = self.client.batch(links, mailbox)
+        return [self._round(mailbox, link, None, first) for link, first in zip(links, firsts, strict=True)]
 
     def _round(
         self, mailbox: str, url: str, params: Mapping[str, str] | None, page: dict[str, Any] | None = None
@@ -711,14 +747,21 @@ def _drop_ignored(state: CalendarState) -> set[str]:
     return dropped - _series(state)
 
 
-def _merge(events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]]) -> set[str]:
-    """Apply one delta round to the stored instances; the series whose instances changed."""
+def _merge(
+    events: dict[str, dict[str, Any]], items: Iterable[dict[str, Any]], part: Window | None = None
+) -> set[str]:
+    """Apply one delta round (of the span ``part``) to the stored instances; the series whose instances
+    changed. A removal leaves an instance that is stored at times outside ``part``: it moved to another
+    part, whose round added it already."""
     changed: set[str] = set()
     for item in items:
         ident = item.get("id")
         if not ident:
             continue
         if "@removed" in item:
+            stored = events.get(str(ident))
+            if stored is not None and part is not None and _outside(stored, part):
+                continue
             removed = events.pop(str(ident), None)
             if removed is not None and removed.get("seriesMasterId"):
                 changed.add(str(removed["seriesMasterId"]))
@@ -764,6 +807,43 @@ def _lean(item: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(a, Mapping)
         ]
     return kept
+
+
+def _outside(event: Event, part: Window) -> bool:
+    """Whether an instance's times lie wholly outside ``part`` (False when they cannot be read)."""
+    try:
+        start, end = _moment(event["start"], UTC), _moment(event["end"], UTC)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return start >= part.end or max(start, end) <= part.start
+
+
+def _parts(listed: Window, count: int) -> list[Window]:
+    """``listed`` cut into ``count`` consecutive parts of whole days (fewer for a span of fewer days)."""
+    days = max(1, (listed.end - listed.start).days)
+    count = max(1, min(count, days))
+    edges = [listed.start + timedelta(days=days * i // count) for i in range(count)] + [listed.end]
+    return [Window(start, end) for start, end in itertools.pairwise(edges)]
+
+
+def _links(cursor: str | None) -> list[str]:
+    """The deltaLinks a state's cursor holds, one per part: a link, or a JSON list of links (none when
+    the cursor is missing or unreadable: the mailbox is then read in full)."""
+    if not cursor:
+        return []
+    if not cursor.startswith("["):
+        return [cursor]
+    try:
+        links = json.loads(cursor)
+    except ValueError:
+        return []
+    if not isinstance(links, list) or not links or not all(isinstance(x, str) and x for x in links):
+        return []
+    return links
+
+
+def _cursor(links: list[str]) -> str:
+    return links[0] if len(links) == 1 else json.dumps(links)
 
 
 def _listed(state: CalendarState) -> Window:

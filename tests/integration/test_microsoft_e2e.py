@@ -18,7 +18,7 @@ from calsync.demo import demo_calendars, write_demo
 from calsync.org import RosterError
 from calsync.pipeline import make_clock, run_report, sync_window
 from calsync.report import report_to_json
-from calsync.sources.microsoft import MicrosoftSource, graph_client
+from calsync.sources.microsoft import PARTS, MicrosoftSource, _links, _listed, _parts, graph_client
 from calsync.sources.retry import RetryPolicy
 from calsync.store import StateStore
 from tests.fakes.google import FakeGoogle
@@ -148,8 +148,12 @@ def test_microsoft_source_gives_the_ics_report_then_one_request_per_mailbox(
     fake.reset_log()
     second = report(config)
     assert second["pairs"] == first["pairs"]
-    assert len(graph_gets(fake, "/v1.0/")) == len(mailboxes)  # nothing changed: one request per mailbox
-    assert all("$deltatoken" in r.query for r in graph_gets(fake, DELTA))
+    # nothing changed: one request per mailbox, a $batch of the delta rounds of the span's parts
+    sent = [r.path for r in fake.requests if not r.batch and r.path.startswith("/v1.0/")]
+    assert sent == ["/v1.0/$batch"] * len(mailboxes)
+    rounds = graph_gets(fake, DELTA)
+    assert len(rounds) == PARTS * len(mailboxes) and all("$deltatoken" in r.query for r in rounds)
+    assert {r.mailbox for r in rounds} == set(mailboxes)
 
 
 def master_id(fake: FakeGraph, mailbox: str, uid: str) -> str:
@@ -267,7 +271,7 @@ def test_delta_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGraph) -
     assert result["errors"] == []
     after = {tuple(p["people"]): p for p in result["pairs"]}
     assert {r.mailbox for r in graph_gets(fake, DELTA)} == set(mailboxes)
-    assert len(graph_gets(fake, DELTA)) == len(mailboxes)  # one delta request per mailbox
+    assert len(graph_gets(fake, DELTA)) == PARTS * len(mailboxes)  # one delta call per part
     # masters are fetched only for the series that changed: 4 changed series in 2 mailboxes each
     # (the deleted one has nothing left to fetch), and the new one in 2
     assert len(graph_gets(fake, EVENTS)) == 10
@@ -319,7 +323,7 @@ def test_retry_after_is_honoured_with_a_fake_clock(tmp_path: Path, fake: FakeGra
     loaded = load_config(config)
     source_config = loaded.sources[0]
     assert isinstance(source_config, MicrosoftSourceConfig)
-    slept: list[float] = []
+    slept: list[float] = []  # the span in one part: the faults below meet one view
     client = graph_client(
         source_config, retry=RetryPolicy(attempts=6, sleep=slept.append, jitter=lambda: 0.5)
     )
@@ -328,7 +332,7 @@ def test_retry_after_is_honoured_with_a_fake_clock(tmp_path: Path, fake: FakeGra
     fake.fail_next(500, 1, path_contains=DELTA)
     store = StateStore(tmp_path / "state.json")
     try:
-        source = MicrosoftSource("m365", mailboxes[:1], client, store, default_tz=BERLIN, parallel=1)
+        source = MicrosoftSource("m365", mailboxes[:1], client, store, default_tz=BERLIN, parallel=1, parts=1)
         result = source.fetch(sync_window(make_clock(loaded, AS_OF)))
     finally:
         store.close()
@@ -346,8 +350,9 @@ def test_a_burst_longer_than_the_retries_is_reported_never_an_empty_calendar(
     source_config = loaded.sources[0]
     assert isinstance(source_config, MicrosoftSourceConfig)
     client = graph_client(source_config, retry=RetryPolicy(attempts=3, sleep=lambda s: None))
-    # two for the first read's $batch (the view and the series masters), three for the view sent alone
-    fake.fail_next(429, 5, retry_after=30, path_contains="/users/maya@acme.test/")
+    # one for each call of the first read's $batch (each part of the view and the series masters), and
+    # three for the first part sent alone
+    fake.fail_next(429, PARTS + 1 + 3, retry_after=30, path_contains="/users/maya@acme.test/")
     store = StateStore(tmp_path / "state.json")
     try:
         source = MicrosoftSource(
@@ -512,3 +517,77 @@ def test_a_refused_token_is_replaced_once_for_all_mailboxes(tmp_path: Path, fake
     assert result.problems == [] and len(result.calendars) == len(mailboxes)
     assert 1 <= sum(1 for r in fake.requests if r.status == 401) <= 4  # the requests in flight at the time
     assert sum(1 for r in fake.requests if r.path.endswith("/token")) == 1  # one new token for all of them
+
+
+def test_an_instance_moved_across_the_parts_of_the_span_is_kept_either_way(
+    tmp_path: Path, fake: FakeGraph
+) -> None:
+    config, _expected, _mailboxes = setup(tmp_path, fake)
+    loaded = load_config(config)
+    source_config = loaded.sources[0]
+    assert isinstance(source_config, MicrosoftSourceConfig)
+    window = sync_window(make_clock(loaded, AS_OF))
+    store = StateStore(tmp_path / "state.json")
+    mailbox = "maya@acme.test"
+    try:
+        source = MicrosoftSource("m365", [mailbox], graph_client(source_config), store, default_tz=BERLIN)
+        state = source.sync(mailbox, None, window)
+        first, second = _parts(_listed(state), PARTS)[:2]
+        assert len(_links(state.cursor)) == PARTS
+
+        def at(day: datetime) -> dict[str, Any]:
+            return {
+                "start": {"dateTime": day.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+                "end": {
+                    "dateTime": (day + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "timeZone": "UTC",
+                },
+            }
+
+        before, after = first.end - timedelta(days=3, hours=-9), second.start + timedelta(days=3, hours=9)
+        event = fake.put_event(
+            mailbox,
+            {
+                "subject": "Maya / Omar, moved around",
+                **at(before),
+                "organizer": {"emailAddress": {"address": mailbox}},
+                "attendees": [{"emailAddress": {"address": "omar@acme.test"}, "type": "required"}],
+            },
+        )
+        for moved_to in (before, after, before):  # put in the first part, then to the second and back
+            fake.patch_event(mailbox, event["id"], at(moved_to))
+            fake.reset_log()
+            state = source.sync(mailbox, state, window)
+            assert [r.path for r in fake.requests if not r.batch and "/v1.0/" in r.path] == ["/v1.0/$batch"]
+            kept = state.events.get(event["id"])
+            assert kept is not None, f"lost when moved to {moved_to}"
+            assert kept["start"]["dateTime"].startswith(moved_to.strftime("%Y-%m-%dT%H:%M:%S"))
+    finally:
+        store.close()
+
+
+def test_a_state_read_in_one_part_goes_on_with_its_one_link(tmp_path: Path, fake: FakeGraph) -> None:
+    """A state written before the span was read in parts (or with ``parts=1``) is not read again."""
+    config, _expected, _mailboxes = setup(tmp_path, fake)
+    loaded = load_config(config)
+    source_config = loaded.sources[0]
+    assert isinstance(source_config, MicrosoftSourceConfig)
+    window = sync_window(make_clock(loaded, AS_OF))
+    store = StateStore(tmp_path / "state.json")
+    mailbox = "maya@acme.test"
+    try:
+        client = graph_client(source_config)
+        old = MicrosoftSource("m365", [mailbox], client, store, default_tz=BERLIN, parts=1)
+        state = old.sync(mailbox, None, window)
+        assert state.cursor is not None and not state.cursor.startswith("[")
+        fake.reset_log()
+        state = MicrosoftSource("m365", [mailbox], client, store, default_tz=BERLIN).sync(
+            mailbox, state, window
+        )
+        sent = [r for r in fake.requests if "/v1.0/" in r.path]
+        assert [(r.path, "$deltatoken" in r.query, r.batch) for r in sent] == [
+            (f"/v1.0/users/{mailbox}/calendarView/delta", True, False)
+        ]
+        assert len(_links(state.cursor)) == 1
+    finally:
+        store.close()

@@ -10,7 +10,7 @@ import pytest
 
 from calsync.config import MicrosoftSourceConfig
 from calsync.sources.base import Window
-from calsync.sources.microsoft import _covers, _merge, graph_roster_csv
+from calsync.sources.microsoft import _covers, _cursor, _links, _merge, _parts, graph_roster_csv
 from calsync.sources.microsoft_auth import AuthError, client_credential
 from calsync.store import CalendarState
 
@@ -33,6 +33,49 @@ def test_merge_applies_changes_and_removals_and_names_the_series_touched():
     )
     assert sorted(events) == ["a", "d", "e"]
     assert changed == {"M2", "M3"}
+
+
+def _at(ident: str, start: str, end: str) -> dict[str, object]:
+    return {
+        "id": ident,
+        "type": "singleInstance",
+        "start": {"dateTime": start, "timeZone": "UTC"},
+        "end": {"dateTime": end, "timeZone": "UTC"},
+    }
+
+
+def test_a_part_removes_only_what_is_stored_at_times_it_covers():
+    first = Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    second = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC))
+    events = {
+        # moved into the second part, whose round was applied first: the first part's removal is stale
+        "moved": _at("moved", "2026-12-01T09:00:00.0000000", "2026-12-01T09:30:00.0000000"),
+        "gone": _at("gone", "2026-10-01T09:00:00.0000000", "2026-10-01T09:30:00.0000000"),
+        # across the cut: both parts list it, either part's removal counts
+        "across": _at("across", "2026-10-31T23:30:00.0000000", "2026-11-01T00:30:00.0000000"),
+        "unreadable": {"id": "unreadable", "type": "singleInstance"},
+    }
+    removed = [{"id": key, "@removed": {"reason": "deleted"}} for key in events]
+    _merge(events, removed, first)
+    assert sorted(events) == ["moved"]
+    _merge(events, removed, second)
+    assert events == {}
+
+
+def test_the_span_is_cut_into_parts_of_whole_days_and_their_links_kept_in_one_cursor():
+    span = Window(datetime(2026, 8, 16, tzinfo=UTC), datetime(2027, 3, 26, tzinfo=UTC))
+    first, second = _parts(span, 2)
+    assert (first.start, first.end, second.end) == (span.start, datetime(2026, 12, 5, tzinfo=UTC), span.end)
+    assert second.start == first.end
+    short = Window(span.start, span.start + (datetime(2026, 8, 17, tzinfo=UTC) - span.start))
+    assert _parts(short, 2) == [short]  # one day is not cut
+    assert _links(_cursor(["https://g/a?$deltatoken=1", "https://g/b?$deltatoken=2"])) == [
+        "https://g/a?$deltatoken=1",
+        "https://g/b?$deltatoken=2",
+    ]
+    assert _cursor(["https://g/a"]) == "https://g/a" and _links("https://g/a") == ["https://g/a"]
+    # a cursor that cannot be read means a full read, not a crash
+    assert _links(None) == _links("") == _links("[not json") == _links("[]") == _links('["", 3]') == []
 
 
 def _state(start: str, end: str) -> CalendarState:
