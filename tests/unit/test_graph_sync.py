@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_merge_applies_changes_and_removals_and_names_the_series_touched():
     assert changed == {"M2", "M3"}
 
 
-def _at(ident: str, start: str, end: str) -> dict[str, object]:
+def _at(ident: str, start: str, end: str) -> dict[str, Any]:
     return {
         "id": ident,
         "type": "singleInstance",
