@@ -260,7 +260,12 @@ class CalendarClient:
         page_token: str | None = None
         time_zone: str | None = None
         while True:
-            params: dict[str, Any] = {"calendarId": calendar_id, "maxResults": PAGE_SIZE, "showDeleted": True}
+            params: dict[str, Any] = {
+                "calendarId": calendar_id,
+                "maxResults": PAGE_SIZE,
+                "showDeleted": True,
+                "fields": LIST_FIELDS,
+            }
             if sync_token:
                 params["syncToken"] = sync_token
             if page_token:
@@ -387,6 +392,12 @@ _KEPT = (
     "attendeesOmitted",
 )
 _KEPT_ATTENDEE = ("email", "responseStatus", "resource")
+#: What a listing asks for (a partial response): what is kept of each event, and the pages' tokens and
+#: the calendar's time zone. Only a third of the bytes of whole events, and as much less JSON to parse.
+LIST_FIELDS = (
+    f"nextPageToken,nextSyncToken,timeZone,items({','.join(_KEPT)},organizer/email,"
+    f"attendees({','.join(_KEPT_ATTENDEE)}))"
+)
 
 
 def lean(event: Event) -> dict[str, Any]:

@@ -54,6 +54,10 @@ Behaviour worth knowing when writing tests
 * ``events.list`` without ``singleEvents`` returns cancelled *instances* of recurring events (exception
   tombstones) even when ``showDeleted`` is false, exactly as the API reference documents; other tombstones
   only with ``showDeleted=true`` (always with a ``syncToken``, where ``showDeleted=false`` is rejected).
+* ``events.list`` honours ``fields`` (a partial response: ``nextSyncToken,items(id,organizer/email)``):
+  the answer keeps only what it names; a name that is no field of the listing, or of an event inside
+  ``items(...)``, is a 400 ``invalidParameter``. A stored event keeps the JSON of the last selection
+  asked for, so a selection is encoded once per event, not once per listing.
 * Access tokens stay valid after :meth:`FakeGoogle.revoke_delegation` until they expire (as with Google);
   :meth:`FakeGoogle.expire_access_tokens` forces the next API call to get a 401 and the client to refresh.
 * A bug inside the fake answers 500 with reason ``fakeInternalError`` and appends the traceback to
@@ -153,8 +157,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dateutil.rrule import rrule, rruleset, rrulestr
+from googleapiclient.discovery_cache import get_static_doc
 
-from tests.fakes.google_drive import FakeDrive, RawBody
+from tests.fakes.google_drive import FakeDrive, RawBody, parse_fields, select_fields
 from tests.fakes.https import (
     ErrorAnswer,
     HttpsFake,
@@ -292,6 +297,33 @@ def _oauth_error(status: int, error: str, description: str) -> _ApiError:
 
 def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _schema_fields() -> dict[str, frozenset[str]]:
+    doc = json.loads(get_static_doc("calendar", "v3") or "{}")
+    schemas = doc.get("schemas", {})
+    return {name: frozenset(schemas[name]["properties"]) for name in ("Event", "Events")}
+
+
+_SCHEMA = _schema_fields()
+
+
+def _event_fields(query: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
+    """An events listing's ``fields`` selection (None without one): the text and its tree. A name that
+    is no field of the answer, or of an event inside ``items(...)``, is a 400 as Google answers it."""
+    spec = query.get("fields", "").strip()
+    if not spec:
+        return None
+    try:
+        tree = parse_fields(spec)
+    except ValueError:
+        raise _api_error(400, "invalidParameter", f"Invalid field selection {spec}") from None
+    for name, sub in tree.items():
+        known = _SCHEMA["Events"] | {"*"}
+        inner = set(sub) - _SCHEMA["Event"] - {"*"} if name == "items" else set()
+        if name not in known or inner:
+            raise _api_error(400, "invalidParameter", f"Invalid field selection {sorted(inner) or name}")
+    return spec, tree
 
 
 def _rfc3339(stamp: datetime) -> str:
@@ -507,12 +539,20 @@ class _Stored:
     created: str
     ical_uid: str
     encoded: JsonText | None = None
+    #: the resource as the last ``fields`` selection asked for it: (the selection, its JSON)
+    selection: tuple[str, JsonText] | None = None
 
     def json(self) -> JsonText:
         """The resource as JSON (what a listing sends)."""
         if self.encoded is None:
             self.encoded = JsonText.of(self.resource)
         return self.encoded
+
+    def selected(self, spec: str, tree: dict[str, Any]) -> JsonText:
+        """The resource as JSON with only the fields of a ``fields`` selection (``spec``, parsed)."""
+        if self.selection is None or self.selection[0] != spec:
+            self.selection = (spec, JsonText.of(select_fields(self.resource, tree)))
+        return self.selection[1]
 
 
 @dataclass
@@ -532,7 +572,7 @@ class _SyncToken:
 
 @dataclass
 class _Snapshot:
-    items: list[Any]  # resources (never changed) or their JsonText
+    items: list[Any]  # stored events, resources (never changed) or their JsonText
     calendar_id: str = ""
     seq: int = 0
     sync_token: str | None = None
@@ -1214,7 +1254,16 @@ class FakeGoogle(HttpsFake):
             "defaultReminders": [],
         }
         items_page, next_cursor = self._page(cursor, page_size)
-        answer["items"] = items_page
+        selection = _event_fields(q)
+        if selection is None:
+            answer["items"] = [i.json() if isinstance(i, _Stored) else i for i in items_page]
+        else:
+            spec, tree = selection
+            within = tree.get("items", {})
+            answer["items"] = [
+                i.selected(spec, within) if isinstance(i, _Stored) else select_fields(i, within)
+                for i in items_page
+            ]
         if next_cursor is not None:
             answer["nextPageToken"] = self._cursor_token(next_cursor)
         else:
@@ -1223,7 +1272,7 @@ class FakeGoogle(HttpsFake):
                 snapshot.sync_token = "CP" + secrets.token_urlsafe(24)
                 self._sync_tokens[snapshot.sync_token] = _SyncToken(snapshot.calendar_id, snapshot.seq)
             answer["nextSyncToken"] = snapshot.sync_token
-        return answer
+        return answer if selection is None else select_fields(answer, selection[1])
 
     def _page(self, cursor: _Cursor, page_size: int) -> tuple[list[dict[str, Any]], _Cursor | None]:
         snapshot = cursor.snapshot
@@ -1238,14 +1287,14 @@ class FakeGoogle(HttpsFake):
         self._cursors[token] = cursor
         return token
 
-    def _incremental_items(self, calendar: _Calendar, sync_token: str) -> list[JsonText]:
+    def _incremental_items(self, calendar: _Calendar, sync_token: str) -> list[_Stored]:
         issued = self._sync_tokens.get(sync_token)
         if issued is None or issued.expired or issued.calendar_id != calendar.calendar_id:
             raise _api_error(410, "fullSyncRequired")
         changed = [s for s in calendar.events.values() if s.seq > issued.seq]
-        return [s.json() for s in sorted(changed, key=lambda s: s.order)]
+        return sorted(changed, key=lambda s: s.order)
 
-    def _full_items(self, calendar: _Calendar, query: dict[str, list[str]]) -> list[JsonText]:
+    def _full_items(self, calendar: _Calendar, query: dict[str, list[str]]) -> list[_Stored]:
         q = {k: v[-1] for k, v in query.items()}
         show_deleted = q.get("showDeleted") == "true"
         time_min = _parse_timestamp(q["timeMin"], "timeMin") if "timeMin" in q else None
@@ -1279,7 +1328,7 @@ class FakeGoogle(HttpsFake):
                 continue
             selected.append(stored)
         key = (lambda s: s.updated) if q.get("orderBy") == "updated" else (lambda s: s.order)
-        return [s.json() for s in sorted(selected, key=key)]
+        return sorted(selected, key=key)
 
     def _overlaps(
         self, calendar: _Calendar, stored: _Stored, time_min: datetime | None, time_max: datetime | None

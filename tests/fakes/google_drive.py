@@ -223,14 +223,15 @@ def _merge_tree(target: dict[str, Any], extra: dict[str, Any]) -> None:
         _merge_tree(target.setdefault(key, {}), value)
 
 
-def _select(resource: Any, tree: dict[str, Any]) -> Any:
+def select_fields(resource: Any, tree: dict[str, Any]) -> Any:
+    """What a ``fields`` selection (its parsed tree, ``{}`` meaning all) keeps of a resource."""
     if not tree or "*" in tree:
         return resource
     if isinstance(resource, list):
-        return [_select(item, tree) for item in resource]
+        return [select_fields(item, tree) for item in resource]
     if not isinstance(resource, dict):
         return resource
-    return {key: _select(resource[key], sub) for key, sub in tree.items() if key in resource}
+    return {key: select_fields(resource[key], sub) for key, sub in tree.items() if key in resource}
 
 
 def _check_fields(tree: dict[str, Any], schema: str) -> None:
@@ -1021,7 +1022,7 @@ class FakeDrive:
         resource = self._resource(file, subject)
         if tree is None:
             return {key: resource[key] for key in _DEFAULT_FILE_FIELDS}
-        return dict(_select(resource, tree))
+        return dict(select_fields(resource, tree))
 
     @staticmethod
     def _check_properties(values: Any, name: str) -> dict[str, str | None]:
@@ -1279,7 +1280,7 @@ class FakeDrive:
         if tree is None:
             answer["files"] = [{k: f[k] for k in _DEFAULT_FILE_FIELDS} for f in answer["files"]]
             return answer
-        return dict(_select(answer, tree))
+        return dict(select_fields(answer, tree))
 
     @staticmethod
     def _order_by(files: list[_File], order_by: str | None) -> list[_File]:
@@ -1414,7 +1415,7 @@ class FakeDrive:
         permission = self._permission(file, key)
         if tree is None:
             return {k: permission[k] for k in _DEFAULT_PERMISSION_FIELDS}
-        return dict(_select(permission, tree))
+        return dict(select_fields(permission, tree))
 
     def _list_permissions(
         self, subject: str, scopes: frozenset[str] | None, file_id: str, q: dict[str, str]
@@ -1429,4 +1430,4 @@ class FakeDrive:
         if tree is None:
             answer["permissions"] = [{k: p[k] for k in _DEFAULT_PERMISSION_FIELDS} for p in permissions]
             return answer
-        return dict(_select(answer, tree))
+        return dict(select_fields(answer, tree))

@@ -353,6 +353,50 @@ def test_incremental_sync_returns_only_changes_including_tombstones(fake: FakeGo
     assert quiet[-1]["nextSyncToken"]
 
 
+def test_a_fields_selection_keeps_only_what_it_names_in_full_and_incremental_listings(
+    fake: FakeGoogle,
+) -> None:
+    fake.put_event(ANN, one_off("e1"))
+    fake.put_event(ANN, one_off("e2", day=2))
+    service = calendar_service(fake)
+    spec = "nextPageToken,nextSyncToken,items(id,summary,organizer/email,attendees(email,responseStatus))"
+    pages = list_pages(service, showDeleted=True, maxResults=1, fields=spec)
+    assert [set(page) for page in pages] == [{"items", "nextPageToken"}, {"items", "nextSyncToken"}]
+    assert pages[0]["items"] == [
+        {
+            "id": "e1",
+            "summary": "Ann / Bob e1",
+            "organizer": {"email": ANN},
+            "attendees": [
+                {"email": ANN, "responseStatus": "accepted"},
+                {"email": BOB},
+            ],
+        }
+    ]
+    whole = list_pages(service, showDeleted=True)[0]["items"][0]  # the same event, every field
+    assert {"kind", "etag", "htmlLink", "start", "end", "iCalUID"} <= set(whole)
+
+    fake.patch_event(ANN, "e2", {"summary": "moved"})
+    fake.delete_event(ANN, "e1")
+    changes = list_pages(service, syncToken=pages[-1]["nextSyncToken"], showDeleted=True, fields=spec)
+    assert [i for p in changes for i in p["items"]] == [
+        {"id": "e1"},  # the tombstone: of its fields only the id was asked for
+        {
+            "id": "e2",
+            "summary": "moved",
+            "organizer": {"email": ANN},
+            "attendees": [
+                {"email": ANN, "responseStatus": "accepted"},
+                {"email": BOB},
+            ],
+        },
+    ]
+    for bad in ("items(id,colour)", "itemz", "items(id"):
+        with pytest.raises(HttpError) as caught:
+            service.events().list(calendarId=ANN, fields=bad).execute()
+        assert caught.value.resp.status == 400 and reason_of(caught.value) == "invalidParameter", bad
+
+
 def test_cancelled_instances_and_series_deletion(fake: FakeGoogle) -> None:
     fake.put_event(ANN, series("m1"))
     fake.put_event(ANN, exception_of("m1", "m1_20261013T080000Z", "2026-10-13T10:00:00+02:00"))
