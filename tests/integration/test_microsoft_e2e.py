@@ -18,7 +18,16 @@ from calsync.demo import demo_calendars, write_demo
 from calsync.org import RosterError
 from calsync.pipeline import make_clock, run_report, sync_window
 from calsync.report import report_to_json
-from calsync.sources.microsoft import PARTS, MicrosoftSource, _links, _listed, _parts, graph_client
+from calsync.sources.base import Window
+from calsync.sources.microsoft import (
+    PARTS,
+    GraphClient,
+    MicrosoftSource,
+    _links,
+    _listed,
+    _parts,
+    graph_client,
+)
 from calsync.sources.retry import RetryPolicy
 from calsync.store import StateStore
 from tests.fakes.google import FakeGoogle
@@ -519,18 +528,26 @@ def test_a_refused_token_is_replaced_once_for_all_mailboxes(tmp_path: Path, fake
     assert sum(1 for r in fake.requests if r.path.endswith("/token")) == 1  # one new token for all of them
 
 
-def test_an_instance_moved_across_the_parts_of_the_span_is_kept_either_way(
-    tmp_path: Path, fake: FakeGraph
-) -> None:
+def one_mailbox(tmp_path: Path, fake: FakeGraph) -> tuple[GraphClient, Window, StateStore]:
+    """The demo org in the fake, for syncing a mailbox by hand: a Graph client, the window, a store."""
     config, _expected, _mailboxes = setup(tmp_path, fake)
     loaded = load_config(config)
     source_config = loaded.sources[0]
     assert isinstance(source_config, MicrosoftSourceConfig)
-    window = sync_window(make_clock(loaded, AS_OF))
-    store = StateStore(tmp_path / "state.json")
+    return (
+        graph_client(source_config),
+        sync_window(make_clock(loaded, AS_OF)),
+        StateStore(tmp_path / "state.json"),
+    )
+
+
+def test_an_instance_moved_across_the_parts_of_the_span_is_kept_either_way(
+    tmp_path: Path, fake: FakeGraph
+) -> None:
+    client, window, store = one_mailbox(tmp_path, fake)
     mailbox = "maya@acme.test"
     try:
-        source = MicrosoftSource("m365", [mailbox], graph_client(source_config), store, default_tz=BERLIN)
+        source = MicrosoftSource("m365", [mailbox], client, store, default_tz=BERLIN)
         state = source.sync(mailbox, None, window)
         first, second = _parts(_listed(state), PARTS)[:2]
         assert len(_links(state.cursor)) == PARTS
@@ -568,15 +585,9 @@ def test_an_instance_moved_across_the_parts_of_the_span_is_kept_either_way(
 
 def test_a_state_read_in_one_part_goes_on_with_its_one_link(tmp_path: Path, fake: FakeGraph) -> None:
     """A state written before the span was read in parts (or with ``parts=1``) is not read again."""
-    config, _expected, _mailboxes = setup(tmp_path, fake)
-    loaded = load_config(config)
-    source_config = loaded.sources[0]
-    assert isinstance(source_config, MicrosoftSourceConfig)
-    window = sync_window(make_clock(loaded, AS_OF))
-    store = StateStore(tmp_path / "state.json")
+    client, window, store = one_mailbox(tmp_path, fake)
     mailbox = "maya@acme.test"
     try:
-        client = graph_client(source_config)
         old = MicrosoftSource("m365", [mailbox], client, store, default_tz=BERLIN, parts=1)
         state = old.sync(mailbox, None, window)
         assert state.cursor is not None and not state.cursor.startswith("[")
