@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -325,7 +325,7 @@ def _read_group(
     occs: list[Occurrence] = []
     seen: set[datetime] = set()
     listed = _listed_span(master)
-    people: dict[int, _People] = {}
+    shared: dict[int, _Shared] = {}
     for expanded in _expand([master, *overrides], timezones, window):
         rid = _instant(expanded.original, default_tz)
         seen.add(rid)
@@ -348,7 +348,7 @@ def _read_group(
                 at=expanded,
                 rrule=rrule,
                 status=status,
-                people=people,
+                shared=shared,
             )
         )
 
@@ -372,7 +372,7 @@ def _read_group(
                     at=expanded,
                     rrule=rrule,
                     status=Status.CANCELLED,
-                    people=people,
+                    shared=shared,
                 )
             )
     return occs, copy_, problems
@@ -430,7 +430,44 @@ def _expand(
     return list(recurring_ical_events.of(calendar, components=_EVENTS).between(window.start, window.end))
 
 
-_People = tuple[str | None, tuple[Participant, ...]]
+class _Shared(NamedTuple):
+    """What every occurrence read from one component has in common, read once per component (a
+    series' master stands for most of its occurrences): kept once in memory, not per occurrence."""
+
+    title: str
+    organizer: str | None
+    participants: tuple[Participant, ...]
+    version: Version
+    complete: bool  # the guest list was not cut (Google's attendeesOmitted)
+
+
+def _shared(
+    component: icalendar.Component, master: icalendar.Component | None, memo: dict[int, _Shared] | None
+) -> _Shared:
+    """``component``'s title and people, or its master's where it has none (e.g. a stripped
+    cancellation, or a Graph instance), its version and whether its guest list is complete; kept in
+    ``memo`` (by component) when given."""
+    found = memo.get(id(component)) if memo is not None else None
+    if found is not None:
+        return found
+    organizer, participants = _people(component)
+    title = str(component.get("SUMMARY", ""))
+    if master is not None and master is not component and (not participants or not organizer or not title):
+        base = _shared(master, None, memo)
+        if not participants:
+            organizer, participants = base.organizer, base.participants
+        organizer = organizer or base.organizer
+        title = title or base.title
+    found = _Shared(
+        title=title,
+        organizer=organizer,
+        participants=participants,
+        version=_version(component),
+        complete=str(component.get(ATTENDEES_OMITTED, "")).upper() != "TRUE",
+    )
+    if memo is not None:
+        memo[id(component)] = found
+    return found
 
 
 def _occurrence(
@@ -444,11 +481,10 @@ def _occurrence(
     at: _Expanded | None = None,
     rrule: str | None = None,
     status: Status | None = None,
-    people: dict[int, _People] | None = None,
+    shared: dict[int, _Shared] | None = None,
 ) -> Occurrence:
     """The occurrence ``component`` stands for: at its own times, or at those the expansion found
-    (``at``). ``people`` keeps the people of components already read (a series' master is read for
-    every occurrence)."""
+    (``at``). ``shared`` keeps what the occurrences of components already read share."""
     start, all_day = _aware(at.start if at is not None else _when(component, "DTSTART"), default_tz)
     if at is not None:
         end = _aware(at.end, default_tz)[0].astimezone(start.tzinfo)
@@ -458,13 +494,11 @@ def _occurrence(
     if recurring:
         original = at.original if at is not None else _original(component)
         rid = _aware(original, default_tz)[0].astimezone(start.tzinfo)
+        if rid == start and rid.fold == start.fold:
+            rid = start  # not moved (the usual case): one object for both
     if status is None:
         status = Status.CANCELLED if _is_cancelled(component) else Status.CONFIRMED
-    organizer, participants = _people_of(component, people)
-    if not participants and master is not None:
-        organizer, participants = _people_of(master, people)  # e.g. a stripped cancellation
-    if organizer is None and master is not None:
-        organizer = _people_of(master, people)[0]
+    common = _shared(component, master, shared)
     return Occurrence(
         calendar=label,
         series_id=uid,
@@ -472,25 +506,15 @@ def _occurrence(
         start=start,
         end=end,
         timezone=_tz_name(_prop(component, "DTSTART"), start, default_tz),
-        title=str(component.get("SUMMARY", "") or (master.get("SUMMARY", "") if master else "")),
-        organizer=organizer,
-        participants=participants,
+        title=common.title,
+        organizer=common.organizer,
+        participants=common.participants,
         status=status,
         all_day=all_day,
-        version=_version(component),
+        version=common.version,
         recurrence=rrule,
-        participants_complete=str(component.get(ATTENDEES_OMITTED, "")).upper() != "TRUE",
+        participants_complete=common.complete,
     )
-
-
-def _people_of(component: icalendar.Component, people: dict[int, _People] | None) -> _People:
-    if people is None:
-        return _people(component)
-    key = id(component)
-    found = people.get(key)
-    if found is None:
-        found = people[key] = _people(component)
-    return found
 
 
 # -- small readers -----------------------------------------------------------------------------------
@@ -553,7 +577,10 @@ def _version(component: icalendar.Component) -> Version:
         value = _when(component, "LAST-MODIFIED")
         if isinstance(value, datetime):
             updated = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return Version(sequence, updated)
+    return Version(sequence, updated) if sequence or updated else _UNVERSIONED
+
+
+_UNVERSIONED = Version()  # frozen: one for every component without SEQUENCE or LAST-MODIFIED
 
 
 def _email(value: object) -> str | None:

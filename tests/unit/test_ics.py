@@ -112,6 +112,27 @@ def test_moved_and_cancelled_overrides():
     assert untouched.version.sequence == 1  # the master's own version, not the series' highest
 
 
+def test_the_occurrences_of_a_series_share_what_they_have_in_common():
+    """A reading is kept between cycles: what occurrences share is held once, not once each."""
+    calendar, _ = read(
+        vevent(*SERIES, "SEQUENCE:1", "RRULE:FREQ=WEEKLY;COUNT=4"),
+        vevent(
+            "UID:s1",
+            "DTSTAMP:20260101T000000Z",
+            "RECURRENCE-ID;TZID=Europe/Berlin:20261020T100000",
+            "DTSTART;TZID=Europe/Berlin:20261020T100000",
+            "STATUS:CANCELLED",
+            people="",
+        ),
+    )
+    occurrences = calendar.occurrences
+    assert len(occurrences) == 4
+    for field in ("title", "participants", "organizer"):
+        assert len({id(getattr(o, field)) for o in occurrences}) == 1, field  # the override's from the series
+    assert len({id(o.version) for o in occurrences}) == 2  # the master's, and the override's own
+    assert all(o.recurrence_id is o.start for o in occurrences)  # none moved
+
+
 def test_series_cancelled_as_a_whole():
     calendar, _ = read(vevent(*SERIES, "RRULE:FREQ=WEEKLY;COUNT=4", "STATUS:CANCELLED", "SEQUENCE:5"))
     assert calendar.occurrences == ()
