@@ -566,12 +566,13 @@ class GoogleSource:
                 try:
                     changes, cursor, zone = client.list_events(calendar, state.cursor)
                     ignored = set(state.extra.get(IGNORED, ()))
-                    if merge_changes(state.events, changes, ignored) or state.revision is None:
-                        state.revision = new_revision()
+                    changed = merge_changes(state.events, changes, ignored)
                 except (SyncTokenExpired, SeriesNowMatters):
                     self.store.drop(self.name, calendar)
                     state = None
                 else:
+                    if changed or sorted(ignored) != state.extra.get(IGNORED, []) or state.revision is None:
+                        state.revision = new_revision()  # see CalendarState.revision
                     state.cursor, state.time_zone = cursor, zone or state.time_zone
                     state.extra[IGNORED] = sorted(ignored)
             if state is None or not state.cursor:

@@ -562,10 +562,10 @@ class MicrosoftSource:
                     changed |= _merge(state.events, items, part)
                 changed -= _drop_ignored(state)
                 state.cursor = _cursor([link for _items, link in rounds])
-                self._refresh_masters(mailbox, state, changed)
-                _keep_possible(state)
-                if any(items for items, _link in rounds) or state.revision is None:
-                    state.revision = new_revision()
+                fetched = self._refresh_masters(mailbox, state, changed)
+                dropped = _keep_possible(state)
+                if any(items for items, _link in rounds) or fetched or dropped or state.revision is None:
+                    state.revision = new_revision()  # see CalendarState.revision
                 return state
         listed = Window(window.start, window.end + timedelta(days=RELIST_DAYS))
         read, found = self._full_read(mailbox, listed)
@@ -639,14 +639,15 @@ class MicrosoftSource:
                 return items, str(page["@odata.deltaLink"])
             raise MailboxUnavailable("a page of the delta answer has neither a nextLink nor a deltaLink")
 
-    def _refresh_masters(self, mailbox: str, state: CalendarState, changed: set[str]) -> None:
-        """Fetch the masters of series that changed or are new; forget those no instance needs."""
+    def _refresh_masters(self, mailbox: str, state: CalendarState, changed: set[str]) -> bool:
+        """Fetch the masters of series that changed or are new; forget those no instance needs. Whether
+        it changed the state."""
         masters: dict[str, Any] = state.extra["masters"]
         ignored = set(state.extra.get("ignored") or ())
         needed = _series(state)
-        for ident in list(masters):
-            if ident not in needed:
-                del masters[ident]
+        unneeded = [ident for ident in masters if ident not in needed]
+        for ident in unneeded:
+            del masters[ident]
         wanted = sorted((changed & needed) | (needed - masters.keys() - ignored))
         if wanted:
 
@@ -670,6 +671,7 @@ class MicrosoftSource:
                 else:
                     masters[ident] = _lean(master)
         state.extra["ignored"] = sorted(ignored)
+        return bool(unneeded or wanted)
 
 
 def _listing(
@@ -714,12 +716,14 @@ def possible(event: Event) -> bool:
     return len(people) == 2
 
 
-def _keep_possible(state: CalendarState) -> None:
+def _keep_possible(state: CalendarState) -> bool:
     """Keep what could count for a 1:1: single instances that could be one, and every instance of a
     series whose master could be one (the others' masters are remembered as ignored, so that they are
-    not fetched again until their series changes). A later change to any of them arrives whole."""
+    not fetched again until their series changes). A later change to any of them arrives whole.
+    Whether it dropped anything."""
     masters: dict[str, Any] = state.extra["masters"]
     ignored = set(state.extra.get("ignored") or ())
+    before = len(masters) + len(state.events)
     for ident, master in list(masters.items()):
         if not possible(master):
             del masters[ident]
@@ -732,6 +736,7 @@ def _keep_possible(state: CalendarState) -> None:
         elif not possible(event):
             del state.events[key]
     state.extra["ignored"] = sorted(ignored)
+    return len(masters) + len(state.events) != before
 
 
 def _drop_ignored(state: CalendarState) -> set[str]:

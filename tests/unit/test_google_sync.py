@@ -318,6 +318,21 @@ def test_a_series_that_becomes_a_1on1_makes_the_calendar_be_read_again_in_full(t
     assert state is not None and sorted(state.events) == ["s1", "s1_x"] and state.extra["ignored"] == []
 
 
+def test_a_new_series_that_is_no_1on1_is_remembered_though_no_kept_event_changed(tmp_path: Path) -> None:
+    """Remembering it is a change of the state (a new revision): were only the cursor saved, the
+    series' exceptions would be dropped unremembered, and its becoming a 1:1 would go unnoticed."""
+    first = source(tmp_path, {ANN: Scripted(page([MASTER], sync="s1"))})
+    first.fetch(WINDOW)
+    first.store.close()
+    second = source(tmp_path, {ANN: Scripted(page([STANDUP, MOVED], sync="s2"))})
+    second.fetch(WINDOW)
+    second.store.close()
+    now_pair = {**STANDUP, "attendees": MASTER["attendees"]}
+    http = Scripted(page([now_pair], sync="s3"), page([MASTER, now_pair, MOVED], sync="s4"))
+    source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert "syncToken=s2" in http.uris[0] and "syncToken" not in http.uris[1]  # read again in full
+
+
 def test_410_in_the_middle_of_an_incremental_sync_discards_the_partial_pages(tmp_path: Path) -> None:
     source(tmp_path, {ANN: Scripted(page([MASTER, ONE_OFF], sync="s1"))}).fetch(WINDOW)
     half = {**ONE_OFF, "summary": "changed on page one"}

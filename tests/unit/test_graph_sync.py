@@ -11,7 +11,15 @@ import pytest
 
 from calsync.config import MicrosoftSourceConfig
 from calsync.sources.base import Window
-from calsync.sources.microsoft import _covers, _cursor, _links, _merge, _parts, graph_roster_csv
+from calsync.sources.microsoft import (
+    _covers,
+    _cursor,
+    _keep_possible,
+    _links,
+    _merge,
+    _parts,
+    graph_roster_csv,
+)
 from calsync.sources.microsoft_auth import AuthError, client_credential
 from calsync.store import CalendarState
 
@@ -91,6 +99,29 @@ def test_the_delta_span_must_cover_the_window():
     assert _covers(state, inside)
     assert not _covers(state, later) and not _covers(state, earlier)
     assert not _covers(CalendarState("x", "link"), inside)  # an older state without a span
+
+
+def _person(address: str) -> dict[str, Any]:
+    return {"emailAddress": {"address": address}, "type": "required"}
+
+
+def test_keeping_what_could_be_a_1on1_says_whether_it_dropped_anything():
+    """A drop changes the state (a new revision, see CalendarState.revision) even when no delta item
+    came: the reading must not be the one kept from before."""
+    pair = [_person("ann@acme.test"), _person("bob@acme.test")]
+    masters = {"m1": {"attendees": pair}, "m2": {"attendees": [*pair, _person("cat@acme.test")]}}
+    events = {
+        "i1": {"seriesMasterId": "m1"},
+        "i2": {"seriesMasterId": "m2"},
+        "s1": {"attendees": pair},
+        "s2": {"isAllDay": True, "attendees": pair},
+    }
+    state = CalendarState("ann@acme.test", "link", "UTC", events, {"masters": masters})
+    assert _keep_possible(state)
+    assert (
+        sorted(state.events) == ["i1", "s1"] and list(masters) == ["m1"] and state.extra["ignored"] == ["m2"]
+    )
+    assert not _keep_possible(state)  # nothing more to drop
 
 
 def test_org_chart_csv_keeps_enabled_users_with_an_address_and_their_managers():

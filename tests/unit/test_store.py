@@ -1,7 +1,9 @@
+import base64
 import json
 import logging
 import os
 import stat
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from calsync.store import (
     StateLocked,
     StateStore,
     lock_holder,
+    pack,
 )
 
 
@@ -200,3 +203,61 @@ def test_every_save_is_on_disk_at_once_without_closing(tmp_path):
     assert other.calendars("m365") == ["ann@acme.test", "bob@acme.test"]
     other.close()
     store.close()
+
+
+ANN = "ann@acme.test"
+PAIR = [{"email": ANN}, {"email": "bob@acme.test"}]
+
+
+def test_calendars_are_packed_and_a_save_at_the_same_revision_keeps_the_stored_events(tmp_path: Path) -> None:
+    path = tmp_path / "calsync.json"
+    store = StateStore(path)
+    events = {f"e{i}": {"id": f"e{i}", "summary": "Ann / Bob", "attendees": PAIR} for i in range(200)}
+    store.save("google", CalendarState(ANN, "t1", "UTC", events, {"ignored": ["s1"]}, revision="r1"))
+    text = path.read_text()
+    (document,) = json.loads(text)["google"].values()
+    assert document["schema"] == 2 and "events" not in document and "extra" not in document
+    assert len(text) < len(json.dumps(events)) / 4  # compressed
+    # Same revision: only the cursor is new (see CalendarState.revision); the events are not packed again.
+    store.save("google", CalendarState(ANN, "t2", "UTC", {}, {}, revision="r1"))
+    store.close()
+    reopened = StateStore(path)
+    assert reopened.load("google", ANN) == CalendarState(ANN, "t2", "UTC", events, {"ignored": ["s1"]}, "r1")
+
+
+def test_a_calendar_of_the_older_layout_is_read_and_packed_when_next_written(tmp_path: Path) -> None:
+    path = tmp_path / "calsync.json"
+    older = {"schema": 1, "calendar": ANN, "cursor": "c", "events": {"e": {"id": "e"}}, "extra": {"x": 1}}
+    path.write_text(
+        json.dumps({"calsync:meta": {"1": {"key": "schema", "version": 2}}, "google": {"1": older}})
+    )
+    store = StateStore(path)
+    state = store.load("google", ANN)
+    assert state == CalendarState(ANN, "c", None, {"e": {"id": "e"}}, {"x": 1})
+    state.cursor = "c2"
+    store.save("google", state)
+    store.close()
+    (document,) = json.loads(path.read_text())["google"].values()
+    assert document["schema"] == 2 and "events" not in document
+    assert StateStore(path).load("google", ANN) == CalendarState(
+        ANN, "c2", None, {"e": {"id": "e"}}, {"x": 1}
+    )
+
+
+@pytest.mark.parametrize(
+    "packed",
+    [None, "not base64!", "bm90IHpsaWI=", base64.b64encode(zlib.compress(b'{"events": []}')).decode()],
+    ids=["missing", "not-base64", "not-zlib", "not-a-calendar"],
+)
+def test_a_damaged_packed_calendar_is_reported_and_read_again_in_full(
+    tmp_path: Path, packed: object, caplog
+) -> None:
+    path = tmp_path / "calsync.json"
+    damaged = {"schema": 2, "calendar": ANN, "cursor": "c", "packed": packed}
+    fine = {"schema": 2, "calendar": "bob@acme.test", "cursor": "d", "packed": pack({"e": {}}, {})}
+    path.write_text(json.dumps({"google": {"1": damaged, "2": fine}}))
+    store = StateStore(path)
+    assert store.load("google", ANN) is None  # a full sync rebuilds it
+    assert f"the stored state of {ANN} in google cannot be read" in caplog.text
+    bob = store.load("google", "bob@acme.test")
+    assert bob is not None and bob.events == {"e": {}}
