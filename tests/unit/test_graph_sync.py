@@ -110,7 +110,7 @@ def test_keeping_what_could_be_a_1on1_says_whether_it_dropped_anything():
     came: the reading must not be the one kept from before."""
     pair = [_person("ann@acme.test"), _person("bob@acme.test")]
     masters = {"m1": {"attendees": pair}, "m2": {"attendees": [*pair, _person("cat@acme.test")]}}
-    events = {
+    events: dict[str, dict[str, Any]] = {
         "i1": {"seriesMasterId": "m1"},
         "i2": {"seriesMasterId": "m2"},
         "s1": {"attendees": pair},
