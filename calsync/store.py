@@ -261,7 +261,7 @@ class CalendarState:
     extra: dict[str, Any] = field(default_factory=dict)  # what else a provider keeps (Graph: masters)
     #: Changes whenever ``events`` or ``extra`` change: a reading of the calendar made at the same
     #: revision is still good (see :class:`calsync.sources.base.ReadCache`), and a save at the same
-    #: revision keeps the stored events and extra (only the cursor and time zone are new). The one
+    #: revision and time zone keeps the stored events and extra (only the cursor is new). The one
     #: exception is forgetting events that no reading can reach any more (wholly before the window):
     #: that may wait for the next change.
     revision: str | None = None
