@@ -16,6 +16,9 @@ a cycle in which nothing changed. Printed per run:
   events counts as one page's worth);
 - wall time of both, next to the bound: requests x latency / concurrency (the source's ``concurrency``,
   calendars synced at once), and their ratio to it;
+- the first sync's answers: their size per calendar, and the CPU spent decoding their JSON, next to the
+  bound (decoding holds the interpreter lock, so however fast the rest were, a sync in one process
+  cannot take less wall time than that);
 - CPU time of detection + cadence + report (resolving the copies, the pairs' statuses, the JSON);
 - the state file's size, the time spent writing it in each cycle and its share of the cycle, and the
   peak memory (RSS) of the process that ran calsync (the fake's is not counted).
@@ -31,6 +34,7 @@ figures, it asserts nothing (``tests/bench`` runs a tiny org through it so that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -38,8 +42,9 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -68,6 +73,9 @@ COLUMNS = (
     "first_ratio",
     "first_cpu_s",
     "first_server_cpu_s",
+    "first_kb_per_cal",
+    "first_decode_s",
+    "decode_ratio",
     "again_req_per_cal",
     "again_s",
     "again_bound_s",
@@ -196,6 +204,55 @@ class EventCounter:
             MicrosoftSource._full_read = full_read  # type: ignore[method-assign,assignment]
 
 
+class DecodeTimer:
+    """Counts the bytes of the API's answers and the CPU spent decoding their JSON (Google's client
+    library decodes them in ``JsonModel.deserialize``; the Graph source in ``_json``). Decoding holds
+    the interpreter lock, so one process decodes one answer at a time: however the rest of a sync were
+    done, its wall time cannot fall below the decoding's CPU time."""
+
+    def __init__(self, provider: str) -> None:
+        self.seconds = 0.0
+        self.bytes = 0
+        self._lock = threading.Lock()
+        if provider == "google":
+            from googleapiclient.model import JsonModel
+
+            real_deserialize = JsonModel.deserialize
+
+            def deserialize(model: JsonModel, content: Any) -> Any:
+                with self._timed(len(content)):
+                    return real_deserialize(model, content)
+
+            JsonModel.deserialize = deserialize
+        else:
+            from calsync.sources import microsoft
+
+            real_json = microsoft._json
+
+            def decode(response: Any) -> dict[str, Any]:
+                with self._timed(len(response.content)):  # read before the clock starts
+                    return real_json(response)
+
+            microsoft._json = decode
+
+    @contextlib.contextmanager
+    def _timed(self, size: int) -> Iterator[None]:
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            spent = time.thread_time() - start
+            with self._lock:
+                self.seconds += spent
+                self.bytes += size
+
+    def take(self) -> tuple[float, int]:
+        with self._lock:
+            taken = self.seconds, self.bytes
+            self.seconds, self.bytes = 0.0, 0
+        return taken
+
+
 def write_config(root: Path, provider: str, info: dict[str, Any], concurrency: int) -> Path:
     (root / "org.csv").write_text(info["roster"], encoding="utf-8")
     if provider == "google":
@@ -272,6 +329,7 @@ def _measure(
 
     writes = WriteTimer()
     events = EventCounter(provider)
+    decoding = DecodeTimer(provider)
     with tempfile.TemporaryDirectory(prefix="calsync-bench-") as tmp:
         config = load_config(write_config(Path(tmp), provider, info, concurrency))
         assert config.state is not None
@@ -289,7 +347,15 @@ def _measure(
             synced = sync_all(config, org, org_problems, store, window, options)
             cost = {"s": time.perf_counter() - start, "cpu": time.process_time() - cpu}
             stats = ask("stats")
-            return synced, {**stats, **cost, "server_cpu": stats["cpu"] - server_cpu, "write": writes.take()}
+            decode, received = decoding.take()
+            return synced, {
+                **stats,
+                **cost,
+                "server_cpu": stats["cpu"] - server_cpu,
+                "write": writes.take(),
+                "decode": decode,
+                "received": received,
+            }
 
         try:
             synced, first = cycle()
@@ -321,6 +387,9 @@ def _measure(
         "first_ratio": first["s"] / bound(first) if latency else 0.0,
         "first_cpu_s": first["cpu"],
         "first_server_cpu_s": first["server_cpu"],
+        "first_kb_per_cal": first["received"] / 1000 / calendars,
+        "first_decode_s": first["decode"],
+        "decode_ratio": first["decode"] / bound(first) if latency else 0.0,
         "again_req_per_cal": again["http"] / calendars,
         "again_s": again["s"],
         "again_bound_s": bound(again),
@@ -418,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "\nreq: HTTP requests to the API (a $batch counts once; calls: the API calls inside them); "
             "signin: token requests;\nper_2500: first sync's API requests per calendar per 2,500 events "
             "served; bound: requests x latency / concurrency;\ncpu: calsync's CPU time in that sync; "
-            "server_cpu: the fake's; core_cpu: detection + cadence + report (CPU);\nwrite: time writing the "
+            "server_cpu: the fake's; kb: the API's answers received;\ndecode: CPU decoding their JSON "
+            "(one at a time: the least wall time any sync in one process could take), decode_ratio: its "
+            "ratio to the bound;\ncore_cpu: detection + cadence + report (CPU);\nwrite: time writing the "
             "state file in that cycle; write_share: of the no-change cycle."
         )
     return 0

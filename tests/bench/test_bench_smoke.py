@@ -49,6 +49,9 @@ def test_cycle_benchmark_smoke():
         assert row["again_req_per_cal"] == 1.0  # nothing changed: one request per calendar
         assert row["events_per_cal"] > 100  # a full calendar was served and counted
         assert row["state_mb"] > 0 and row["peak_rss_mb"] > 0 and row["core_cpu_s"] > 0
+        # the answers' bytes and their decoding were seen, and decoding is part of calsync's CPU
+        assert row["first_kb_per_cal"] > 100
+        assert 0 < row["first_decode_s"] < row["first_cpu_s"]
     # Google: one sign-in (domain-wide delegation) and one listing per calendar
     assert rows["google"]["first_req_per_cal"] == 2.0 and rows["google"]["first_signin_per_cal"] == 1.0
     # Graph: the view's first page and the series masters' listing in one $batch per mailbox
