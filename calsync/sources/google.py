@@ -571,10 +571,11 @@ class GoogleSource:
                     self.store.drop(self.name, calendar)
                     state = None
                 else:
-                    if changed or sorted(ignored) != state.extra.get(IGNORED, []) or state.revision is None:
+                    now_ignored = sorted(ignored)
+                    if changed or now_ignored != state.extra.get(IGNORED, []) or state.revision is None:
                         state.revision = new_revision()  # see CalendarState.revision
                     state.cursor, state.time_zone = cursor, zone or state.time_zone
-                    state.extra[IGNORED] = sorted(ignored)
+                    state.extra[IGNORED] = now_ignored
             if state is None or not state.cursor:
                 items, cursor, zone = client.list_events(calendar, None)
                 state = CalendarState(calendar, cursor, zone, {}, revision=new_revision())
