@@ -32,6 +32,7 @@ from calsync.cadence import Clock
 from calsync.demo import Attendee, EventSpec, ics_event, override
 from calsync.detect import resolve
 from calsync.digest.compose import build_message, compose, leaders, render
+from calsync.digest.headers import mailbox
 from calsync.org import load_roster
 from calsync.report import Policy, build_report, render_json
 from calsync.sources.base import Window
@@ -180,7 +181,7 @@ def run(people: int, seed: int) -> dict[str, float]:
         for leader in leaders(org):
             digest = compose(report, org, leader, as_of, cadence_days=14, grace_days=3)
             message = build_message(
-                digest, render(digest, env), sender="c@acme.test", reply_to=None, when=clock.as_of
+                digest, render(digest, env), sender=mailbox("c@acme.test"), reply_to=None, when=clock.as_of
             )
             sizes.append(len(bytes(message)))
         digest_cpu = time.process_time() - cpu2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import email.utils
 import math
 import os
 import re
@@ -18,10 +17,12 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from calsync.digest.headers import mailbox
 from calsync.org import Exclusion, timezone_problem
 from calsync.redact import redact_url
 
@@ -192,8 +193,8 @@ class DigestConfig:
     leaders: tuple[str, ...] | None = None  # None: everyone in the roster with reports
     weekday: int = 0  # the day digests are due (0 = Monday), in the org's time zone
     hour: int = 8  # the hour they are due that day
-    sender: str | None = None  # the From address ("from"); None: calsync@<the org's first domain>
-    reply_to: str | None = None  # who leaders should ask about the digest or the cadence
+    sender: Address | None = None  # the From address ("from"); None: calsync@<the org's first domain>
+    reply_to: Address | None = None  # who leaders should ask about the digest or the cadence
     delivery: str = SMTP  # or OUTBOX: write .eml files into ``outbox`` instead of sending
     outbox: Path | None = None
     templates: Path | None = None  # a directory of templates overriding calsync's
@@ -552,25 +553,25 @@ class _Checker:
                 self.problem("[digest] hour", f"expected an hour from 0 to 23, got {_describe(value)}")
             else:
                 hour = value
-        addresses: dict[str, str | None] = {}
+        addresses: dict[str, Address | None] = {}
         for key in ("from", "reply_to"):
             value = section.get(key)
+            addresses[key] = None
             if value is None:
-                addresses[key] = None
                 continue
-            parsed = email.utils.parseaddr(value)[1] if isinstance(value, str) else ""
-            if "@" not in parsed or "\n" in str(value) or "\r" in str(value):
+            try:
+                if not isinstance(value, str):
+                    raise ValueError("it is not a string")
+                addresses[key] = mailbox(value)
+            except ValueError as exc:
                 self.problem(
                     f"[digest] {key}",
                     f'expected an address like "calsync@acme.test" or "1:1 digests <calsync@acme.test>", '
-                    f"got {_describe(value)}",
+                    f"got {_describe(value)} ({exc})",
                 )
-                addresses[key] = None
-            else:
-                addresses[key] = str(value).strip()
         sender = addresses["from"]
         if sender is None and org is not None and org.domains:
-            sender = f"calsync@{org.domains[0]}"
+            sender = Address(username="calsync", domain=org.domains[0])
         delivery = self.choice(
             section,
             "[digest] delivery",

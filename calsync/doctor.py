@@ -33,6 +33,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.headerregistry import Address
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -606,7 +607,8 @@ class _Doctor:
             )
         try:
             password = smtp_password(smtp)
-            delivery = SmtpDelivery(smtp, self.config.digest.sender or "", password)
+            sender = self.config.digest.sender or Address(username="calsync", domain="calsync.invalid")
+            delivery = SmtpDelivery(smtp, sender, password)
             connection = delivery._connect()
         except DeliveryError as exc:
             return Check("smtp", False, str(exc), self.smtp_fix(str(exc)))

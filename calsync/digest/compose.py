@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 
 import jinja2
 
 from calsync.cadence import PairStatus
+from calsync.digest.headers import MAIL_POLICY
 from calsync.org import Org
 from calsync.report import PairReport, Report, sort_worst_first
 
@@ -405,30 +406,31 @@ def render(digest: Digest, env: jinja2.Environment) -> Rendered:
     )
 
 
-def message_id(leader: str, period: date, sender: str) -> str:
+def message_id(leader: str, period: date, sender: Address) -> str:
     """The same Message-ID for every attempt at one (leader, period): a retry after a crash that hit
     between the server's acceptance and the state write is recognisable as a duplicate by mail systems."""
     digest_of = hashlib.sha256(f"{leader}|{period.isoformat()}".encode()).hexdigest()[:20]
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "calsync.invalid"
-    return f"<calsync-digest.{period.isoformat()}.{digest_of}@{domain}>"
+    return f"<calsync-digest.{period.isoformat()}.{digest_of}@{sender.domain or 'calsync.invalid'}>"
 
 
 def build_message(
     digest: Digest,
     rendered: Rendered,
     *,
-    sender: str,
-    reply_to: str | None,
+    sender: Address,
+    reply_to: Address | None,
     when: datetime,
 ) -> EmailMessage:
-    """The multipart/alternative message: plain text first, then HTML (clients show the last they can)."""
-    message = EmailMessage()
+    """The multipart/alternative message: plain text first, then HTML (clients show the last they can).
+    Every address header is an :class:`Address`, and the policy never folds a header right after its
+    name (:mod:`calsync.digest.headers`), so that any name and subject round-trip."""
+    message = EmailMessage(policy=MAIL_POLICY)
     message["Subject"] = rendered.subject
     message["From"] = sender
     name = digest.leader_name if digest.leader_name != digest.leader else ""
     local, _, domain = digest.leader.rpartition("@")
     message["To"] = Address(display_name=name, username=local, domain=domain)
-    if reply_to:
+    if reply_to is not None:
         message["Reply-To"] = reply_to
     message["Date"] = format_datetime(when)
     message["Message-ID"] = message_id(digest.leader, digest.period, sender)

@@ -21,8 +21,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -78,9 +78,9 @@ class SmtpDelivery:
 
     idempotent = False
 
-    def __init__(self, config: SmtpConfig, sender: str, password: str | None) -> None:
+    def __init__(self, config: SmtpConfig, sender: Address, password: str | None) -> None:
         self.config = config
-        self.envelope_from = parseaddr(sender)[1]
+        self.envelope_from = sender.addr_spec
         self._password = password
         self._smtp: smtplib.SMTP | None = None
 

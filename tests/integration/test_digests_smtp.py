@@ -8,7 +8,8 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import date, timedelta
-from email import message_from_string, policy
+from email import message_from_bytes, message_from_string, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -224,6 +225,87 @@ def test_names_are_escaped_and_titles_never_shown(org: Org, smtp: SmtpFake) -> N
     for received in smtp.messages:
         for title in titles:
             assert title not in text_of(received) and title not in html_of(received)
+
+
+#: Display names that RFC 5322 must quote or encode: a colon (group syntax), a comma (a second
+#: address), quotes and a backslash, non-ASCII, and a name long enough to be folded.
+AWKWARD = {
+    "maya": 'Chen, Maya "MC"',
+    "omar": "Omar: Haddad (Ops)",
+    "priya": "Priya Rāman-Ålström",
+    "lena": "Lena \\ Fischer; Dr.",
+    "diego": "Diego Alejandro María de la Santísima Trinidad Alvarez y Ruiz-Picasso",
+}
+
+
+def test_address_headers_round_trip_for_any_name(org: Org, tmp_path: Path) -> None:
+    import csv
+
+    roster = org.dir / "org.csv"
+    rows = list(csv.DictReader(io.StringIO(roster.read_text(encoding="utf-8"))))
+    for row in rows:
+        row["name"] = AWKWARD.get(row["email"].split("@")[0], row["name"])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    roster.write_text(out.getvalue(), encoding="utf-8")
+    senders = [
+        ("1:1 digests", "calsync@acme.test"),  # the example config's own sender
+        ('People "team", Berlin', "people@acme.test"),
+        ("Équipe RH: 1:1s", "rh@acme.test"),
+    ]
+    for number, (name, address) in enumerate(senders):
+        with SmtpFake() as fake:
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            org.configure(
+                fake,
+                digest=f'reply_to = "{quoted} <{address.replace("@", "+reply@")}>"\n',
+            )
+            text = org.config.read_text(encoding="utf-8")
+            org.config.write_text(
+                text.replace('from = "1:1 digests <calsync@acme.test>"', f'from = "{quoted} <{address}>"'),
+                encoding="utf-8",
+            )
+            code, _, err = org.digest("--send", now=f"{AS_OF + timedelta(weeks=number)}T09:00")
+            assert code == 0, err
+            assert len(fake.messages) == 5
+            for received in fake.messages:
+                parsed = message_from_bytes(received.data, policy=policy.default)
+                (sender,) = parsed["From"].addresses
+                assert (sender.display_name, sender.addr_spec) == (name, address)
+                assert parsed["From"].groups[0].display_name is None  # not a group
+                (reply,) = parsed["Reply-To"].addresses
+                assert (reply.display_name, reply.addr_spec) == (name, address.replace("@", "+reply@"))
+                (to,) = parsed["To"].addresses
+                leader = to.addr_spec.split("@")[0]
+                assert received.rcpt_tos == (to.addr_spec,)
+                assert to.display_name == AWKWARD[leader]
+                assert parsed["Subject"].startswith(f"1:1s in {AWKWARD[leader]}'s org, week of ")
+                for key, value in parsed.items():
+                    assert value == value.strip(), (key, value)  # no header parses with a leading space
+                for line in received.data.split(b"\r\n"):
+                    assert len(line) <= 998
+
+
+def test_no_header_is_folded_right_after_its_name() -> None:
+    # 75 characters: it fits on a line of its own but not after "Subject: ", which is where the
+    # standard library's folding breaks it (Priya's digest in the demo, with a leading space)
+    subject = "1:1s in Priya Raman's org, week of 21 Nov 2026: 1 overdue, 2 without 1:1s"
+    from calsync.digest.headers import MAIL_POLICY
+
+    message = EmailMessage(policy=MAIL_POLICY)
+    message["Subject"] = subject
+    message["To"] = Address(display_name="A" * 70, addr_spec="a@acme.test")
+    message.set_content("x")
+    for data in (bytes(message), message.as_string().encode()):
+        assert not re.search(rb"^[A-Za-z-]+:\r?\n", data, re.M)
+        parsed = message_from_bytes(data, policy=policy.default)
+        assert parsed["Subject"] == subject
+        assert parsed["To"].addresses[0].display_name == "A" * 70
+    plain = EmailMessage()  # the standard policy still folds so (if it ever stops, MAIL_POLICY can go)
+    plain["Subject"] = subject
+    assert plain.as_string().startswith("Subject:\n ")
 
 
 def test_a_second_send_in_the_same_period_sends_nothing(org: Org, smtp: SmtpFake) -> None:

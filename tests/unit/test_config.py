@@ -743,7 +743,7 @@ def test_exclusions_digest_and_smtp_are_read(tmp_path):
     )
     digest = config.digest
     assert digest.leaders == ("maya@acme.test",) and (digest.weekday, digest.hour) == (4, 17)
-    assert digest.sender == "calsync@acme.test" and digest.reply_to == "hr@acme.test"
+    assert str(digest.sender) == "calsync@acme.test" and str(digest.reply_to) == "hr@acme.test"
     assert digest.delivery == "smtp" and digest.when_incomplete == "wait"
     smtp = config.smtp
     assert smtp is not None and (smtp.host, smtp.port, smtp.security) == ("smtp.acme.test", 465, "ssl")

@@ -21,6 +21,7 @@ from calsync.digest.compose import (
     render,
     subtree,
 )
+from calsync.digest.headers import mailbox
 from calsync.model import CalendarData, Occurrence, Problem
 from calsync.org import Exclusion, Org, Person
 from calsync.report import Policy, build_report
@@ -181,14 +182,14 @@ def test_the_message_is_multipart_with_a_stable_message_id() -> None:
     d = digest_of("m1")
     when = datetime(2026, 11, 21, 8, tzinfo=UTC)
     msg = build_message(
-        d, render(d, environment()), sender="Digests <calsync@acme.test>", reply_to=None, when=when
+        d, render(d, environment()), sender=mailbox("Digests <calsync@acme.test>"), reply_to=None, when=when
     )
     parsed = message_from_bytes(bytes(msg), policy=policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert parsed["To"].addresses[0].addr_spec == e("m1")
-    assert parsed["Message-ID"] == message_id(e("m1"), AS_OF, "calsync@acme.test")
-    assert parsed["Message-ID"] != message_id(e("m1"), AS_OF + timedelta(7), "calsync@acme.test")
+    assert parsed["Message-ID"] == message_id(e("m1"), AS_OF, mailbox("calsync@acme.test"))
+    assert parsed["Message-ID"] != message_id(e("m1"), AS_OF + timedelta(7), mailbox("calsync@acme.test"))
     assert parsed["Auto-Submitted"] == "auto-generated" and parsed["Reply-To"] is None
 
 
@@ -200,7 +201,11 @@ def test_a_name_cannot_inject_headers() -> None:
     with pytest.raises(ValueError):
         bytes(
             build_message(
-                d, render(d, environment()), sender="c@acme.test", reply_to=None, when=datetime.now(UTC)
+                d,
+                render(d, environment()),
+                sender=mailbox("c@acme.test"),
+                reply_to=None,
+                when=datetime.now(UTC),
             )
         )
 
