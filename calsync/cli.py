@@ -212,7 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         type=Path,
         default=Path("calsync-demo"),
-        help="where to write (default: ./calsync-demo)",
+        help="where to write (default: ./calsync-demo): an empty or new directory, or one an earlier demo "
+        "wrote (its files are replaced; nothing else in it is touched)",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="write into DIR even if it holds other files: the demo's own files (calsync.toml, org.csv, "
+        "calendars/*.ics of its people, calsync-state.json) replace any of the same name; nothing else "
+        "is deleted or changed",
     )
     output_options(demo)
     agendas = commands.add_parser(
@@ -660,15 +668,25 @@ def render_outcomes(outcomes: Sequence[Outcome], timezone: str | None) -> str:
 
 
 def cmd_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from calsync.demo import email as demo_email
-    from calsync.demo import write_demo
-    from calsync.pipeline import org_timezone, run_agendas, run_digests, run_report
+    from calsync.demo import DemoDirectoryError, demo_directory, demo_today
 
     try:
-        config_path, as_of = write_demo(args.dir, args.as_of)
+        with demo_directory(args.dir, force=args.force):
+            return _demo(args, args.as_of or demo_today(), stdout, stderr)
+    except DemoDirectoryError as exc:
+        print(f"calsync: {exc}", file=stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"calsync: cannot write the demo into {args.dir}: {exc.strerror or exc}", file=stderr)
         return EXIT_USAGE
+
+
+def _demo(args: argparse.Namespace, as_of: date, stdout: TextIO, stderr: TextIO) -> int:
+    from calsync.demo import email as demo_email
+    from calsync.demo import write_files
+    from calsync.pipeline import org_timezone, run_agendas, run_digests, run_report
+
+    config_path = write_files(args.dir, as_of)
     config = load_config(config_path)
     with _bars(stderr) as bars:
         report = run_report(config, as_of, bars)

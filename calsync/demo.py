@@ -7,8 +7,10 @@ pair, plus peer, skip-level and cross-team pairs) are listed in :data:`SCENARIOS
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterable, Sequence
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -479,24 +481,131 @@ def demo_today() -> date:
 
 
 DEMO_STATE = "calsync-state.json"
+#: The demo's list of the files it wrote (relative path -> sha256 of what it wrote, None for calsync's
+#: own state files, which later commands on the demo's config change): what makes a directory a demo
+#: directory, and all that a later demo run may remove.
+MANIFEST = ".calsync-demo"
+#: calsync's own files beside the state: removed on a re-run whatever their content.
+_STATE_FILES = (DEMO_STATE, f"{DEMO_STATE}.lock", f"{DEMO_STATE}.previous")
 
 
-def write_demo(directory: Path, as_of: date | None = None) -> tuple[Path, date]:
-    """Write the demo org into ``directory``; returns the config's path and the as-of date used."""
-    as_of = as_of or demo_today()
+class DemoDirectoryError(Exception):
+    """The demo would delete or overwrite something it did not write; str() says what to do."""
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files(directory: Path) -> dict[str, Path]:
+    if not directory.is_dir():
+        return {}
+    return {p.relative_to(directory).as_posix(): p for p in directory.rglob("*") if p.is_file()}
+
+
+def _read_manifest(directory: Path) -> dict[str, str | None] | None:
+    """The files an earlier demo wrote into ``directory``; None if it is not a demo directory."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return None
+    return {str(k): v if isinstance(v, str) else None for k, v in files.items()}
+
+
+def _is_state(name: str) -> bool:
+    return name in _STATE_FILES or name.startswith(f"{DEMO_STATE}.corrupt-")
+
+
+@contextlib.contextmanager
+def demo_directory(directory: Path, *, force: bool = False) -> Iterator[None]:
+    """Make ``directory`` ready for a demo, and list what the demo wrote into it when the block ends.
+
+    The demo never deletes or overwrites what it did not write itself: a directory that is neither
+    empty nor a demo directory (one holding :data:`MANIFEST`) is refused, unless ``force``, and then
+    only the demo's own paths are written. On a re-run, the files the earlier demo wrote and nobody
+    changed since are removed, so that the demo starts afresh; a file someone changed is kept, and if
+    the demo would have to write over it, the directory is refused (again unless ``force``).
+    Raises :class:`DemoDirectoryError`; the block's own OSErrors go through."""
+    manifest = _read_manifest(directory)
+    present = _files(directory)
+    ours = {
+        name
+        for name, path in present.items()
+        if manifest is not None
+        and name in manifest
+        and (_is_state(name) or (manifest[name] is not None and _digest(path) == manifest[name]))
+    }
+    if not force:
+        if manifest is None and present:
+            shown = sorted({name.split("/")[0] for name in present})
+            raise DemoDirectoryError(
+                f"{directory} is not empty ({', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}) and "
+                "is not a directory an earlier `calsync demo` wrote: the demo writes only into an empty "
+                f"directory or its own. Choose a new one (calsync demo {directory / 'calsync-demo'}), or "
+                "add --force to write into this one anyway: the demo's own files (calsync.toml, org.csv, "
+                f"calendars/*.ics of its people, {DEMO_STATE}) replace any of the same name, and nothing "
+                "else is touched"
+            )
+        conflicts = sorted(name for name in _demo_paths() if name in present and name not in ours)
+        if conflicts:
+            raise DemoDirectoryError(
+                f"{directory}: {', '.join(conflicts[:5])}{' and more' if len(conflicts) > 5 else ''} "
+                "changed since the demo wrote them, and a new demo would write over them. Move them "
+                "away, choose a new directory, or add --force to replace them"
+            )
+    for name in sorted(ours):
+        present.pop(name).unlink(missing_ok=True)
+    if force:
+        for name in _demo_paths():
+            if _is_state(name) and name in present:
+                present.pop(name).unlink(missing_ok=True)  # the demo starts from no state
+    before = {name: _digest(path) for name, path in present.items()}
+    kept = {name: h for name, h in (manifest or {}).items() if name in present and name != MANIFEST}
+    try:
+        yield
+    finally:
+        written: dict[str, str | None] = dict(kept)
+        for name, path in _files(directory).items():
+            if name == MANIFEST:
+                continue
+            digest = _digest(path)
+            if before.get(name) != digest:
+                written[name] = None if _is_state(name) else digest
+        if directory.is_dir():  # else the block failed before writing anything
+            (directory / MANIFEST).write_text(
+                json.dumps({"calsync-demo": 1, "files": dict(sorted(written.items()))}, indent=1) + "\n",
+                encoding="utf-8",
+            )
+
+
+def _demo_paths() -> list[str]:
+    """Where the demo writes whatever the date (the agendas and digests it writes have names of their
+    own, which no earlier file of someone else's is likely to have: the backends never overwrite)."""
+    owners = sorted({*demo_calendars(date(2026, 1, 1)), "broken"})
+    return ["calsync.toml", "org.csv", *(f"calendars/{o}.ics" for o in owners), *_STATE_FILES]
+
+
+def write_files(directory: Path, as_of: date) -> Path:
+    """Write the demo org (calendars, roster, config) into ``directory``; returns the config's path."""
     calendars_dir = directory / "calendars"
     calendars_dir.mkdir(parents=True, exist_ok=True)
-    for stale in calendars_dir.glob("*.ics"):
-        stale.unlink()
     for owner, specs in sorted(demo_calendars(as_of).items()):
         with_tz = owner != "sam"  # Sam's export has no VTIMEZONE for the Windows zone name
         (calendars_dir / f"{owner}.ics").write_bytes(ics_calendar(specs, with_timezones=with_tz, name=owner))
     (calendars_dir / "broken.ics").write_text(BROKEN_ICS, encoding="utf-8")
     (directory / "org.csv").write_text(roster_csv(as_of), encoding="utf-8")
-    # Each demo starts afresh: no agendas or state left from an earlier one.
-    shutil.rmtree(directory / "agendas", ignore_errors=True)
-    (directory / DEMO_STATE).unlink(missing_ok=True)
-    shutil.rmtree(directory / "outbox", ignore_errors=True)
     config = directory / "calsync.toml"
     config.write_text(CONFIG + digest_config(as_of), encoding="utf-8")
+    return config
+
+
+def write_demo(directory: Path, as_of: date | None = None, *, force: bool = False) -> tuple[Path, date]:
+    """Write the demo org into ``directory`` (see :func:`demo_directory`); returns the config's path and
+    the as-of date used."""
+    as_of = as_of or demo_today()
+    with demo_directory(directory, force=force):
+        config = write_files(directory, as_of)
     return config, as_of

@@ -143,3 +143,83 @@ def test_demo_writes_the_leaders_digests_to_its_outbox(tmp_path: Path) -> None:
     code, _, err = run_demo(tmp_path / "demo", date(2026, 11, 21), fmt="table")
     assert code == 0 and err.count("\n  written ") == 5
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 5
+
+
+def someones_files(directory: Path) -> dict[str, bytes]:
+    """A directory of someone's own calsync set-up, as the issue found it deleted by the demo."""
+    files = {
+        "calsync.toml": b'[org]\ndomains = ["mine.test"]\n',
+        "calendars/boss.ics": b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+        "agendas/2026-12-01-boss-me.md": b"# my notes\n",
+        "outbox/2026-11-30-boss@mine.test.eml": b"Subject: mine\n\nmine\n",
+    }
+    for name, data in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
+    return files
+
+
+def test_the_demo_refuses_a_directory_that_is_not_its_own(tmp_path: Path) -> None:
+    mine = someones_files(tmp_path)
+    code, out, err = run_demo(tmp_path, date(2026, 11, 21))
+    assert code == 2 and out == ""
+    assert f"calsync: {tmp_path} is not empty (agendas, calendars, calsync.toml, outbox)" in err
+    assert "--force" in err
+    assert {n: (tmp_path / n).read_bytes() for n in mine} == mine  # nothing deleted or overwritten
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(Path(n).name for n in mine)
+
+
+def test_force_writes_the_demo_beside_someone_s_files_and_deletes_none(tmp_path: Path) -> None:
+    mine = someones_files(tmp_path)
+    code, out, _ = main_demo(tmp_path, "--force")
+    assert code == 0, out
+    # the demo's own config replaced the one of the same name (that is what --force says); the rest stays
+    del mine["calsync.toml"]
+    assert {n: (tmp_path / n).read_bytes() for n in mine} == mine
+    assert "demo calendars" in (tmp_path / "calsync.toml").read_text(encoding="utf-8")
+    # and a second run, now in a demo directory, needs no --force and still keeps them
+    code, _, err = run_demo(tmp_path, date(2026, 11, 21))
+    assert code == 0, err
+    assert {n: (tmp_path / n).read_bytes() for n in mine} == mine
+
+
+def main_demo(directory: Path, *extra: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["demo", str(directory), "--as-of", "2026-11-21", "--format", "json", *extra], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_rerun_removes_only_what_the_demo_wrote(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    assert run_demo(demo, date(2026, 11, 23))[0] == 0
+    first = {p.relative_to(demo).as_posix() for p in demo.rglob("*") if p.is_file()}
+    assert {"calsync.toml", "org.csv", "calendars/maya.ics", ".calsync-demo", "calsync-state.json"} <= first
+    assert any(n.startswith("agendas/") for n in first) and any(n.startswith("outbox/") for n in first)
+    # someone adds notes of their own, into the demo's directories too
+    (demo / "notes.txt").write_text("mine")
+    (demo / "agendas" / "my-own.md").write_text("mine")
+    (demo / "calendars" / "extra.txt").write_text("mine")
+    # a demo of another date: its agendas and digests replace the earlier ones, which are gone
+    assert run_demo(demo, date(2026, 11, 21))[0] == 0
+    after = {p.relative_to(demo).as_posix() for p in demo.rglob("*") if p.is_file()}
+    assert {"notes.txt", "agendas/my-own.md", "calendars/extra.txt"} <= after
+    assert not any(n.startswith("outbox/2026-11-23-") for n in after)
+    assert (demo / "notes.txt").read_text() == "mine" and (
+        demo / "agendas" / "my-own.md"
+    ).read_text() == "mine"
+
+
+def test_a_demo_file_someone_changed_is_kept_and_not_written_over(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    assert run_demo(demo, date(2026, 11, 23))[0] == 0
+    agenda = sorted((demo / "agendas").glob("*.md"))[0]
+    agenda.write_text(agenda.read_text(encoding="utf-8") + "\nWe agreed: more 1:1s.\n", encoding="utf-8")
+    edited = agenda.read_text(encoding="utf-8")
+    assert run_demo(demo, date(2026, 11, 21))[0] == 0  # the edited agenda is not in its way: kept
+    assert agenda.read_text(encoding="utf-8") == edited
+    config = demo / "calsync.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "\n# my change\n", encoding="utf-8")
+    code, _, err = run_demo(demo, date(2026, 11, 21))
+    assert code == 2 and "calsync.toml changed since the demo wrote them" in err
+    assert config.read_text(encoding="utf-8").endswith("# my change\n")
+    assert agenda.read_text(encoding="utf-8") == edited
