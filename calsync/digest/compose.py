@@ -167,9 +167,10 @@ class TeamSection:
 
 @dataclass(frozen=True, slots=True)
 class HeatRow:
-    label: str  # a manager's name, or "All 1:1s"
+    label: str  # a manager's name, "X's org", or "All 1:1s"
     counts: tuple[int, ...]  # 1:1s held per week, oldest week first
     shades: tuple[str, ...]  # the cells' background colours (HTML)
+    org: bool = False  # the row counts a whole part of the org: its manager's and the managers' below
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +179,9 @@ class Heatmap:
 
     weeks: tuple[date, ...]  # the first day of each week
     total: HeatRow
-    rows: tuple[HeatRow, ...]  # one per manager, in the order of the sections
+    #: One per branch, in the order of the sections: the leader's own 1:1s, then each direct report who
+    #: manages. Empty when the leader's own row would be the only one: it would repeat the total.
+    rows: tuple[HeatRow, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +218,8 @@ def _shade(count: int, peak: int) -> str:
     return _SHADES[min(len(_SHADES) - 1, 1 + (count - 1) * (len(_SHADES) - 1) // max(1, peak))]
 
 
-def _heat_row(label: str, counts: Sequence[int], peak: int) -> HeatRow:
-    return HeatRow(label, tuple(counts), tuple(_shade(c, peak) for c in counts))
+def _heat_row(label: str, counts: Sequence[int], peak: int, org: bool = False) -> HeatRow:
+    return HeatRow(label, tuple(counts), tuple(_shade(c, peak) for c in counts), org)
 
 
 def heatmap(
@@ -224,7 +227,8 @@ def heatmap(
 ) -> Heatmap:
     """1:1s held per week (``below``: the leader's :func:`subtree`): a total row, then the leader's own
     1:1s and one row per direct report who manages (their whole part of the org, when it has managers
-    below them), so that a leader of hundreds of managers still reads a handful of rows."""
+    below them), so that a leader of hundreds of managers still reads a handful of rows. A leader
+    without managers below gets the total row alone: their own row would be the same."""
     clock = report.clock
     count = max(1, min(HEATMAP_WEEKS, clock.lookback_days // 7))
     weeks = tuple(clock.as_of_date - timedelta(days=7 * (count - i)) for i in range(count))
@@ -244,14 +248,15 @@ def heatmap(
     total = [sum(row[i] for row in per_branch.values()) for i in range(count)]
     peak_row = max((max(row) for row in per_branch.values()), default=0)
 
-    def label(branch: str) -> str:
-        deeper = branch != leader and any(org.reports_of(r) for r in org.reports_of(branch))
-        return f"{org.name(branch)}'s org" if deeper else org.name(branch)
+    def row_of(branch: str) -> HeatRow:
+        whole = branch != leader and any(org.reports_of(r) for r in org.reports_of(branch))
+        label = f"{org.name(branch)}'s org" if whole else org.name(branch)
+        return _heat_row(label, per_branch[branch], peak_row, org=whole)
 
     return Heatmap(
         weeks=weeks,
         total=_heat_row("All 1:1s", total, max(total, default=0)),
-        rows=tuple(_heat_row(label(b), per_branch[b], peak_row) for b in branches),
+        rows=tuple(row_of(b) for b in branches) if len(branches) > 1 else (),
     )
 
 

@@ -148,6 +148,59 @@ def test_the_heatmap_counts_the_1_1s_held_each_week() -> None:
     assert d.heatmap.rows[1].shades[7] == "#f1f1f1" and d.heatmap.rows[0].shades[0] != "#f1f1f1"
 
 
+# top -> mid -> low -> worker: two levels of managers below the top; top -> solo, who manages no one.
+DEEP = Org(
+    [
+        Person(e("top"), "Tess Top", None),
+        Person(e("mid"), "Una Under", e("top")),
+        Person(e("low"), "Val Deep", e("mid")),
+        Person(e("worker"), "Wes Worker", e("low")),
+        Person(e("solo"), "Xia Solo", e("top")),
+    ],
+    [D],
+)
+
+
+def deep_digest(leader: str):
+    pairs = [("top", "mid"), ("top", "solo"), ("mid", "low"), ("low", "worker")]
+    occurrences = [o for a, b in pairs for o in weekly(a, b, range(-84, 0, 7), f"{a}-{b}")]
+    rep = build_report(DEEP, resolve([CalendarData("cal", tuple(occurrences))]), clock(), Policy(14, 3))
+    return compose(rep, DEEP, e(leader), AS_OF, cadence_days=14, grace_days=3)
+
+
+def test_without_managers_below_the_heatmap_is_the_total_row_alone() -> None:
+    # Max manages no managers: his own row would repeat the total row, so it is left out
+    d = digest_of("m2")
+    assert d.heatmap.rows == ()
+    assert d.heatmap.total.label == "All 1:1s"
+    assert d.heatmap.total.counts == (1,) * 7 + (0, 0, 0, 1, 0)
+    out = render(d, environment())
+    heat = out.text.split("== 1:1s held per week")[1].split("--")[0]
+    assert [line.split()[0:2] for line in heat.splitlines()[2:] if line.strip()] == [["All", "1:1s"]]
+    assert "Max Two" not in heat
+    html_heat = out.html[out.html.index("1:1s held per week") :]
+    assert ">All 1:1s</td>" in html_heat and ">Max Two</td>" not in html_heat
+    assert "A row counts" not in out.html and "whole part of the org" not in out.html
+    # the same with deeper levels: Val manages Wes only
+    assert deep_digest("low").heatmap.rows == ()
+
+
+def test_the_note_on_whole_parts_of_the_org_shows_only_with_such_a_row() -> None:
+    top = deep_digest("top")
+    assert [(r.label, r.org) for r in top.heatmap.rows] == [("Tess Top", False), ("Una Under's org", True)]
+    html = render(top, environment()).html
+    assert "A row counts the 1:1s a manager held with their reports" in html
+    assert "a row such as &ldquo;Una Under&#39;s org&rdquo; counts a whole part of the org" in html
+    # Una's direct report Val manages only Wes: a row of Val's own 1:1s, no whole part of the org
+    mid = deep_digest("mid")
+    assert [(r.label, r.org) for r in mid.heatmap.rows] == [("Una Under", False), ("Val Deep", False)]
+    html = render(mid, environment()).html
+    assert "A row counts the 1:1s a manager held with their reports." in html
+    assert "whole part of the org" not in html and "&#39;s org&rdquo;" not in html
+    # the demo-like org above: Vera's two managers have no managers below them
+    assert "whole part of the org" not in render(digest_of("vp"), environment()).html
+
+
 def test_changes_since_the_previous_digest() -> None:
     before = Figures(tracked=4, ok=3, overdue=0, no_series=1, at_risk=0, excluded=1)
     d = digest_of("vp", previous=before, previous_period=AS_OF - timedelta(7))
