@@ -46,13 +46,27 @@ and writes its agendas and digests as files.
 """
 
 EPILOG = """\
+exit codes (each command's --help gives its own in detail):
+  0    done: the report is complete; every agenda and digest due exists; doctor's checks passed;
+       run: stopped cleanly
+  2    nothing was done: a usage, config or roster problem, no way to send digests, or the state
+       file held by a running calsync for a command that writes (the message says what to fix)
+  3    done in part: some calendars, events, roster lines, agendas or digests were skipped, failed
+       or held back (listed on stderr), or a doctor check failed
+  1    internal error (a bug: please report it)
+  130  interrupted (Ctrl-C)
+
+docs: README.md and docs/ in calsync's source; `calsync config example` documents every key
+"""
+
+REPORT_EPILOG = """\
 exit codes:
   0  report complete
   2  usage, config or roster error (nothing produced; the message says what to fix)
   3  report produced, but some calendars, events or roster lines were skipped (listed on stderr)
   1  internal error (a bug: please report it)
 
-docs: see README.md (configuration reference, statuses and how they are decided)
+docs: README.md in calsync's source (configuration reference, statuses and how they are decided)
 """
 
 STATUS_HELP = """\
@@ -67,11 +81,33 @@ statuses (worst first):
 """
 
 
+DEMO_EPILOG = """\
+exit codes:
+  0  the demo was written and reported on (its planted broken file is expected)
+  2  DIR cannot be used (it holds other files: see --force; or it cannot be written), or a usage
+     error
+  1  internal error (a bug: please report it)
+"""
+
+
+#: The dates --as-of and --now accept: wide enough for any real org, and far enough from the ends of
+#: Python's calendar (years 1 and 9999) that every window calsync computes around them exists.
+EARLIEST, LATEST = date(1900, 1, 1), date(9899, 12, 31)
+_RANGE = f"from {EARLIEST.isoformat()} to {LATEST.isoformat()}"
+
+
+def _in_range(day: date, text: str) -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range: calsync takes dates {_RANGE}")
+
+
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+    _in_range(day, text)
+    return day
 
 
 AGENDAS_EPILOG = """\
@@ -124,11 +160,13 @@ exit codes:
 
 def _moment(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected a date and time as YYYY-MM-DDTHH:MM, got {text!r}"
         ) from None
+    _in_range(moment.date(), text)
+    return moment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every manager/report pair's 1:1s against the cadence",
         description="Read the roster and every calendar source of the config, find the 1:1s and report "
         "each pair's cadence status.\n\n" + STATUS_HELP,
-        epilog=EPILOG,
+        epilog=REPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     config_option(report)
@@ -204,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo covers every status and the edge cases calsync handles (moved, cancelled and declined "
         "occurrences, rooms, external guests, time zones, stale copies, a broken file). No account "
         "is needed. The same date always gives the same files.\n\n" + STATUS_HELP,
-        epilog=EPILOG,
+        epilog=DEMO_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
@@ -297,7 +335,7 @@ answer on [daemon] listen (default 127.0.0.1:9468).
 
 SIGTERM or SIGINT: stop within 10 seconds, the state saved. SIGHUP: reload the config (a
 config with problems is rejected and the running one kept). Under systemd (Type=notify)
-calsync reports READY, WATCHDOG and STOPPING itself: see systemd/calsync.service.
+calsync reports READY, WATCHDOG and STOPPING itself: `calsync config systemd-unit` prints the unit.
 """,
         epilog="""\
 exit codes:
@@ -318,6 +356,20 @@ exit codes:
         choices=("plain", "json"),
         default="plain",
         help="plain (default): one line per event; json: one JSON object per line, for log collectors",
+    )
+
+    config_command = commands.add_parser(
+        "config",
+        help="print the annotated example config, or the systemd unit, to start an install from",
+        description="Print a file calsync ships, to start from:\n\n"
+        "  calsync config example > calsync.toml\n"
+        "      the example config: every key, with what it does and its default\n"
+        "  calsync config systemd-unit > /etc/systemd/system/calsync.service\n"
+        "      the hardened systemd unit that runs `calsync run` (adjust ExecStart= to where calsync is)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_command.add_argument(
+        "what", choices=tuple(SHIPPED), help="example: the example config; systemd-unit: the unit file"
     )
 
     doctor = commands.add_parser(
@@ -408,6 +460,22 @@ exit codes:
         "--ca-bundle", type=Path, metavar="FILE", help="CA certificates to trust for the sign-in service"
     )
     return parser
+
+
+#: What ``calsync config`` prints: files shipped inside the package (so in a wheel too).
+SHIPPED = {"example": "calsync.example.toml", "systemd-unit": "calsync.service"}
+
+
+def shipped(what: str) -> str:
+    """The text of a file calsync ships (:data:`SHIPPED`)."""
+    from importlib.resources import files
+
+    return files("calsync").joinpath("examples", SHIPPED[what]).read_text(encoding="utf-8")
+
+
+def cmd_config(args: argparse.Namespace, stdout: TextIO) -> int:
+    stdout.write(shipped(args.what))
+    return EXIT_OK
 
 
 def cmd_auth(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -505,6 +573,17 @@ def _config_path(arg: Path | None) -> Path:
         return Path(env)
     directory = os.environ.get("CONFIGURATION_DIRECTORY", "").split(":")[0]
     return Path(directory) / "calsync.toml" if directory else Path("calsync.toml")
+
+
+def _config_origin(args: argparse.Namespace) -> str:
+    """Where the config's path came from, for a message about a config that cannot be used."""
+    if getattr(args, "config", None) is not None:
+        return ""
+    if os.environ.get("CALSYNC_CONFIG"):
+        return " (its path is $CALSYNC_CONFIG: change or unset the variable, or pass --config FILE)"
+    if os.environ.get("CONFIGURATION_DIRECTORY", "").split(":")[0]:
+        return " (its path is calsync.toml in $CONFIGURATION_DIRECTORY, which systemd sets; or pass --config)"
+    return " (no --config was given, so it is ./calsync.toml; pass --config FILE)"
 
 
 def _use_color(choice: str, stream: TextIO) -> bool:
@@ -741,13 +820,15 @@ def main(
             return run_daemon(
                 _config_path(args.config), once=args.once, log_format=args.log_format, stderr=err
             )
+        if args.command == "config":
+            return cmd_config(args, out)
         if args.command == "doctor":
             from calsync.doctor import cmd_doctor
 
             return cmd_doctor(_config_path(args.config), out, err)
         return cmd_demo(args, out, err)
     except ConfigError as exc:
-        print(f"calsync: the config has problems:\n{exc}", file=err)
+        print(f"calsync: the config has problems{_config_origin(args)}:\n{exc}", file=err)
         return EXIT_USAGE
     except (RosterError, StateError) as exc:
         print(f"calsync: {exc}", file=err)

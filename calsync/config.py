@@ -3,7 +3,7 @@
 :func:`load_config` checks the whole file in one pass and raises a single :class:`ConfigError` that
 lists every problem, each one naming the file and the key, what was expected and what was found.
 Relative paths are resolved against the directory of the config file, never the working directory.
-``config/calsync.example.toml`` documents every key.
+``calsync config example`` (``calsync/examples/calsync.example.toml``) documents every key.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ STARTTLS, SSL, PLAIN = "starttls", "ssl", "none"
 SMTP_PORTS = {STARTTLS: 587, SSL: 465, PLAIN: 25}
 DEFAULT_PASSWORD_ENV = "CALSYNC_SMTP_PASSWORD"  # noqa: S105 (the name of a variable)
 _URL_SCHEMES = ("http", "https", "webcal")
-_HINT = "see config/calsync.example.toml for every key, or run `calsync demo` to see a working example"
+_HINT = (
+    "`calsync config example` prints every key with what it does, and `calsync demo` writes a working example"
+)
 
 
 class ConfigError(Exception):
@@ -320,6 +322,8 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }
 DEFAULT_STATE_FILE = "calsync-state.json"
+#: The longest look-back, look-ahead or agenda lead time, in days: ten years.
+MAX_SPAN_DAYS = 3660
 GOOGLE_DIRECTORY = "google-directory"
 MICROSOFT_GRAPH = "microsoft-graph"
 ORG_CHART_ROSTERS = (GOOGLE_DIRECTORY, MICROSOFT_GRAPH)
@@ -335,8 +339,8 @@ def load_config(path: Path) -> Config:
         reason = exc.strerror or str(exc)
         raise ConfigError(
             [
-                f"{label}: cannot read the config file ({reason}); check its path, or start from "
-                "config/calsync.example.toml (run `calsync demo` to see a working example)"
+                f"{label}: cannot read the config file ({reason}); check its path, or start "
+                "from `calsync config example > calsync.toml` (`calsync demo` writes a working example)"
             ]
         ) from None
     try:
@@ -459,9 +463,10 @@ class _Checker:
             )
         return AgendaConfig(
             mode=str(mode),
-            lead_days=_or(self.integer(section, "agenda", "lead_days", 0), default.lead_days),
+            lead_days=_or(self.integer(section, "agenda", "lead_days", 0, MAX_SPAN_DAYS), default.lead_days),
             career_every_weeks=_or(
-                self.integer(section, "agenda", "career_every_weeks", 1), default.career_every_weeks
+                self.integer(section, "agenda", "career_every_weeks", 1, MAX_SPAN_DAYS // 7),
+                default.career_every_weeks,
             ),
             templates=templates,
             directory=directory,
@@ -818,16 +823,24 @@ class _Checker:
     def cadence(self, section: dict[str, Any]) -> CadenceConfig:
         default = CadenceConfig()
         return CadenceConfig(
-            default_days=_or(self.integer(section, "cadence", "default_days", 1), default.default_days),
-            grace_days=_or(self.integer(section, "cadence", "grace_days", 0), default.grace_days),
-            skip_level_days=self.integer(section, "cadence", "skip_level_days", 1),
+            default_days=_or(
+                self.integer(section, "cadence", "default_days", 1, MAX_SPAN_DAYS), default.default_days
+            ),
+            grace_days=_or(
+                self.integer(section, "cadence", "grace_days", 0, MAX_SPAN_DAYS), default.grace_days
+            ),
+            skip_level_days=self.integer(section, "cadence", "skip_level_days", 1, MAX_SPAN_DAYS),
         )
 
     def report(self, section: dict[str, Any]) -> ReportConfig:
         default = ReportConfig()
         return ReportConfig(
-            lookback_days=_or(self.integer(section, "report", "lookback_days", 1), default.lookback_days),
-            lookahead_days=_or(self.integer(section, "report", "lookahead_days", 1), default.lookahead_days),
+            lookback_days=_or(
+                self.integer(section, "report", "lookback_days", 1, MAX_SPAN_DAYS), default.lookback_days
+            ),
+            lookahead_days=_or(
+                self.integer(section, "report", "lookahead_days", 1, MAX_SPAN_DAYS), default.lookahead_days
+            ),
         )
 
     def sources(self, data: Mapping[str, Any]) -> tuple[SourceConfig, ...]:
@@ -1183,13 +1196,22 @@ class _Checker:
             return None
         return tuple(dict.fromkeys(v.strip().lower() for v in value))
 
-    def integer(self, section: dict[str, Any], name: str, key: str, minimum: int) -> int | None:
-        """``section[key]`` if it is a whole number >= minimum; None if absent or (reported) invalid."""
+    def integer(
+        self, section: dict[str, Any], name: str, key: str, minimum: int, maximum: int | None = None
+    ) -> int | None:
+        """``section[key]`` if it is a whole number >= minimum (and <= maximum); None if absent or
+        (reported) invalid."""
         if key not in section:
             return None
         value = section[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.problem(f"[{name}] {key}", f"expected a whole number >= {minimum}, got {_describe(value)}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            expected = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+            self.problem(f"[{name}] {key}", f"expected a whole number {expected}, got {_describe(value)}")
             return None
         return value
 

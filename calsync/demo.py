@@ -88,7 +88,7 @@ SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 CONFIG = f"""\
-# calsync demo config: a fictional org. See config/calsync.example.toml for every key.
+# calsync demo config: a fictional org. `calsync config example` prints every key.
 [org]
 domains = ["{DOMAIN}"]
 roster = "org.csv"

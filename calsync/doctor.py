@@ -112,7 +112,7 @@ def run_checks(config_path: Path, *, now: datetime | None = None) -> list[Check]
                     ]
                 ),
                 "edit the config as each line says; `calsync demo` writes a working example "
-                "(config/calsync.example.toml documents every key)",
+                "(`calsync config example` prints every key with what it does)",
             )
         return Check("config", True, f"{config.path}: {_describe_sources(config.sources)}")
 

@@ -294,7 +294,8 @@ def test_a_config_with_an_error_fails_the_config_check_and_stops(tmp_path):
     lines = out.splitlines()
     assert lines[0] == "[FAIL] config: 3 problems; the other checks need a valid config: not run"
     assert any("[org] roster: file not found" in line for line in lines[1:4])
-    assert any('[cadence] default_days: expected a whole number >= 1, got "often"' in x for x in lines[1:4])
+    expected = '[cadence] default_days: expected a whole number from 1 to 3660, got "often"'
+    assert any(expected in x for x in lines[1:4])
     assert any("[[sources]] #1 path: not found" in line for line in lines[1:4])
     assert lines[4].startswith("       fix: edit the config") and "calsync demo" in lines[4]
     assert lines[5:] == ["1 check, 1 failed"]

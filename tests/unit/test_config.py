@@ -24,7 +24,7 @@ from calsync.config import (
 )
 from calsync.org import Exclusion
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "calsync.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "calsync" / "examples" / "calsync.example.toml"
 
 MINIMAL = """\
 [org]
@@ -282,7 +282,8 @@ def test_default_days_must_be_a_whole_number_of_at_least_one(tmp_path, value, sh
     message = only_problem(setup_dir(tmp_path, text))
     assert (
         message
-        == f"{tmp_path / 'calsync.toml'}: [cadence] default_days: expected a whole number >= 1, {shown}"
+        == f"{tmp_path / 'calsync.toml'}: [cadence] default_days: expected a whole number from 1 to 3660, "
+        f"{shown}"
     )
 
 
@@ -290,27 +291,28 @@ def test_wrong_type_message_matches_the_documented_form(tmp_path, monkeypatch):
     setup_dir(tmp_path, MINIMAL + '\n[cadence]\ndefault_days = "14"\n')
     monkeypatch.chdir(tmp_path)
     assert only_problem(Path("calsync.toml")) == (
-        'calsync.toml: [cadence] default_days: expected a whole number >= 1, got "14" (a string)'
+        'calsync.toml: [cadence] default_days: expected a whole number from 1 to 3660, got "14" (a string)'
     )
 
 
 def test_grace_days_may_be_zero_but_not_negative(tmp_path):
     assert load_config(setup_dir(tmp_path, MINIMAL + "\n[cadence]\ngrace_days = 0\n")).cadence.grace_days == 0
     message = only_problem(setup_dir(tmp_path, MINIMAL + "\n[cadence]\ngrace_days = -1\n"))
-    assert "[cadence] grace_days: expected a whole number >= 0, got -1" in message
+    assert "[cadence] grace_days: expected a whole number from 0 to 3660, got -1" in message
 
 
 @pytest.mark.parametrize("key", ["lookback_days", "lookahead_days"])
 def test_report_windows_must_be_positive(tmp_path, key):
     message = only_problem(setup_dir(tmp_path, MINIMAL + f"\n[report]\n{key} = 0\n"))
-    assert f"[report] {key}: expected a whole number >= 1, got 0" in message
+    assert f"[report] {key}: expected a whole number from 1 to 3660, got 0" in message
 
 
 def test_skip_level_days_bool_and_zero_are_rejected(tmp_path):
     message = only_problem(setup_dir(tmp_path, MINIMAL + "\n[cadence]\nskip_level_days = false\n"))
-    assert "[cadence] skip_level_days: expected a whole number >= 1, got false (a boolean)" in message
+    expected = "[cadence] skip_level_days: expected a whole number from 1 to 3660, got false (a boolean)"
+    assert expected in message
     message = only_problem(setup_dir(tmp_path, MINIMAL + "\n[cadence]\nskip_level_days = 0\n"))
-    assert "[cadence] skip_level_days: expected a whole number >= 1, got 0" in message
+    assert "[cadence] skip_level_days: expected a whole number from 1 to 3660, got 0" in message
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "true", '"30"', "nan", "inf"])

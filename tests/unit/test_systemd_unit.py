@@ -1,4 +1,5 @@
-"""systemd/calsync.service: its security rating (systemd-analyze security, offline) and key settings."""
+"""The systemd unit calsync ships (calsync/examples/calsync.service, `calsync config systemd-unit`): its
+security rating (systemd-analyze security, offline) and key settings."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[2] / "systemd" / "calsync.service"
+UNIT = Path(__file__).resolve().parents[2] / "calsync" / "examples" / "calsync.service"
 MAX_EXPOSURE = 2.0
 REQUIRE_ENV = "CALSYNC_REQUIRE_SYSTEMD_ANALYZE"
 
