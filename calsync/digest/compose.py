@@ -183,6 +183,18 @@ class Heatmap:
     #: manages. Empty when the leader's own row would be the only one: it would repeat the total.
     rows: tuple[HeatRow, ...]
 
+    @property
+    def months(self) -> tuple[tuple[date, int], ...]:
+        """The month headings over the week columns: (first week, how many weeks), a week belonging to
+        the month of its first day."""
+        months: list[tuple[date, int]] = []
+        for week in self.weeks:
+            if months and (months[-1][0].year, months[-1][0].month) == (week.year, week.month):
+                months[-1] = (months[-1][0], months[-1][1] + 1)
+            else:
+                months.append((week, 1))
+        return tuple(months)
+
 
 @dataclass(frozen=True, slots=True)
 class Digest:

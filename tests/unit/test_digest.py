@@ -201,6 +201,18 @@ def test_the_note_on_whole_parts_of_the_org_shows_only_with_such_a_row() -> None
     assert "whole part of the org" not in render(digest_of("vp"), environment()).html
 
 
+def test_the_heatmap_s_month_headings_span_their_weeks() -> None:
+    weeks = digest_of("vp").heatmap.weeks  # 29 Aug ... 14 Nov 2026
+    assert digest_of("vp").heatmap.months == (
+        (weeks[0], 1),  # 29 Aug
+        (weeks[1], 4),  # 5 ... 26 Sep
+        (weeks[5], 5),  # 3 ... 31 Oct
+        (weeks[10], 2),  # 7, 14 Nov
+    )
+    html = render(digest_of("vp"), environment()).html
+    assert '<td class="date" colspan="4" align="center"' in html and ">Sep</td>" in html
+
+
 def test_changes_since_the_previous_digest() -> None:
     before = Figures(tracked=4, ok=3, overdue=0, no_series=1, at_risk=0, excluded=1)
     d = digest_of("vp", previous=before, previous_period=AS_OF - timedelta(7))
