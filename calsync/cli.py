@@ -619,9 +619,16 @@ def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from calsync.pipeline import run_report
 
     config = load_config(_config_path(args.config))
+    notices: list[str] = []
     with _bars(stderr) as bars:
-        report = run_report(config, args.as_of, bars)
+        report = run_report(config, args.as_of, bars, notices)
+    _notify(notices, stderr)
     return _emit(report, args, stdout, stderr)
+
+
+def _notify(notices: Sequence[str], stderr: TextIO) -> None:
+    for notice in notices:
+        print(f"calsync: note: {notice}", file=stderr)
 
 
 @contextlib.contextmanager
@@ -642,6 +649,7 @@ def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     now = _now_arg(args, config.org.timezone)
     with _bars(stderr) as bars:
         run = run_agendas(config, now=now, dry_run=args.dry_run, bars=bars)
+    _notify(run.notices, stderr)
     for problem in run.problems:
         print(f"calsync: skipped: {problem}", file=stderr)
     stdout.write(render_outcomes(run.outcomes, config.org.timezone))
@@ -673,6 +681,7 @@ def cmd_digest(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except DigestError as exc:
         print(f"calsync: {exc}", file=stderr)
         return EXIT_USAGE
+    _notify(run.notices, stderr)
     for problem in run.problems:
         print(f"calsync: skipped: {problem}", file=stderr)
     if args.preview is not None:

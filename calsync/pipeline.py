@@ -6,7 +6,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from functools import cached_property
@@ -341,6 +341,25 @@ class AgendaRun:
 
     outcomes: list[Outcome]
     problems: list[Problem]
+    notices: list[str] = field(default_factory=list)  # not problems: how the state was used
+
+
+def open_state(config: Config, *, writes: bool, notices: list[str]) -> StateStore:
+    """The state for a command (:meth:`StateStore.for_command`); a read-only command beside a running
+    calsync gets a notice saying that its sync is not saved."""
+    assert config.state is not None
+    store = StateStore.for_command(config.state.path, writes=writes)
+    if store.read_only:
+        notices.append(state_notice(store))
+    return store
+
+
+def state_notice(store: StateStore) -> str:
+    holder = f"pid {store.held_by}" if store.held_by is not None else "another process"
+    return (
+        f"{store.path} is in use by another calsync ({holder}): read as it last wrote it, without the "
+        "lock; this run's sync is not saved"
+    )
 
 
 def run_agendas(
@@ -351,18 +370,19 @@ def run_agendas(
     bars: Bars | None = None,
 ) -> AgendaRun:
     """Sync every source, then give every direct 1:1 starting within ``[agenda] lead_days`` its agenda
-    (one pass of :class:`calsync.publish.runner.AgendaPass`)."""
+    (one pass of :class:`calsync.publish.runner.AgendaPass`). A dry run is read-only: it works beside
+    a running calsync (:func:`open_state`)."""
     org, problems = load_org(config)
     now = now or datetime.now(UTC)
     clock = make_clock(config, now.astimezone(org_timezone(config)).date())
-    assert config.state is not None
-    store = StateStore(config.state.path)
+    notices: list[str] = []
+    store = open_state(config, writes=not dry_run, notices=notices)
     try:
         synced = sync_all(config, org, problems, store, sync_window(clock), SyncOptions(bars=bars))
         outcomes = agenda_pass(config, synced, store, now, dry_run=dry_run)
     finally:
         store.close()
-    return AgendaRun(outcomes, synced.problems)
+    return AgendaRun(outcomes, synced.problems, notices)
 
 
 def agenda_pass(
@@ -404,12 +424,22 @@ def agenda_pass(
     ).run()
 
 
-def run_report(config: Config, as_of: date | None = None, bars: Bars | None = None) -> Report:
-    """Read the roster and every source, and build the cadence report."""
+def run_report(
+    config: Config,
+    as_of: date | None = None,
+    bars: Bars | None = None,
+    notices: list[str] | None = None,
+) -> Report:
+    """Read the roster and every source, and build the cadence report. Read-only: it works beside a
+    running calsync (:func:`open_state`; what that says is added to ``notices``)."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
     needs_state = any(isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig) for s in config.sources)
-    store = StateStore(config.state.path) if needs_state and config.state is not None else None
+    store = (
+        open_state(config, writes=False, notices=notices if notices is not None else [])
+        if needs_state and config.state is not None
+        else None
+    )
     try:
         synced = sync_all(config, org, problems, store, sync_window(clock), SyncOptions(bars=bars))
     finally:
@@ -441,6 +471,7 @@ class DigestRun:
     outcomes: list[DigestOutcome]  # one per leader when sending; empty for a preview or a listing
     problems: list[Problem]
     sent_before: dict[str, str]  # leader -> when their digest of this period was sent (a listing)
+    notices: list[str] = field(default_factory=list)  # not problems: how the state was used
 
 
 def run_digests(
@@ -454,20 +485,23 @@ def run_digests(
     """Build the digests of the period ``now`` falls in and, with ``send``, deliver those not yet sent.
 
     ``only`` limits the run to one leader (a preview). Digests are held back, not sent, while a calendar
-    or source cannot be read, unless ``[digest] when_incomplete = "send"``.
+    or source cannot be read, unless ``[digest] when_incomplete = "send"``. Without ``send`` (a
+    listing or a preview) it is read-only, and works beside a running calsync (:func:`open_state`).
     """
     delivery = make_delivery(config) if send else None  # a config problem stops us before any sync
     moment = now or datetime.now(UTC)
     org, org_problems = load_org(config)
-    assert config.state is not None
-    store = StateStore(config.state.path)
+    notices: list[str] = []
+    store = open_state(config, writes=send, notices=notices)
     try:
         period = digest_period(config, moment)
         clock = make_clock(config, period)
         synced = sync_all(config, org, org_problems, store, sync_window(clock), SyncOptions(bars=bars))
-        return digest_pass(config, synced, store, moment, delivery, only=only, fixed_now=now)
+        run = digest_pass(config, synced, store, moment, delivery, only=only, fixed_now=now)
     finally:
         store.close()
+    run.notices.extend(notices)
+    return run
 
 
 def digest_period(config: Config, moment: datetime) -> date:

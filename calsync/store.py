@@ -83,7 +83,11 @@ class StateError(Exception):
 
 
 class StateLocked(StateError):
-    """Another calsync process holds the state file."""
+    """Another calsync process holds the state file; ``holder`` is its pid (None if unknown)."""
+
+    def __init__(self, message: str, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class StateCorrupt(StateError):
@@ -176,6 +180,21 @@ def _fsync_directory(directory: Path) -> None:
         os.close(handle)
 
 
+class _ReadOnlyStorage(AtomicJSONStorage):
+    """The state file as it is on disk, never written: what a store opened ``read_only`` changes stays
+    in its memory (tinydb's cache). A corrupt file reads as none: recovering it is its writer's job."""
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            return super().read()
+        except StateCorrupt as exc:
+            log.warning("%s; this run reads every calendar in full and leaves the file to its writer", exc)
+            return None
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        pass
+
+
 class _Cache(CachingMiddleware):
     """tinydb's cache: reads from memory after the first; writes go to disk at once, or at the end of
     a :meth:`StateStore.batch`."""
@@ -210,9 +229,12 @@ def _lock(path: Path) -> int:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise StateError(f"{target}: cannot lock the state file: {exc.strerror or exc}") from exc
         raise StateLocked(
-            f"{path} is in use by another calsync process (pid {holder}): only one calsync may use a state "
-            "file at a time. Stop the other one (systemctl stop calsync) or give this one another "
-            "[state] path."
+            f"{path} is in use by another calsync process (pid {holder}): only one calsync may write a "
+            "state file at a time. If it is the service (calsync run), it writes the agendas and sends "
+            "the digests itself every cycle, and the read-only commands (report, digest without --send, "
+            "agendas --dry-run, doctor) work beside it. Otherwise stop the other one (systemctl stop "
+            "calsync) or give this one another [state] path.",
+            int(holder) if holder.isdigit() else None,
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode("ascii"))
@@ -307,9 +329,11 @@ class StateStore:
     """The state of every calendar of every source, and calsync's records, in one file.
 
     Opening it takes the lock (``lock=False`` only to look at a state another process holds, as a
-    test or ``calsync doctor`` does: such a store must not be written). A corrupt file is moved aside
-    and the previous write restored, or the store starts empty (``recover=False`` raises
-    :class:`StateCorrupt` instead). Every method may be called from several threads.
+    test or ``calsync doctor`` does: such a store must not be written). ``read_only``: no lock, and
+    nothing is ever written to disk; what is saved stays in memory (a read-only command beside the
+    service: :meth:`for_command`). A corrupt file is moved aside and the previous write restored, or
+    the store starts empty (``recover=False`` raises :class:`StateCorrupt` instead; a read-only store
+    starts empty and leaves the file to its writer). Every method may be called from several threads.
     """
 
     def __init__(
@@ -318,11 +342,16 @@ class StateStore:
         *,
         lock: bool = True,
         recover: bool = True,
+        read_only: bool = False,
         checkpoint: float = CHECKPOINT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self.checkpoint = checkpoint
+        self.read_only = read_only
+        #: The pid of the process that holds the state, when this store reads it beside that one.
+        self.held_by: int | None = None
+        lock = lock and not read_only
         self._clock = clock
         #: Calendar documents whose only change is their cursor, by source and calendar (see the module).
         self._deferred: dict[str, dict[str, dict[str, Any]]] = {}
@@ -344,8 +373,25 @@ class StateStore:
             self._unlock()
             raise
 
+    @classmethod
+    def for_command(cls, path: Path, *, writes: bool) -> StateStore:
+        """The state for one command. A command that ``writes`` (agendas, digests sent) takes the lock,
+        and :class:`StateLocked` names the process that holds it. A read-only one (a report, a
+        listing, a preview, a dry run) takes it too when it is free, so that its sync is saved for the
+        next run; while another calsync holds it, it reads the state as that one last wrote it, without
+        the lock, and writes nothing (:attr:`held_by` says whose it is)."""
+        try:
+            return cls(path)
+        except StateLocked as exc:
+            if writes:
+                raise
+            store = cls(path, read_only=True)
+            store.held_by = exc.holder
+            return store
+
     def _open(self, recover: bool) -> TinyDB:
-        db = TinyDB(self.path, storage=_Cache(AtomicJSONStorage))  # type: ignore[no-untyped-call]
+        storage = _ReadOnlyStorage if self.read_only else AtomicJSONStorage
+        db = TinyDB(self.path, storage=_Cache(storage))  # type: ignore[no-untyped-call]
         try:
             db.storage.read()
         except StateCorrupt as exc:

@@ -202,3 +202,46 @@ def test_healthz_fails_when_no_source_syncs_for_three_intervals(
     finally:
         graph.clear_faults()
         service.kill()
+
+
+def test_read_only_commands_work_beside_the_service_and_writing_ones_name_it(
+    tmp_path: Path, graph: FakeGraph, smtp: SmtpFake
+) -> None:
+    import io
+    import json
+
+    from calsync.cli import main
+
+    service = Service(tmp_path, graph, smtp, interval="1h")
+    service.start()
+    try:
+        service.wait_for(service.cycles, why="the first cycle")
+        assert service.process is not None
+        pid = service.process.pid
+        config = str(service.config)
+
+        def run(*args: str) -> tuple[int, str, str]:
+            out, err = io.StringIO(), io.StringIO()
+            return main([args[0], "--config", config, *args[1:]], out, err), out.getvalue(), err.getvalue()
+
+        note = (
+            f"calsync: note: {service.state} is in use by another calsync (pid {pid}): read as it last wrote"
+        )
+        code, out, err = run("report", "--format", "json")
+        assert code == 0, err
+        assert note in err
+        assert {p["report"]: p["status"] for p in json.loads(out)["pairs"]}[OMAR] == "ok"
+        code, out, err = run("digest")
+        assert code == 0 and note in err and "maya@acme.test" in out
+        code, out, err = run("digest", "--preview", MAYA)
+        assert code == 0 and note in err and "Subject: 1:1s in Maya Chen's org" in out
+        code, out, err = run("agendas", "--dry-run")
+        assert code == 0 and note in err, err
+        for writing in (("agendas",), ("digest", "--send")):
+            code, out, err = run(*writing)
+            assert code == 2 and out == "", writing
+            assert f"in use by another calsync process (pid {pid})" in err and "read-only commands" in err
+        assert service.process.poll() is None  # and the service runs on, its state its own
+        assert service.store().calendars("m365") == sorted(service.mailboxes)
+    finally:
+        service.kill()

@@ -261,3 +261,40 @@ def test_a_damaged_packed_calendar_is_reported_and_read_again_in_full(
     assert f"the stored state of {ANN} in google cannot be read" in caplog.text
     bob = store.load("google", "bob@acme.test")
     assert bob is not None and bob.events == {"e": {}}
+
+
+def test_a_read_only_command_beside_the_writer_reads_its_state_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    writer = StateStore(path)
+    writer.save("m365", CalendarState(ANN, "link-1", "UTC", {"e": {"id": "e"}}))
+    on_disk = path.read_bytes()
+    with pytest.raises(StateLocked) as refused:  # a command that writes is refused, naming the writer
+        StateStore.for_command(path, writes=True)
+    assert refused.value.holder == os.getpid()
+    reader = StateStore.for_command(path, writes=False)
+    assert reader.read_only and reader.held_by == os.getpid()
+    state = reader.load("m365", ANN)
+    assert state is not None and state.cursor == "link-1"
+    with reader.batch():  # what it syncs stays in its memory
+        reader.save("m365", CalendarState(ANN, "link-2", "UTC", {"e": {"id": "e"}, "f": {"id": "f"}}))
+    reader.save_digest({"key": "k", "leader": ANN, "status": "sent"})
+    assert reader.load("m365", ANN).cursor == "link-2"  # type: ignore[union-attr]
+    reader.close()
+    assert path.read_bytes() == on_disk
+    assert writer.load("m365", ANN).cursor == "link-1"  # type: ignore[union-attr]
+    writer.close()
+    # with nobody holding it, a read-only command takes the lock and its sync is saved
+    alone = StateStore.for_command(path, writes=False)
+    assert not alone.read_only
+    alone.save("m365", CalendarState(ANN, "link-3", "UTC", {}))
+    alone.close()
+    assert StateStore(path, lock=False).load("m365", ANN).cursor == "link-3"  # type: ignore[union-attr]
+
+
+def test_a_read_only_store_leaves_a_corrupt_file_to_its_writer(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("{not json")
+    reader = StateStore(path, read_only=True)
+    assert reader.calendars("m365") == [] and reader.recovered is None
+    reader.close()
+    assert path.read_text() == "{not json" and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
