@@ -146,8 +146,9 @@ class Status:
 
 
 def pair_counts(report: Report) -> dict[str, int]:
-    """Tracked pairs by status, worst first, and the excluded ones (not counted under a status)."""
-    counts = {str(s): report.count(s) for s in PairStatus if s is not PairStatus.UNTRACKED}
+    """Pairs by status, worst first (untracked last), and the excluded ones (not counted under a
+    status): what ``calsync_pairs``, the STATUS= line and the "cycle done" log line show."""
+    counts = {str(s): report.count(s) for s in PairStatus}
     counts["excluded"] = report.excluded_count
     return counts
 

@@ -8,9 +8,14 @@ import logging
 import socket
 from pathlib import Path
 
-from calsync.daemon import JsonFormatter, Metrics, Status, configure_logging
+from calsync.daemon import JsonFormatter, Metrics, Status, configure_logging, pair_counts
+from calsync.detect import resolve
+from calsync.model import CalendarData
+from calsync.org import Org, Person
+from calsync.report import Policy, build_report
 from calsync.sdnotify import Notifier
 from calsync.telemetry import REQUESTS
+from tests.builders import at, clock, occ, series_copy
 
 
 def test_notifier_sends_datagrams_and_never_blocks_or_fails(tmp_path: Path) -> None:
@@ -70,3 +75,21 @@ def test_metrics_expose_requests_pairs_and_sources() -> None:
     assert 'calsync_last_successful_sync_timestamp_seconds{source="m365"} 1234.0' in text
     assert 'calsync_pairs{status="ok"} 3.0' in text and 'calsync_pairs{status="at-risk"} 0.0' in text
     assert 'calsync_cycles_total{result="ok"} 2.0' in text
+
+
+def test_metrics_count_the_untracked_pairs_of_the_report() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    boss, ann, bob = "boss@acme.test", "ann@acme.test", "bob@acme.test"
+    org = Org([Person(boss, "Boss", None), Person(ann, "Ann", boss), Person(bob, "Bob", boss)], ["acme.test"])
+    peers = occ(at(-10), people=(ann, bob), series="peer")  # a peer 1:1: reported, untracked
+    calendar = CalendarData("cal-a", (peers,), (series_copy("cal-a", "peer"),))
+    report = build_report(org, resolve([calendar]), clock(), Policy())
+    assert sorted(str(p.status) for p in report.pairs) == ["no-series", "no-series", "untracked"]
+    status = Status()
+    status.pairs = pair_counts(report)
+    registry = CollectorRegistry()
+    registry.register(Metrics(status))
+    text = generate_latest(registry).decode()
+    assert 'calsync_pairs{status="untracked"} 1.0' in text
+    assert 'calsync_pairs{status="no-series"} 2.0' in text
