@@ -151,6 +151,36 @@ class Org:
         return Relationship.OTHER, None
 
 
+def nothing_to_check(org: Org, label: str, *, skipped: bool = False, chart: bool = False) -> Problem | None:
+    """The problem of an org with no manager/report pair at all, or None when it has one.
+
+    Such an org is read without error (a roster with only its header row, or whose rows give no one a
+    manager), but no 1:1 can be checked against it: that is a problem of the roster, named by
+    ``label``, never a clean report. ``skipped``: the roster has other problems (skipped rows or cells);
+    ``chart``: the people come from a directory's org chart, not a CSV file.
+    """
+    if org.direct_pairs():
+        return None
+    what = "the org chart" if chart else "the roster"
+    if not org.people:
+        why = f" (see the other problems of {what})" if skipped else ""
+        fix = (
+            "check that the directory lists the users of [org] domains"
+            if chart
+            else f"add one row per person under the header ({','.join(REQUIRED_COLUMNS)})"
+        )
+        return Problem(label, f"{what} lists no one{why}: no 1:1 can be checked; {fix}")
+    count = len(org.people)
+    who = (
+        f"the one person in {what} has no manager"
+        if count == 1
+        else f"none of the {count} people in {what} has a manager"
+    )
+    why = f" (see the other problems of {what})" if skipped else ""
+    fix = "set the users' managers in the directory" if chart else "fill in manager_email"
+    return Problem(label, f"{who}{why}: there is no manager/report pair to check; {fix}")
+
+
 def timezone_problem(name: str) -> str | None:
     """None if ``name`` is a valid IANA time zone, else a message saying what is wrong."""
     try:

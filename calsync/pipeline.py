@@ -42,7 +42,7 @@ from calsync.digest.send import (
     smtp_password,
 )
 from calsync.model import CalendarData, Occurrence, Problem
-from calsync.org import Org, RosterError, load_roster, parse_roster
+from calsync.org import Org, RosterError, load_roster, nothing_to_check, parse_roster
 from calsync.progress import NoProgress, Progress
 from calsync.publish.runner import AgendaPass, Backend, Outcome, cancelled_keys
 from calsync.report import Policy, Report, build_report
@@ -232,7 +232,16 @@ def _microsoft_source(
 
 
 def load_org(config: Config) -> tuple[Org, list[Problem]]:
-    """The roster CSV, or the org chart of the Google Directory or of Microsoft Entra ID."""
+    """The roster CSV, or the org chart of the Google Directory or of Microsoft Entra ID; an org with
+    no manager/report pair at all (no one listed, or no one with a manager) is a problem of it."""
+    org, problems = _read_org(config)
+    roster = config.org.roster
+    label = display_path(roster, config.base_dir) if roster is not None else str(config.org.org_chart)
+    empty = nothing_to_check(org, label, skipped=bool(problems), chart=roster is None)
+    return org, [*problems, empty] if empty is not None else problems
+
+
+def _read_org(config: Config) -> tuple[Org, list[Problem]]:
     roster = config.org.roster
     if roster is not None:
         return load_roster(roster, config.org.domains, label=display_path(roster, config.base_dir))

@@ -73,6 +73,7 @@ class Report:
     pairs: tuple[PairReport, ...]
     errors: tuple[Problem, ...]
     names: dict[str, str]
+    org_people: int | None = None  # how many people the roster lists (None: not known)
 
     def count(self, status: PairStatus) -> int:
         """Pairs with this status, excluded pairs not counted."""
@@ -122,7 +123,7 @@ def build_report(
             )
         )
     names = {email: org.name(email) for pair in pairs for email in pair}
-    return Report(clock, tuple(reports), tuple(errors), names)
+    return Report(clock, tuple(reports), tuple(errors), names, org_people=len(org.people))
 
 
 def pair_exclusion(org: Org, policy: Policy, pair: Pair, clock: Clock) -> Exclusion | None:
@@ -335,6 +336,25 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _nothing_shown(report: Report, untracked: int) -> str:
+    """What the table says when it has no row: no tracked pair, and the untracked ones not shown."""
+    pairs = f"{untracked} pair{'s' if untracked != 1 else ''}"
+    found = f"1:1s between {pairs} of people were found in the calendars"
+    if report.org_people == 0:
+        if untracked:
+            return (
+                f"(nothing to check: the roster lists no one; {found}, but none can be checked without "
+                "a roster)"
+            )
+        return "(nothing to check: the roster lists no one, and no 1:1 was found in the calendars)"
+    if untracked:
+        return (
+            f"(nothing to check: no one in the roster has reports; {found}, none of them between a "
+            "manager and their report: --all lists them)"
+        )
+    return "(no pairs: the roster has no manager with reports and no 1:1 was found)"
+
+
 def render_table(report: Report, *, show_untracked: bool = False, color: bool = False) -> str:
     names = report.names
     clock = report.clock
@@ -388,7 +408,7 @@ def render_table(report: Report, *, show_untracked: bool = False, color: bool = 
     lines.append(fmt(header))
     lines.extend(fmt(row, p) for row, p in zip(rows, shown, strict=True))
     if not rows:
-        lines.append("(no pairs: the roster has no manager with reports and no 1:1 was found)")
+        lines.append(_nothing_shown(report, len(untracked)))
 
     summary = [f"{report.count(s)} {s}" for s in SEVERITY[:-1]]
     if report.excluded_count:

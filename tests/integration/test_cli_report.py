@@ -382,3 +382,38 @@ def test_a_download_cut_short_is_an_error_not_a_crash(tmp_path: Path) -> None:
         error["message"]
         == f"download failed: the connection closed after {len(CUT_SHORT_BODY)} of 10000 bytes"
     )
+
+
+def test_a_roster_with_only_its_header_is_a_roster_problem_not_a_clean_report(tmp_path: Path) -> None:
+    config = write_org(tmp_path)
+    (tmp_path / "calendars" / "broken.ics").unlink()
+    (tmp_path / "org.csv").write_text("email,name,manager_email,cadence_days\n")
+    table = run("report", "-c", str(config), "--as-of", AS_OF)
+    assert table.returncode == 3, table.stderr
+    assert "org.csv: the roster lists no one: no 1:1 can be checked" in table.stderr
+    # the calendars hold 1:1s between Ann and Bob, Ann and Cat, Bob and Cat: said, not denied
+    assert (
+        "(nothing to check: the roster lists no one; 1:1s between 3 pairs of people were found in the "
+        "calendars, but none can be checked without a roster)"
+    ) in table.stdout
+    assert "no 1:1 was found" not in table.stdout
+    report = json.loads(run("report", "-c", str(config), "--as-of", AS_OF, "--format", "json").stdout)
+    assert [e["source"] for e in report["errors"]] == ["org.csv"]
+    assert {p["status"] for p in report["pairs"]} == {"untracked"} and len(report["pairs"]) == 3
+
+
+def test_a_roster_where_no_one_has_a_manager_is_a_roster_problem(tmp_path: Path) -> None:
+    config = write_org(tmp_path)
+    (tmp_path / "calendars" / "broken.ics").unlink()
+    (tmp_path / "org.csv").write_text(f"email,name,manager_email\n{ANN},Ann,\n{BOB},Bob,\n{CAT},Cat,\n")
+    table = run("report", "-c", str(config), "--as-of", AS_OF)
+    assert table.returncode == 3, table.stderr
+    assert (
+        "org.csv: none of the 3 people in the roster has a manager: there is no manager/report pair "
+        "to check; fill in manager_email"
+    ) in table.stderr
+    assert (
+        "(nothing to check: no one in the roster has reports; 1:1s between 3 pairs of people were found "
+        "in the calendars, none of them between a manager and their report: --all lists them)"
+    ) in table.stdout
+    assert "no 1:1 was found" not in table.stdout

@@ -7,7 +7,16 @@ from datetime import date
 import pytest
 
 from calsync.model import Problem
-from calsync.org import Exclusion, Org, Person, Relationship, RosterError, load_roster, parse_roster
+from calsync.org import (
+    Exclusion,
+    Org,
+    Person,
+    Relationship,
+    RosterError,
+    load_roster,
+    nothing_to_check,
+    parse_roster,
+)
 
 DOMAINS = ("acme.test",)
 
@@ -462,3 +471,20 @@ def test_exclude_columns_give_an_exclusion():
     ]
     assert org.person("ann@acme.test").exclusion is None  # type: ignore[union-attr]
     assert bob.exclusion.active(date(2027, 1, 31)) and not bob.exclusion.active(date(2027, 2, 1))
+
+
+def test_an_org_without_a_manager_report_pair_is_a_problem_of_the_roster():
+    assert nothing_to_check(Org(TREE, DOMAINS), "org.csv") is None
+    empty = nothing_to_check(Org([], DOMAINS), "org.csv")
+    assert empty == Problem(
+        "org.csv",
+        "the roster lists no one: no 1:1 can be checked; add one row per person under the header "
+        "(email,name,manager_email)",
+    )
+    alone = nothing_to_check(Org([Person("ann@acme.test", "Ann", None)], DOMAINS), "org.csv", skipped=True)
+    assert alone is not None and alone.message.startswith(
+        "the one person in the roster has no manager (see the other problems of the roster): "
+        "there is no manager/report pair to check"
+    )
+    chart = nothing_to_check(Org([], DOMAINS), "microsoft-graph", chart=True)
+    assert chart is not None and chart.message.startswith("the org chart lists no one")
