@@ -273,6 +273,13 @@ def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, li
             report(header_line, f"column {name!r} appears more than once; the first one is used")
         columns.setdefault(name, index)
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    separator = _other_separator(header_cells)
+    if missing and separator is not None:
+        raise RosterError(
+            f"{label}: line {header_line}: the header has no commas but {separator}: calsync reads "
+            "comma-separated CSV; save the roster with commas as separators (in a spreadsheet: "
+            '"CSV UTF-8 (comma delimited)")'
+        )
     if missing:
         raise RosterError(
             f"{label}: line {header_line}: the header lacks the required column(s) {', '.join(missing)}; "
@@ -318,6 +325,19 @@ def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, li
         for row in rows.values()
     ]
     return Org(people, domains), problems
+
+
+def _other_separator(header: list[str]) -> str | None:
+    """How a header without commas is separated, if by semicolons or tabs ("3 semicolons"), else None.
+
+    A spreadsheet saves "CSV" with semicolons where the comma is the decimal separator (Excel in
+    German or French, for one); a copy from a spreadsheet is tab-separated.
+    """
+    if len(header) != 1:
+        return None  # it has commas
+    counts = {name: header[0].count(char) for char, name in ((";", "semicolon"), ("\t", "tab"))}
+    name, count = max(counts.items(), key=lambda item: item[1])
+    return f"{count} {name}{'s' if count != 1 else ''}" if count else None
 
 
 def _records(text: str, report: _Report) -> Iterator[tuple[int, list[str]]]:

@@ -488,3 +488,15 @@ def test_an_org_without_a_manager_report_pair_is_a_problem_of_the_roster():
     )
     chart = nothing_to_check(Org([], DOMAINS), "microsoft-graph", chart=True)
     assert chart is not None and chart.message.startswith("the org chart lists no one")
+
+
+@pytest.mark.parametrize(("separator", "found"), [(";", "3 semicolons"), ("\t", "3 tabs")])
+def test_a_roster_separated_by_semicolons_or_tabs_is_told_to_use_commas(separator, found):
+    header = separator.join(["email", "name", "manager_email", "cadence_days"])
+    row = separator.join(["ann@acme.test", "Ann", "", ""])
+    with pytest.raises(RosterError) as info:
+        parse_roster(f"{header}\n{row}\n", DOMAINS, "org.csv")
+    assert str(info.value) == (
+        f"org.csv: line 1: the header has no commas but {found}: calsync reads comma-separated CSV; "
+        'save the roster with commas as separators (in a spreadsheet: "CSV UTF-8 (comma delimited)")'
+    )
