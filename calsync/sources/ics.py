@@ -188,20 +188,24 @@ def read_ics(
     """Parse one ICS document into the normalised model.
 
     Returns ``None`` (and a problem) when the document as a whole is unreadable; a broken event is
-    reported and skipped and the rest of the document is still read.
+    reported and skipped and the rest of the document is still read. A document that looks cut off
+    (it stops inside a component, without its last END:VCALENDAR) is not read at all, as a download
+    cut short is not: what it held after the cut is unknown, and a missing 1:1 must not be flagged.
+    The problem says so, with the line it stops at, and keeps the parser's error as detail.
     """
+    whole = _ends_whole(data)
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError and friends on malformed documents
-        return None, [Problem(label, f"not a valid iCalendar file: {_short(exc)}", unread=True)]
-    if not calendars:
-        return None, [
-            Problem(
-                label,
-                "not a valid iCalendar file: no complete VCALENDAR in it (empty or cut off?)",
-                unread=True,
-            )
-        ]
+        broken = _structure_problem(data)
+        detail = f"{broken}; the parser said: {_short(exc)}" if broken else _short(exc)
+        return None, [Problem(label, f"not a valid iCalendar file: {detail}", unread=True)]
+    if not calendars or not whole:
+        # A file cut off after a complete VCALENDAR parses, without the rest: it is not read as whole.
+        broken = _structure_problem(data)
+        if broken is not None or not calendars:
+            why = broken or "no complete VCALENDAR in it (empty or cut off?)"
+            return None, [Problem(label, f"not a valid iCalendar file: {why}", unread=True)]
     problems: list[Problem] = []
     standard = []
     for cal in calendars:
@@ -212,6 +216,57 @@ def read_ics(
             standard.append(cal)
     calendar, more = read_calendars(standard, label, window, default_tz)
     return calendar, problems + more
+
+
+_END = b"END:VCALENDAR"
+
+
+def _ends_whole(data: bytes | str) -> bool:
+    """Whether the document's last line is END:VCALENDAR, as a whole iCalendar stream's is (read from
+    its last few bytes: a file cut off mid-export or mid-download ends anywhere else)."""
+    tail = (data[-4096:].encode("utf-8", "replace") if isinstance(data, str) else data[-4096:]).rstrip()
+    if not tail.upper().endswith(_END):
+        return False
+    return len(tail) == len(_END) or tail[-len(_END) - 1 : -len(_END)] in (b"\n", b"\r")
+
+
+def _structure_problem(data: bytes | str) -> str | None:
+    """Why a document that begins as an iCalendar file is not a whole one: it stops inside a component
+    (cut off), or a component is never ended; None if it does not begin with BEGIN:VCALENDAR (then it
+    is no calendar at all, not a cut-off one) or its components are all ended. Only line numbers are
+    named, never what the lines hold."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    # (line number, line) of the content lines: not blank, not the continuation of a folded line
+    lines = [
+        (number, line.strip())
+        for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1)
+        if line.strip() and line[0] not in " \t"
+    ]
+    if not lines or lines[0][1].upper() != "BEGIN:VCALENDAR":
+        return None
+    last = lines[-1][0]
+    begun: list[tuple[str, int]] = []  # the components not ended yet: (name, line)
+    for number, line in lines:
+        key, _, name = (part.strip().upper() for part in line.partition(":"))
+        if key == "BEGIN" and name:
+            begun.append((name, number))
+        elif key == "END" and begun and name != begun[-1][0]:
+            if number == last and begun[-1][0].startswith(name):
+                break  # the last line itself is cut off: "END:VCALEN"
+            component, at = begun[-1]
+            return (
+                f"the {component} begun on line {at} has no END:{component} before line {number} "
+                f"(END:{name}): the file looks cut off or badly edited; export or download it again"
+            )
+        elif key == "END" and begun:
+            begun.pop()
+    if not begun:
+        return None
+    component, at = begun[-1]
+    return (
+        f"the file looks cut off (no END:VCALENDAR at the end; it stops at line {last}, inside the "
+        f"{component} begun on line {at}): export or download it again"
+    )
 
 
 def read_calendars(

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from calsync.demo import BROKEN_ICS
 from calsync.model import Response, Status
 from calsync.sources.base import Window
 from calsync.sources.ics import read_ics
@@ -253,6 +254,54 @@ def test_malformed_document_is_reported_with_its_name():
     assert problems[0].message.startswith("not a valid iCalendar file")
     calendar, problems = read_ics(b"", "empty.ics", WINDOW, BERLIN)
     assert calendar is None and problems[0].source == "empty.ics"
+
+
+def test_a_file_cut_off_says_so_and_keeps_the_parser_s_error_as_detail():
+    whole = HEAD + vevent(*SERIES) + vevent(*SERIES[:3], "DTSTART;TZID=Europe/Berlin:20261007T100000") + TAIL
+    lines = whole.splitlines(keepends=True)
+    # cut in the middle of line 16, in the second event (begun on line 14)
+    calendar, problems = read_ics("".join(lines[:15]) + lines[15][:5], "calendars/ann.ics", WINDOW, BERLIN)
+    assert calendar is None
+    (problem,) = problems
+    assert problem.source == "calendars/ann.ics" and problem.unread
+    assert problem.message == (
+        "not a valid iCalendar file: the file looks cut off (no END:VCALENDAR at the end; it stops at "
+        "line 16, inside the VEVENT begun on line 14): export or download it again"
+    )
+    # cut where the parser itself fails: its error is kept as detail
+    calendar, problems = read_ics(HEAD[:-2] + "\r\nBEG", "ann.ics", WINDOW, BERLIN)
+    assert calendar is None and problems[0].message.startswith(
+        "not a valid iCalendar file: the file looks cut off (no END:VCALENDAR at the end; it stops at "
+        "line 4, inside the VCALENDAR begun on line 1): export or download it again; the parser said: "
+        "Content line could not be parsed"
+    )
+
+
+def test_a_file_cut_off_after_a_complete_calendar_is_not_read_as_if_whole():
+    first = HEAD + vevent(*SERIES) + TAIL
+    second = HEAD + vevent(*SERIES[:3])  # a second VCALENDAR (some exports hold several), cut off
+    calendar, problems = read_ics(first + second, "ann.ics", WINDOW, BERLIN)
+    assert calendar is None and problems[0].unread
+    assert problems[0].message.startswith("not a valid iCalendar file: the file looks cut off")
+    # the demo's planted file
+    calendar, problems = read_ics(BROKEN_ICS, "calendars/broken.ics", WINDOW, BERLIN)
+    assert calendar is None
+    assert problems[0].message == (
+        "not a valid iCalendar file: the file looks cut off (no END:VCALENDAR at the end; it stops at "
+        "line 7, inside the VEVENT begun on line 4): export or download it again"
+    )
+
+
+def test_an_event_never_ended_is_named_with_its_line():
+    text = HEAD + "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20261006T090000Z\r\n" + TAIL
+    calendar, problems = read_ics(text, "ann.ics", WINDOW, BERLIN)
+    assert calendar is None and problems[0].message == (
+        "not a valid iCalendar file: the VEVENT begun on line 4 has no END:VEVENT before line 7 "
+        "(END:VCALENDAR): the file looks cut off or badly edited; export or download it again"
+    )
+    # a file that is no calendar at all is not called cut off
+    _, problems = read_ics("<html>login</html>\n", "ann.ics", WINDOW, BERLIN)
+    assert "cut off" not in problems[0].message
 
 
 def test_a_broken_event_is_skipped_and_the_rest_is_read():
