@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -554,14 +555,7 @@ def digest_pass(
     if only is not None:
         wanted = only.strip().lower()
         if wanted not in chosen:
-            raise DigestError(
-                f"{wanted} gets no digest: "
-                + (
-                    "not in [digest] leaders"
-                    if settings.leaders is not None
-                    else "they lead no one in the roster"
-                )
-            )
+            raise DigestError(f"{wanted} gets no digest: {_why_no_digest(org, wanted, settings.leaders)}")
         chosen = [wanted]
     sent_before: dict[str, str] = {}
     in_doubt = 0
@@ -616,6 +610,35 @@ def digest_pass(
         written = settings.delivery == OUTBOX
         outcomes = deliver_all(items, store, delivery, now_function(fixed_now), written=written)
     return DigestRun(period, messages, outcomes, problems, sent_before)
+
+
+def _why_no_digest(org: Org, email: str, listed: tuple[str, ...] | None) -> str:
+    """Why ``email`` is not among the leaders who get a digest: not in the config's list, not in the
+    roster (with the closest address of the roster, for a typo), or without reports."""
+    if listed is not None and email not in listed:
+        return f"not in [digest] leaders ({', '.join(listed)})"
+    but = "in [digest] leaders, but " if listed is not None else ""
+    if org.person(email) is None:
+        close = _close_address(email, org.people)
+        return f"{but}not in the roster" + (f"; did you mean {close}?" if close else "")
+    return f"{but}{org.name(email)} has no reports in the roster"
+
+
+def _close_address(email: str, known: Iterable[str]) -> str | None:
+    """The known address ``email`` is most likely a typo of: the same local part at a close domain, or
+    a close local part at the same domain."""
+
+    def likeness(other: str) -> float:
+        local, _, domain = email.rpartition("@")
+        other_local, _, other_domain = other.rpartition("@")
+        if local == other_local:
+            return difflib.SequenceMatcher(None, domain, other_domain).ratio()
+        if domain == other_domain:
+            return difflib.SequenceMatcher(None, local, other_local).ratio()
+        return 0.0
+
+    best = max(known, key=likeness, default=None)
+    return best if best is not None and likeness(best) >= 0.8 else None
 
 
 @dataclass

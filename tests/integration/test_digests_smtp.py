@@ -356,7 +356,7 @@ def test_preview_is_what_is_sent(org: Org, smtp: SmtpFake, tmp_path: Path) -> No
     assert page.read_text(encoding="utf-8") == html_of(sent)
     # someone who leads no one gets no digest, and is told so
     code, _, err = org.digest("--preview", "ben@acme.test")
-    assert code == 2 and "ben@acme.test gets no digest: they lead no one in the roster" in err
+    assert code == 2 and f"ben@acme.test gets no digest: {EVIL} has no reports in the roster" in err
 
 
 def test_starttls_with_a_login_from_the_environment(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -437,6 +437,26 @@ def test_only_the_listed_leaders_get_a_digest(org: Org, smtp: SmtpFake) -> None:
     code, _, err = org.digest("--send")
     assert code == 3 and "[digest] leaders: ben@acme.test has no reports in the roster" in err
     assert set(by_leader(smtp)) == {"omar"}
+
+
+def test_a_preview_for_someone_who_gets_no_digest_says_why(org: Org, smtp: SmtpFake) -> None:
+    code, _, err = org.digest("--preview", "nobody@acme.test")
+    assert code == 2 and "calsync: nobody@acme.test gets no digest: not in the roster\n" in err
+    code, _, err = org.digest("--preview", "Maya@acme.tst")
+    assert code == 2 and (
+        "maya@acme.tst gets no digest: not in the roster; did you mean maya@acme.test?\n" in err
+    )
+    code, _, err = org.digest("--preview", "ben@acme.test")
+    assert code == 2 and f"ben@acme.test gets no digest: {EVIL} has no reports in the roster\n" in err
+    org.configure(smtp, digest='leaders = ["omar@acme.test", "ben@acme.test"]\n')
+    code, _, err = org.digest("--preview", "maya@acme.test")
+    assert code == 2 and (
+        "maya@acme.test gets no digest: not in [digest] leaders (omar@acme.test, ben@acme.test)\n" in err
+    )
+    code, _, err = org.digest("--preview", "ben@acme.test")
+    why = f"in [digest] leaders, but {EVIL} has no reports in the roster"
+    assert code == 2 and f"ben@acme.test gets no digest: {why}\n" in err
+    assert smtp.messages == []
 
 
 def test_sending_without_a_mail_server_is_a_usage_error(org: Org, smtp: SmtpFake) -> None:
