@@ -42,6 +42,9 @@ from calsync.org import Org
 from calsync.publish.base import Doc, Documents, Links, Meeting, PublishError, digest
 from calsync.store import StateStore
 
+#: What an agenda of a calendar calsync only reads says instead of "linked".
+READ_ONLY = "ICS calendars are read-only, so the link is not put in the event"
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -101,9 +104,10 @@ class AgendaPass:
     def _one(self, plan: AgendaPlan) -> Outcome:
         record = self.store.agenda(plan.key)
         rolling = self.settings.mode == ROLLING
-        if not rolling and record is not None and record.get("linked"):
-            return self._outcome(plan, "unchanged", "already linked", _url(record))
         backend = self.backend_for(plan.occurrence)
+        if not rolling and record is not None and record.get("linked"):
+            detail = f"already written; {READ_ONLY}" if _read_only(backend) else "already linked"
+            return self._outcome(plan, "unchanged", detail, _url(record))
         if isinstance(backend, str):
             return self._outcome(plan, "skipped", backend)
         if rolling:
@@ -136,7 +140,7 @@ class AgendaPass:
         self.store.save_agenda(record)
         action = "created" if created else ("linked" if written else "unchanged")
         if not backend.writes_events:
-            detail = "document created (the calendar is only read: no event is written)"
+            detail = f"{'document created' if created else 'already written'}; {READ_ONLY}"
         elif created:
             detail = "document created and linked in the event"
         else:
@@ -149,7 +153,8 @@ class AgendaPass:
         pair = self.store.agenda(pair_key)
         series = plan.occurrence.series_id
         if record is not None and record.get("section") and pair and series in pair.get("linked_series", []):
-            return self._outcome(plan, "unchanged", "section added and linked", _url(pair))
+            detail = f"already written; {READ_ONLY}" if _read_only(backend) else "section added and linked"
+            return self._outcome(plan, "unchanged", detail, _url(pair))
         if self.dry_run:
             what = "would add a section to" if pair and pair.get("doc") else "would create"
             return self._outcome(plan, what, f"the pair's document ({backend.name}), shared with {other}")
@@ -191,6 +196,8 @@ class AgendaPass:
             "linked": "linked on the series",
             "unchanged": "already there",
         }[action]
+        if action == "created" and not backend.writes_events:
+            detail = f"the pair's document created; {READ_ONLY}"
         return self._outcome(plan, action, detail, doc.url)
 
     # -- the pieces ------------------------------------------------------------------------------------
@@ -305,6 +312,11 @@ class AgendaPass:
             if record is not None and not record.get("cancelled"):
                 record["cancelled"] = True
                 self.store.save_agenda(record)
+
+
+def _read_only(backend: Backend | str) -> bool:
+    """Whether the calendar's backend never writes its events (an ICS calendar is only read)."""
+    return isinstance(backend, Backend) and not backend.writes_events
 
 
 def cancelled_keys(occurrences: Iterable[Occurrence]) -> set[str]:

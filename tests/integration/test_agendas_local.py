@@ -201,3 +201,17 @@ def test_the_cli_prints_what_it_did_and_a_dry_run_writes_nothing(tmp_path, capsy
     assert "created" in out and "1 1:1s due an agenda: 1 created" in out
     assert main(["agendas", "--config", config, "--now", when]) == 0
     assert "1 unchanged" in capsys.readouterr().out
+
+
+READ_ONLY = "ICS calendars are read-only, so the link is not put in the event"
+
+
+@pytest.mark.parametrize("mode", ["per-meeting", "rolling"])
+def test_an_ics_calendar_s_agenda_is_never_said_to_be_linked(tmp_path, mode):
+    org = Org(tmp_path, mode=mode)
+    first = only(org.run(before(3)))
+    created = "document created" if mode == "per-meeting" else "the pair's document created"
+    assert (first.action, first.detail) == ("created", f"{created}; {READ_ONLY}")
+    again = only(org.run(before(3) + timedelta(hours=1)))
+    assert (again.action, again.detail) == ("unchanged", f"already written; {READ_ONLY}")
+    assert "linked" not in first.detail + again.detail
