@@ -782,13 +782,13 @@ def _demo(args: argparse.Namespace, as_of: date, stdout: TextIO, stderr: TextIO)
     if chatty:
         print(f"Wrote a demo org to {args.dir}/ (config: {config_path}), as of {as_of}.\n", file=stderr)
     code = _emit(report, args, stdout, stderr)
-    # The agendas of the 1:1s in the two days after the as-of date, as local files.
+    # The agendas of the 1:1s in the demo's lead time (three days) after the as-of date, as local files.
     now = datetime.combine(as_of, time(0), tzinfo=org_timezone(config))
     agendas = run_agendas(config, now=now)
     digests = run_digests(config, now=now, send=True)
     if chatty:
-        directory = config.agenda.directory
-        print(f"\nAgendas for the 1:1s of the next two days (local files in {directory}):", file=stderr)
+        directory, days = config.agenda.directory, config.agenda.lead_days
+        print(f"\nAgendas for the 1:1s of the next {days} days (local files in {directory}):", file=stderr)
         stderr.write(render_outcomes(agendas.outcomes, config.org.timezone))
         print(f"\nThe leaders' digests (as .eml files in {config.digest.outbox}):", file=stderr)
         for o in digests.outcomes:

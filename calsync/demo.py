@@ -113,7 +113,7 @@ name = "demo calendars"
 # written). A real org would serve this directory at base_url, or use Google Docs / OneDrive.
 directory = "agendas"
 base_url = "https://agendas.{DOMAIN}/"
-lead_days = 2
+lead_days = 3  # a demo made on a Saturday still shows Monday's agendas
 """
 
 
@@ -280,7 +280,18 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
     first_names = {local: name.split()[0] for local, name, *_ in PEOPLE}
 
     def day(offset: int) -> date:
-        return as_of + timedelta(days=offset)
+        """``offset`` days from the as-of date, moved off a weekend as a real org would meet: a Saturday
+        to the Friday before, a Sunday to the Monday after. Offsets a whole number of weeks apart move
+        alike, so an EXDATE or override ``7 * k`` days after a series' start stays on an occurrence."""
+        when = as_of + timedelta(days=offset)
+        return when + timedelta(days={5: -1, 6: 1}.get(when.weekday(), 0))
+
+    def day_after(when: date) -> date:
+        """The next weekday after ``when``."""
+        when += timedelta(days=1)
+        while when.weekday() >= 5:
+            when += timedelta(days=1)
+        return when
 
     def modified(offset: int, hour: int) -> datetime:
         return datetime.combine(day(offset), time(hour), tzinfo=UTC)
@@ -319,7 +330,7 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
         mp,
         _at(day(-26), 16, BERLIN),
         summary="Maya / Priya 1:1 (moved)",
-        start=_at(day(-25), 11, BERLIN),
+        start=_at(day_after(day(-26)), 11, BERLIN),
         sequence=2,
     )
     put(moved, "maya", "priya")
@@ -382,11 +393,13 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
     # lena / noah: at-risk, new hire, the first 1:1 is in 3 days.
     series("lena", "noah", day(3), 13, BERLIN)
 
-    # diego / ava: ok, Ava declined one occurrence.
-    da = series("diego", "ava", day(-95), 10, NEW_YORK)
+    # diego / ava: ok, Ava declined one occurrence. Weekly on the weekday after the as-of date, like
+    # Fatima's next one-off and Omar's and Diego's first: the demo's agendas always hold a regular 1:1, a
+    # career session and a first one.
+    da = series("diego", "ava", day(-97), 10, NEW_YORK)
     declined = override(
         da,
-        _at(day(-18), 10, NEW_YORK),
+        _at(day(-20), 10, NEW_YORK),
         attendees=_pair("diego", "ava", "DECLINED"),
         last_modified=modified(-20, 12),
     )

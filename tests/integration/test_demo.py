@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ DATES = [
     date(2026, 11, 1),  # US clocks go back
     date(2027, 1, 1),
     date(2028, 2, 29),
+    *(date(2026, 11, 23) + timedelta(days=n) for n in range(7)),  # every weekday
 ]
 
 
@@ -44,6 +45,11 @@ def test_every_scenario_has_its_status(tmp_path: Path, as_of: date) -> None:
         assert by_pair[pair]["status"] == expected, f"{a}/{b} ({what}): {by_pair[pair]['reasons']}"
     assert {p["status"] for p in report["pairs"]} == {"ok", "at-risk", "overdue", "no-series", "untracked"}
     assert [e["source"] for e in report["errors"]] == ["calendars/broken.ics"]
+    # a real org meets on weekdays: every date of every pair is one
+    for pair in report["pairs"]:
+        days = [*pair["held"], *pair["cancelled"], *pair["declined"], pair["next_scheduled"]]
+        weekend = [d for d in days if d and date.fromisoformat(d).weekday() >= 5]
+        assert weekend == [], (pair["people"], weekend)
     # the external 1:1 (Grace and a customer) is not a pair
     assert not any("client.example" in person for p in report["pairs"] for person in p["people"])
 
@@ -70,7 +76,7 @@ def test_demo_edge_cases_in_detail(tmp_path: Path) -> None:
     # roster cadence 7 for the new hire; skip-level cadence from the config
     assert pair("lena", "noah")["cadence_days"] == 7
     assert pair("omar", "sam")["cadence_days"] == 30 and pair("omar", "sam")["relationship"] == "skip-level"
-    assert pair("diego", "ava")["declined"] == ["2026-11-03"]
+    assert pair("diego", "ava")["declined"] == ["2026-11-02"]
 
 
 def test_demo_is_deterministic_for_a_date(tmp_path: Path) -> None:
@@ -107,19 +113,34 @@ def test_demo_into_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
     assert f"cannot write the demo into {blocker / 'demo'}" in err
 
 
-def test_demo_writes_the_agendas_of_the_next_two_days(tmp_path: Path) -> None:
-    code, _, err = run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
+KINDS = {
+    "first": "This is your first 1:1.",
+    "career": "This session is about the big picture",
+    "regular": "- How are you? (A real answer, not a status update",
+}
+
+
+@pytest.mark.parametrize("as_of", [date(2026, 11, 23) + timedelta(days=n) for n in range(7)], ids=str)
+def test_demo_writes_agendas_of_every_kind_for_the_next_days(tmp_path: Path, as_of: date) -> None:
+    code, _, err = run_demo(tmp_path / "demo", as_of, fmt="table")
     assert code == 0
     agendas = sorted((tmp_path / "demo" / "agendas").glob("*.md"))
-    assert len(agendas) == 2  # the direct 1:1s starting within 48 hours of 23 November, 00:00
-    assert "Agendas for the 1:1s of the next two days" in err
-    assert err.count("\ncreated ") == 2 and "Fatima Noor / Priya Raman" in err
+    assert "Agendas for the 1:1s of the next 3 days" in err
+    assert err.count("\ncreated ") == len(agendas) >= 3
     texts = [p.read_text(encoding="utf-8") for p in agendas]
     assert all("## Action items" in t for t in texts)
+    kinds = {kind for t in texts for kind, marker in KINDS.items() if marker in t}
+    assert kinds == set(KINDS), as_of  # a first 1:1, a career session and a regular one
     assert any("Fatima &lt;&gt; Priya" in t for t in texts)  # the demo's title with "<>" is escaped
-    # a demo run again starts afresh: still two documents, none left over
-    run_demo(tmp_path / "demo", date(2026, 11, 23), fmt="table")
-    assert len(list((tmp_path / "demo" / "agendas").glob("*.md"))) == 2
+    # on weekdays only, within the lead time
+    for line in err.splitlines():
+        if line.startswith("created "):
+            when = date.fromisoformat(line.split()[1])
+            assert when.weekday() < 5 and 0 <= (when - as_of).days <= 3, line
+    # a demo run again starts afresh: the same documents (under new, unguessable names), none left over
+    run_demo(tmp_path / "demo", as_of, fmt="table")
+    again = sorted(p.read_text(encoding="utf-8") for p in (tmp_path / "demo" / "agendas").glob("*.md"))
+    assert again == sorted(texts)
 
 
 def test_demo_writes_the_leaders_digests_to_its_outbox(tmp_path: Path) -> None:

@@ -130,11 +130,11 @@ def test_incremental_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGo
         "omar",
         {k: tombstone[k] for k in ("id", "recurringEventId", "originalStartTime")} | {"status": "cancelled"},
     )
-    # a moved occurrence: Diego / Ava from 17 Nov 10:00 to 18 Nov 11:00
+    # a moved occurrence: Diego / Ava from 16 Nov 10:00 to 17 Nov 11:00
     da = master_of(fake, "diego@acme.test", "diego-ava@acme.test")
-    moved = exception(da, "2026-11-17T10:00:00", "America/New_York")
-    moved["start"] = {"dateTime": "2026-11-18T11:00:00-05:00", "timeZone": "America/New_York"}
-    moved["end"] = {"dateTime": "2026-11-18T11:30:00-05:00", "timeZone": "America/New_York"}
+    moved = exception(da, "2026-11-16T10:00:00", "America/New_York")
+    moved["start"] = {"dateTime": "2026-11-17T11:00:00-05:00", "timeZone": "America/New_York"}
+    moved["end"] = {"dateTime": "2026-11-17T11:30:00-05:00", "timeZone": "America/New_York"}
     moved["sequence"] = 1
     both("diego", "ava", moved)
     # a declined occurrence: Chloe declines 18 Nov
@@ -171,7 +171,7 @@ def test_incremental_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGo
     maya_omar = after[("maya@acme.test", "omar@acme.test")]
     assert "2026-11-16" in maya_omar["cancelled"] and "2026-11-16" not in maya_omar["held"]
     ava = after[("ava@acme.test", "diego@acme.test")]
-    assert "2026-11-18" in ava["held"] and "2026-11-17" not in ava["held"]
+    assert "2026-11-17" in ava["held"] and "2026-11-16" not in ava["held"]
     chloe = after[("chloe@acme.test", "diego@acme.test")]
     assert chloe["declined"] == ["2026-11-18"] and chloe["last_held"] == "2026-11-11"
     ethan = after[("ethan@acme.test", "priya@acme.test")]

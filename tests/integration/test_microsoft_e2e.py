@@ -191,16 +191,16 @@ def test_delta_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGraph) -
             m, i, datetime(2026, 11, 16, 9, tzinfo=NEW_YORK), last_modified=stamp
         ),
     )
-    # a moved occurrence: Diego / Ava from 17 Nov 10:00 to 18 Nov 11:00 (New York)
+    # a moved occurrence: Diego / Ava from 16 Nov 10:00 to 17 Nov 11:00 (New York)
     moved = {
-        "start": {"dateTime": "2026-11-18T11:00:00", "timeZone": "America/New_York"},
-        "end": {"dateTime": "2026-11-18T11:30:00", "timeZone": "America/New_York"},
+        "start": {"dateTime": "2026-11-17T11:00:00", "timeZone": "America/New_York"},
+        "end": {"dateTime": "2026-11-17T11:30:00", "timeZone": "America/New_York"},
         "lastModifiedDateTime": "2026-11-21T09:00:00Z",
     }
     each(
         "diego-ava@acme.test",
         ("diego", "ava"),
-        lambda m, i: fake.put_exception(m, i, datetime(2026, 11, 17, 10, tzinfo=NEW_YORK), moved),
+        lambda m, i: fake.put_exception(m, i, datetime(2026, 11, 16, 10, tzinfo=NEW_YORK), moved),
     )
     # a declined occurrence: Chloe declines 18 Nov (her own answer, and what Diego's copy shows)
     chloe = fake.events("diego@acme.test")
@@ -288,7 +288,7 @@ def test_delta_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGraph) -
     maya_omar = after[("maya@acme.test", "omar@acme.test")]
     assert "2026-11-16" in maya_omar["cancelled"] and "2026-11-16" not in maya_omar["held"]
     ava = after[("ava@acme.test", "diego@acme.test")]
-    assert "2026-11-18" in ava["held"] and "2026-11-17" not in ava["held"]
+    assert "2026-11-17" in ava["held"] and "2026-11-16" not in ava["held"]
     chloe_pair = after[("chloe@acme.test", "diego@acme.test")]
     assert chloe_pair["declined"] == ["2026-11-18"] and chloe_pair["last_held"] == "2026-11-11"
     ethan = after[("ethan@acme.test", "priya@acme.test")]
