@@ -17,7 +17,7 @@ from calsync import __version__
 from calsync.config import MICROSOFT_AUTHORITY_HOST, ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_board_for
-from calsync.report import Report, render_csv, render_json, render_table
+from calsync.report import Report, render_csv, render_json, render_table, table_width
 from calsync.store import StateError
 
 if TYPE_CHECKING:
@@ -603,7 +603,8 @@ def _emit(report: Report, args: argparse.Namespace, stdout: TextIO, stderr: Text
         text = render_csv(report)
     else:
         color = args.output is None and _use_color(args.color, stdout)
-        text = render_table(report, show_untracked=args.all, color=color)
+        width = table_width(stdout) if args.output is None else None  # a file is never fitted
+        text = render_table(report, show_untracked=args.all, color=color, width=width)
     if args.output is not None:
         try:
             args.output.write_text(text, encoding="utf-8")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, TextIO
 
 from calsync.cadence import (
     SEVERITY,
@@ -355,16 +357,61 @@ def _nothing_shown(report: Report, untracked: int) -> str:
     return "(no pairs: the roster has no manager with reports and no 1:1 was found)"
 
 
-def render_table(report: Report, *, show_untracked: bool = False, color: bool = False) -> str:
+#: The narrowest WHY column the table wraps reasons into; a narrower terminal gets them on lines of
+#: their own, under each pair.
+MIN_WHY = 30
+#: The fewest characters a name is shortened to, to fit a row into a narrow terminal.
+MIN_NAME = 10
+
+
+def table_width(stream: TextIO) -> int | None:
+    """The width to fit the table to when ``stream`` is a terminal: ``$COLUMNS`` when set (a whole
+    number), else the terminal's own; None for a pipe or a file, and the table is then not fitted at
+    all (see :func:`render_table`), whatever ``$COLUMNS`` says: in a pipe it is no sign of a reader
+    at a terminal that wide, as GNU readline (loaded by Python's REPL and pytest, among many) exports
+    COLUMNS=80 to every process started under it."""
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # a closed or odd stream
+        return None
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isascii() and columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or None
+    except (AttributeError, OSError, ValueError):  # no file descriptor to ask
+        return None
+
+
+def render_table(
+    report: Report, *, show_untracked: bool = False, color: bool = False, width: int | None = None
+) -> str:
+    """The report for people: the pairs worst first, one row each, then the counts.
+
+    ``width`` fits the table to that many columns (a terminal's, or ``$COLUMNS`` on a terminal:
+    :func:`table_width`). Without it (None) nothing is fitted: one line per pair however long it is,
+    so that the table a script or a test reads from a pipe or a file is the same whatever the
+    terminal. Fitted, the WHY
+    column wraps within itself as long as that leaves it :data:`MIN_WHY` columns; narrower, each
+    pair's held / cancelled / declined counts and its reason go on indented lines under its row,
+    whose names are shortened (to :data:`MIN_NAME` characters at the least) until it fits; the lines
+    of prose wrap too.
+    """
     names = report.names
     clock = report.clock
     tracked = [p for p in report.pairs if p.status is not PairStatus.UNTRACKED]
     untracked = [p for p in report.pairs if p.status is PairStatus.UNTRACKED]
     shown = sort_worst_first(tracked + (untracked if show_untracked else []), names)
 
+    def prose(text: str) -> list[str]:
+        return textwrap.wrap(text, width) if width is not None else [text]
+
     lines = [
-        f"1:1 cadence as of {clock.as_of_date}  (held: {clock.window_start} to {clock.as_of_date}; "
-        f"scheduled: the next {clock.lookahead_days} days)",
+        *prose(
+            f"1:1 cadence as of {clock.as_of_date}  (held: {clock.window_start} to {clock.as_of_date}; "
+            f"scheduled: the next {clock.lookahead_days} days)"
+        ),
         "",
     ]
     header = ("STATUS", "MANAGER", "REPORT", "LAST HELD", "DAYS", "NEXT", "HELD", "CANC", "DECL", "WHY")
@@ -394,33 +441,56 @@ def render_table(report: Report, *, show_untracked: bool = False, color: bool = 
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     numeric = {4, 6, 7, 8}
+    columns = list(range(len(widths)))  # the cells shown before WHY
+    why_width: int | None = None  # the WHY column's width when it wraps
+    below = False  # the counts and WHY go on lines under each row
+    if width is not None:
+        why_width = width - sum(widths) - 2 * len(widths)
+        if why_width < MIN_WHY:
+            why_width, below, columns = None, True, columns[:6]
+            excess = sum(widths[i] for i in columns) + 2 * (len(columns) - 1) - width
+            while excess > 0 and max(widths[1], widths[2]) > MIN_NAME:
+                widths[1 if widths[1] >= widths[2] else 2] -= 1
+                excess -= 1
 
-    def fmt(row: tuple[str, ...], pair: PairReport | None = None) -> str:
-        cells = [
-            (cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]))
-            for i, cell in enumerate(row[:-1])
-        ]
+    def fmt(row: tuple[str, ...], pair: PairReport | None = None) -> list[str]:
+        clipped = [(i, _clip(row[i], widths[i])) for i in columns]
+        cells = [cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in clipped]
         if color and pair is not None:
             code = _EXCLUDED_COLOR if pair.excluded is not None else _COLORS[pair.status]
             cells[0] = f"\x1b[{code}m{cells[0]}\x1b[0m"
-        return "  ".join([*cells, row[-1]]).rstrip()
+        if below:
+            detail = f"({row[6]} held, {row[7]} cancelled, {row[8]} declined) {row[-1]}".rstrip()
+            assert width is not None
+            under = textwrap.wrap(
+                detail, max(width, MIN_WHY + 4), initial_indent="    ", subsequent_indent="    "
+            )
+            return ["  ".join(cells).rstrip(), *(under if pair is not None else [])]
+        if why_width is None:
+            return ["  ".join([*cells, row[-1]]).rstrip()]
+        first, *more = textwrap.wrap(row[-1], why_width) or [""]
+        indent = " " * (sum(widths) + 2 * len(widths))
+        return ["  ".join([*cells, first]).rstrip(), *(indent + line for line in more)]
 
-    lines.append(fmt(header))
-    lines.extend(fmt(row, p) for row, p in zip(rows, shown, strict=True))
+    lines.extend(fmt(header))
+    for row, p in zip(rows, shown, strict=True):
+        lines.extend(fmt(row, p))
     if not rows:
-        lines.append(_nothing_shown(report, len(untracked)))
+        lines.extend(prose(_nothing_shown(report, len(untracked))))
 
     summary = [f"{report.count(s)} {s}" for s in SEVERITY[:-1]]
     if report.excluded_count:
         summary.append(f"{report.excluded_count} excluded")
     hidden = "" if show_untracked or not untracked else " (not shown; --all shows them)"
-    lines += ["", "Pairs: " + ", ".join(summary) + f"; {len(untracked)} untracked{hidden}."]
+    lines += ["", *prose("Pairs: " + ", ".join(summary) + f"; {len(untracked)} untracked{hidden}.")]
     if report.errors:
         count = len(report.errors)
         plural = "s" if count != 1 else ""
         lines += [
             "",
-            f"{count} input problem{plural} (listed on stderr and in --format json): "
-            "those inputs were skipped, the rest was used.",
+            *prose(
+                f"{count} input problem{plural} (listed on stderr and in --format json): "
+                "those inputs were skipped, the rest was used."
+            ),
         ]
     return "\n".join(lines) + "\n"

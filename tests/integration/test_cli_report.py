@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import threading
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from calsync.cli import main
 from calsync.demo import Attendee, EventSpec, ics_calendar, override
 from tests.integration.cli import run_calsync
 
@@ -417,3 +419,31 @@ def test_a_roster_where_no_one_has_a_manager_is_a_roster_problem(tmp_path: Path)
         "in the calendars, none of them between a manager and their report: --all lists them)"
     ) in table.stdout
     assert "no 1:1 was found" not in table.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_table_fits_columns_on_a_terminal_and_is_left_alone_in_a_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_org(tmp_path)
+
+    def table(out: io.StringIO, *extra: str) -> str:
+        assert main(["report", "-c", str(config), "--as-of", AS_OF, *extra], out, io.StringIO()) == 3
+        return out.getvalue()
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    plain = table(io.StringIO())
+    assert max(len(line) for line in plain.splitlines()) > 100  # one line per pair: what scripts read
+    monkeypatch.setenv("COLUMNS", "80")
+    fitted = table(_Terminal())
+    assert fitted != plain and max(len(line) for line in fitted.splitlines()) <= 80
+    reason = "no 1:1 held for 51 days (cadence 21 + 3 grace)"
+    assert reason in " ".join(plain.split()) and reason in " ".join(fitted.split())  # wrapped, not cut
+    # a pipe or a file is never fitted, $COLUMNS or not (readline exports COLUMNS=80 to subprocesses)
+    assert table(io.StringIO()) == plain
+    table(_Terminal(), "-o", str(tmp_path / "report.txt"))
+    assert (tmp_path / "report.txt").read_text(encoding="utf-8") == plain

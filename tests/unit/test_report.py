@@ -133,3 +133,29 @@ def test_an_exclusion_ends_after_its_last_day():
     report = build_report(ORG, resolve([calendar]), clock(), Policy(exclusions=(peer,)))
     assert by_people(report)[(BOB, CAT)].excluded is None
     assert by_people(report)[(ANN, CAT)].excluded == peer
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_table_fits_a_given_width_and_is_left_alone_without_one():
+    meetings = (occ(at(-3)), occ(at(4)), occ(at(-40), people=(ANN, BOSS), series="s2"))
+    report = report_for(*meetings, occ(at(-10), people=(BOB, CAT), series="peer"))
+    plain = render_table(report)
+    assert plain == render_table(report, width=None)
+    assert max(len(line) for line in plain.splitlines()) > 100  # one line per pair, however long
+    reasons = [p.assessment.reasons[0] for p in report.pairs if str(p.status) != "untracked"]
+    for width in (60, 80, 100, 140):
+        fitted = render_table(report, width=width)
+        assert max(len(line) for line in fitted.splitlines()) <= width, (width, fitted)
+        assert all(words(reason) in words(fitted) for reason in reasons)  # wrapped, not cut
+    wide = render_table(report, width=140).splitlines()
+    header = next(line for line in wide if line.startswith("STATUS"))
+    assert header.endswith("WHY")  # wide enough: the WHY column wraps within itself
+    column = header.index("WHY")
+    continued = [line for line in wide if line.startswith(" " * column) and line.strip()]
+    assert continued and all(line[column] != " " for line in continued)
+    narrow = render_table(report, width=80).splitlines()
+    assert next(line for line in narrow if line.startswith("STATUS")).rstrip().endswith("NEXT")
+    assert any(line.startswith("    (1 held, 0 cancelled, 0 declined) ") for line in narrow)
