@@ -2,7 +2,8 @@
 
 Everything is dated relative to the as-of date, so the same date always gives the same files and a
 report made on that date shows the same statuses whatever the date is. The scenarios (one per direct
-pair, plus peer, skip-level and cross-team pairs) are listed in :data:`SCENARIOS` and in the README.
+pair, plus peer, skip-level and cross-team pairs) are listed in :data:`SCENARIOS` and in docs/demo.md. Its
+1:1s fall on weekdays, as a real org's do.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Each seed generates a random org (roster, config) and random meetings between it
 as per-person ICS files, runs ``calsync report --format json`` as a subprocess, and compares every pair
 with a report computed here from the generator's own ground truth (the occurrences it generated, never
 by parsing the ICS). The rules followed are DESIGN.md sections 3 and 4, refined by the README sections
-"The report", "Statuses and how they are decided", "How meetings are read" and "Choices made where the
-design is silent".
+"The report", "Statuses and how they are decided" and "How meetings are read" (with its "Dates and
+windows").
 
 The generator stays away from the places where those rules are silent, so that any mismatch is a real
 disagreement: times are 08:00-17:00 (never near midnight, so a local date and the as-of instant always
