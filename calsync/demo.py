@@ -545,6 +545,7 @@ def demo_directory(directory: Path, *, force: bool = False) -> Iterator[None]:
     Raises :class:`DemoDirectoryError`; the block's own OSErrors go through."""
     manifest = _read_manifest(directory)
     present = _files(directory)
+    paths = _demo_paths()
     ours = {
         name
         for name, path in present.items()
@@ -563,7 +564,7 @@ def demo_directory(directory: Path, *, force: bool = False) -> Iterator[None]:
                 f"calendars/*.ics of its people, {DEMO_STATE}) replace any of the same name, and nothing "
                 "else is touched"
             )
-        conflicts = sorted(name for name in _demo_paths() if name in present and name not in ours)
+        conflicts = sorted(name for name in paths if name in present and name not in ours)
         if conflicts:
             raise DemoDirectoryError(
                 f"{directory}: {', '.join(conflicts[:5])}{' and more' if len(conflicts) > 5 else ''} "
@@ -573,7 +574,7 @@ def demo_directory(directory: Path, *, force: bool = False) -> Iterator[None]:
     for name in sorted(ours):
         present.pop(name).unlink(missing_ok=True)
     if force:
-        for name in _demo_paths():
+        for name in paths:
             if _is_state(name) and name in present:
                 present.pop(name).unlink(missing_ok=True)  # the demo starts from no state
     before = {name: _digest(path) for name, path in present.items()}

@@ -3,6 +3,8 @@ metrics, systemd notifications, and a second daemon on the same state."""
 
 from __future__ import annotations
 
+import io
+import json
 import signal
 import socket
 import threading
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from calsync.cli import main
 from tests.fakes.graph import FakeGraph
 from tests.fakes.graph_events import load_mailbox
 from tests.fakes.smtp import SmtpFake
@@ -207,11 +210,6 @@ def test_healthz_fails_when_no_source_syncs_for_three_intervals(
 def test_read_only_commands_work_beside_the_service_and_writing_ones_name_it(
     tmp_path: Path, graph: FakeGraph, smtp: SmtpFake
 ) -> None:
-    import io
-    import json
-
-    from calsync.cli import main
-
     service = Service(tmp_path, graph, smtp, interval="1h")
     service.start()
     try:
