@@ -162,8 +162,8 @@ def nothing_to_check(org: Org, label: str, *, skipped: bool = False, chart: bool
     if org.direct_pairs():
         return None
     what = "the org chart" if chart else "the roster"
+    why = f" (see the other problems of {what})" if skipped else ""
     if not org.people:
-        why = f" (see the other problems of {what})" if skipped else ""
         fix = (
             "check that the directory lists the users of [org] domains"
             if chart
@@ -176,7 +176,6 @@ def nothing_to_check(org: Org, label: str, *, skipped: bool = False, chart: bool
         if count == 1
         else f"none of the {count} people in {what} has a manager"
     )
-    why = f" (see the other problems of {what})" if skipped else ""
     fix = "set the users' managers in the directory" if chart else "fill in manager_email"
     return Problem(label, f"{who}{why}: there is no manager/report pair to check; {fix}")
 

@@ -392,8 +392,8 @@ def render_table(
     ``width`` fits the table to that many columns (a terminal's, or ``$COLUMNS`` on a terminal:
     :func:`table_width`). Without it (None) nothing is fitted: one line per pair however long it is,
     so that the table a script or a test reads from a pipe or a file is the same whatever the
-    terminal. Fitted, the WHY
-    column wraps within itself as long as that leaves it :data:`MIN_WHY` columns; narrower, each
+    terminal. Fitted, the WHY column wraps within itself as long as that leaves it :data:`MIN_WHY`
+    columns; narrower, each
     pair's held / cancelled / declined counts and its reason go on indented lines under its row,
     whose names are shortened (to :data:`MIN_NAME` characters at the least) until it fits; the lines
     of prose wrap too.
