@@ -117,12 +117,35 @@ class SeriesCopy:
 
 
 @dataclass(frozen=True, slots=True)
+class Absence:
+    """A block of time one person is away: their own out-of-office (DESIGN.md section 3b).
+
+    Never a meeting: it neither makes nor breaks a 1:1. Only when and whose are kept, never its title
+    or reason. A timed block covers ``[start, end)`` (timezone-aware instants); an all-day block covers
+    the dates ``start.date()`` up to, not including, ``end.date()`` (its instants mean nothing else).
+    """
+
+    person: str  # lower-case email of the person away (the block's organizer / the calendar's owner)
+    start: datetime
+    end: datetime
+    all_day: bool = False
+    calendar: str = ""  # where it was read
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarData:
     """Everything one calendar contributed within the sync window."""
 
     calendar: str
     occurrences: tuple[Occurrence, ...] = ()
     series: tuple[SeriesCopy, ...] = ()
+    absences: tuple[Absence, ...] = ()
+    #: Whose calendar this is (lower-case email), when the source knows: a mailbox, a calendar id, an
+    #: ICS file named after its owner. None: not known.
+    owner: str | None = None
+    #: Set when this calendar could not be read now and this is calsync's stored reading of it instead:
+    #: when that reading was last synced (ISO 8601, UTC), or "" when that is not known.
+    stored_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +161,9 @@ class Problem:
     # A whole calendar, file, feed or source could not be read: the report lacks its meetings, so pairs
     # may be flagged that are fine. (Otherwise one bad item was skipped and the rest was read.)
     unread: bool = False
+    #: Whose calendar could not be read (lower-case email), when the source knows: see
+    #: :attr:`CalendarData.owner`. With ``unread`` and no owner, it could be anyone's.
+    owner: str | None = None
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}"

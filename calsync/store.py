@@ -287,6 +287,9 @@ class CalendarState:
     #: exception is forgetting events that no reading can reach any more (wholly before the window):
     #: that may wait for the next change.
     revision: str | None = None
+    #: When this state was last saved (ISO 8601, UTC; None for a new state or one saved before calsync
+    #: recorded it): the age of a stored reading used when the calendar cannot be read now.
+    synced_at: str | None = None
 
 
 def pack(events: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
@@ -571,6 +574,7 @@ class StateStore:
             events=events,
             extra=extra,
             revision=doc.get("revision"),
+            synced_at=str(doc["synced_at"]) if doc.get("synced_at") else None,
         )
 
     def save(self, source: str, state: CalendarState) -> None:
