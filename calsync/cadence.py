@@ -19,6 +19,7 @@ from calsync.model import Occurrence, Response
 
 
 class PairStatus(StrEnum):
+    UNKNOWN = "unknown"  # could not be checked: the manager's calendar could not be read (section 3b)
     OVERDUE = "overdue"
     NO_SERIES = "no-series"
     AT_RISK = "at-risk"
@@ -26,8 +27,18 @@ class PairStatus(StrEnum):
     UNTRACKED = "untracked"
 
 
-#: Worst first: the order of the table and of digests.
-SEVERITY = (PairStatus.OVERDUE, PairStatus.NO_SERIES, PairStatus.AT_RISK, PairStatus.OK, PairStatus.UNTRACKED)
+#: The order of the table and of digests: pairs that could not be checked first (never flagged, but
+#: to be looked at before any flag is believed), then the worst first.
+SEVERITY = (
+    PairStatus.UNKNOWN,
+    PairStatus.OVERDUE,
+    PairStatus.NO_SERIES,
+    PairStatus.AT_RISK,
+    PairStatus.OK,
+    PairStatus.UNTRACKED,
+)
+#: The statuses that flag a pair: what digests name a manager for.
+FLAGGED = (PairStatus.OVERDUE, PairStatus.NO_SERIES, PairStatus.AT_RISK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +66,8 @@ class Clock:
 class Gap:
     start: date
     end: date | None  # None: the gap is still open at as_of
-    days: int
+    days: int  # calendar days from start to end (or as_of)
+    absent_days: int = 0  # the excused dates strictly between start and end (or as_of): not counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +78,22 @@ class States:
     cancelled: tuple[date, ...] = ()
     declined: tuple[date, ...] = ()
     next_scheduled: date | None = None
+    #: The cancelled and declined dates that are excused (either person away): still listed above, as
+    #: what happened, but no rule counts them.
+    excused: tuple[date, ...] = ()
 
     @property
     def last_held(self) -> date | None:
         return self.held[-1] if self.held else None
+
+    @property
+    def counted_cancelled(self) -> tuple[date, ...]:
+        """The cancelled dates that count: those not excused."""
+        return tuple(d for d in self.cancelled if d not in self.excused)
+
+    @property
+    def counted_declined(self) -> tuple[date, ...]:
+        return tuple(d for d in self.declined if d not in self.excused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +104,9 @@ class Assessment:
     days_since_last: int | None
     gaps: tuple[Gap, ...] = ()
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    #: The excused dates strictly between the last 1:1 held and as_of (None: nothing held).
+    absent_days_since_last: int | None = None
+    since: date | None = None  # a new pair: since when (the roster's ``since``, or first seen)
 
 
 def in_windows(occurrence: Occurrence, clock: Clock) -> bool:
@@ -89,8 +116,14 @@ def in_windows(occurrence: Occurrence, clock: Clock) -> bool:
     return when.date() >= clock.window_start and when < clock.horizon
 
 
-def occurrence_states(occurrences: Iterable[Occurrence], pair: tuple[str, str], clock: Clock) -> States:
-    """Sort a pair's 1:1 occurrences into the states of DESIGN.md section 3."""
+def occurrence_states(
+    occurrences: Iterable[Occurrence],
+    pair: tuple[str, str],
+    clock: Clock,
+    excused: frozenset[date] = frozenset(),
+) -> States:
+    """Sort a pair's 1:1 occurrences into the states of DESIGN.md section 3; the cancelled and declined
+    ones on ``excused`` dates are also listed as excused (section 3b)."""
     held: list[date] = []
     cancelled: list[date] = []
     declined: list[date] = []
@@ -113,15 +146,38 @@ def occurrence_states(occurrences: Iterable[Occurrence], pair: tuple[str, str], 
         cancelled=tuple(sorted(cancelled)),
         declined=tuple(sorted(declined)),
         next_scheduled=next_start.date() if next_start is not None else None,
+        excused=tuple(sorted({d for d in (*cancelled, *declined) if d in excused})),
     )
 
 
-def find_gaps(held: Iterable[date], as_of: date, limit: int) -> tuple[Gap, ...]:
-    """Stretches between consecutive held dates longer than ``limit`` days, then an open one."""
+def between(excused: frozenset[date], start: date, end: date) -> int:
+    """How many excused dates lie strictly between ``start`` and ``end``."""
+    if (end - start).days <= 1 or not excused:
+        return 0
+    return sum(1 for d in excused if start < d < end)
+
+
+def find_gaps(
+    held: Iterable[date],
+    as_of: date,
+    limit: int,
+    excused: frozenset[date] = frozenset(),
+    since: date | None = None,
+) -> tuple[Gap, ...]:
+    """Stretches between consecutive held dates longer than ``limit`` days once the excused dates
+    between them are taken off, then an open one: from the last held date (or ``since``, when later)
+    to ``as_of``."""
     dates = sorted(held)
-    gaps = [Gap(a, b, (b - a).days) for a, b in itertools.pairwise(dates) if (b - a).days > limit]
-    if dates and (as_of - dates[-1]).days > limit:
-        gaps.append(Gap(dates[-1], None, (as_of - dates[-1]).days))
+    gaps = []
+    for a, b in itertools.pairwise(dates):
+        away = between(excused, a, b)
+        if (b - a).days - away > limit:
+            gaps.append(Gap(a, b, (b - a).days, away))
+    if dates:
+        start = max(dates[-1], since) if since is not None else dates[-1]
+        away = between(excused, start, as_of)
+        if (as_of - start).days - away > limit:
+            gaps.append(Gap(start, None, (as_of - start).days, away))
     return tuple(gaps)
 
 
@@ -131,19 +187,24 @@ def assess(
     clock: Clock,
     cadence_days: int | None,
     grace_days: int,
+    *,
+    excused: frozenset[date] = frozenset(),
+    since: date | None = None,
 ) -> Assessment:
-    """Status of one pair. ``cadence_days=None`` means the pair is not tracked."""
-    states = occurrence_states(occurrences, pair, clock)
+    """Status of one pair. ``cadence_days=None`` means the pair is not tracked. ``excused`` are the
+    dates either person was away, ``since`` when a new pair began (DESIGN.md section 3b)."""
+    states = occurrence_states(occurrences, pair, clock, excused)
     last = states.last_held
     days_since = (clock.as_of_date - last).days if last is not None else None
+    away_since = between(excused, last, clock.as_of_date) if last is not None else None
     notes = _notes(states, clock)
     if cadence_days is None:
-        return Assessment(PairStatus.UNTRACKED, None, states, days_since, (), tuple(notes))
+        return Assessment(PairStatus.UNTRACKED, None, states, days_since, (), tuple(notes), away_since, since)
 
     limit = cadence_days + grace_days
     allowance = f"cadence {cadence_days} + {grace_days} grace"
-    gaps = find_gaps(states.held, clock.as_of_date, limit)
-    status, reason = _status(states, days_since, limit, allowance, clock)
+    gaps = find_gaps(states.held, clock.as_of_date, limit, excused, since)
+    status, reason = _status(states, limit, allowance, clock, excused, since)
     closed = [g for g in gaps if g.end is not None]
     if closed:
         longest = max(g.days for g in closed)
@@ -151,51 +212,96 @@ def assess(
             f"{len(closed)} gap{'s' if len(closed) != 1 else ''} between 1:1s longer than {limit} days "
             f"(longest {longest} days)"
         )
-    return Assessment(status, cadence_days, states, days_since, gaps, (reason, *notes))
+    return Assessment(status, cadence_days, states, days_since, gaps, (reason, *notes), away_since, since)
+
+
+def _away(count: int) -> str:
+    """ ", 12 of them away": how many of the days just named were not counted."""
+    return f", {count} of them away" if count else ""
 
 
 def _status(
-    states: States, days_since: int | None, limit: int, allowance: str, clock: Clock
+    states: States,
+    limit: int,
+    allowance: str,
+    clock: Clock,
+    excused: frozenset[date],
+    since: date | None,
 ) -> tuple[PairStatus, str]:
     nxt = states.next_scheduled
-    if days_since is not None and days_since > limit:
-        return PairStatus.OVERDUE, f"no 1:1 held for {days_since} days ({allowance})"
-    if days_since is None and (states.cancelled or states.declined):
-        missed = len(states.cancelled) + len(states.declined)
-        return (
-            PairStatus.OVERDUE,
-            f"no 1:1 held in the last {clock.lookback_days} days: all {missed} that fell in it were "
-            "cancelled or declined",
-        )
-    if days_since is None and nxt is None:
+    last = states.last_held
+    as_of = clock.as_of_date
+    if last is not None:
+        start = max(last, since) if since is not None else last
+        away = between(excused, start, as_of)
+        days = (as_of - start).days
+        if days - away > limit:
+            what = (
+                f"no 1:1 held for {days} days"
+                if start == last
+                else f"no 1:1 held in the {days} days since {start} (new pair)"
+            )
+            return PairStatus.OVERDUE, f"{what}{_away(away)} ({allowance})"
+    if last is None:
+        missed = [
+            d for d in (*states.counted_cancelled, *states.counted_declined) if since is None or d >= since
+        ]
+        if missed:
+            span = (
+                f"since {since}"
+                if since is not None and since > clock.window_start
+                else (f"in the last {clock.lookback_days} days")
+            )
+            return (
+                PairStatus.OVERDUE,
+                f"no 1:1 held {span}: all {len(missed)} that fell in it were cancelled or declined",
+            )
+    if last is None and nxt is None:
+        if since is not None:
+            away = between(excused, since, as_of)
+            if (as_of - since).days - away <= limit:
+                return PairStatus.AT_RISK, f"new since {since}: no 1:1 scheduled yet"
         return (
             PairStatus.NO_SERIES,
             f"no 1:1 held in the last {clock.lookback_days} days and none scheduled "
             f"in the next {clock.lookahead_days} days",
         )
-    if days_since is None:
+    if last is None:
+        if since is not None and since > clock.window_start:
+            return PairStatus.AT_RISK, f"new since {since}: no 1:1 held yet; next scheduled {nxt}"
         return PairStatus.AT_RISK, f"no 1:1 held in the last {clock.lookback_days} days; next scheduled {nxt}"
+    days_since = (as_of - last).days
     if nxt is None:
         return (
             PairStatus.AT_RISK,
             f"nothing scheduled in the next {clock.lookahead_days} days (last 1:1 {days_since} days ago)",
         )
-    assert states.last_held is not None
-    ahead = (nxt - states.last_held).days
-    if ahead > limit:
+    ahead = (nxt - last).days
+    away = between(excused, last, nxt)
+    if ahead - away > limit:
         return (
             PairStatus.AT_RISK,
-            f"the next 1:1 ({nxt}) is {ahead} days after the last one held; the schedule is slower "
-            f"than the cadence ({allowance})",
+            f"the next 1:1 ({nxt}) is {ahead} days after the last one held{_away(away)}; the schedule is "
+            f"slower than the cadence ({allowance})",
         )
     return PairStatus.OK, f"last 1:1 {days_since} days ago; next scheduled {nxt}"
 
 
 def _notes(states: States, clock: Clock) -> list[str]:
     notes = []
-    for count, what in ((len(states.cancelled), "cancelled"), (len(states.declined), "declined")):
+    for count, what in (
+        (len(states.counted_cancelled), "cancelled"),
+        (len(states.counted_declined), "declined"),
+    ):
         if count:
             notes.append(f"{count} {what} in the last {clock.lookback_days} days")
+    if states.excused:
+        count = len(states.excused)
+        notes.append(
+            f"{count} cancelled or declined while away, not counted"
+            if count != 1
+            else "1 cancelled or declined while away, not counted"
+        )
     return notes
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from calsync.absence import DEFAULT_WEEKEND, WEEKDAY_NAMES, AbsenceEntry, holiday_problem
 from calsync.digest.headers import mailbox
 from calsync.org import Exclusion, timezone_problem
 from calsync.redact import redact_url
@@ -68,6 +69,17 @@ class OrgConfig:
     timezone: str | None = None  # IANA name; None means UTC
     directory_admin: str | None = None  # with the Google Directory: the admin the service account acts as
     org_chart: str | None = None  # "google-directory" or "microsoft-graph" instead of a roster CSV
+    holidays: str | None = None  # public holidays: "DE", "DE-BY", "US-CA" (the holidays package); None: none
+    weekend: tuple[int, ...] = DEFAULT_WEEKEND  # weekdays (0 = Monday) nobody is expected to work
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """``[detect]``: what decides which meetings are 1:1s."""
+
+    #: Addresses and ``*@domain`` patterns that never count as participants (assistants, note-taking
+    #: bots), lower case.
+    ignore_attendees: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ class IcsSourceConfig:
     name: str
     timeout_seconds: float = 30.0
     agendas: str | None = None  # "local" or "none"; None: local when [agenda] has a directory
+    owner: str | None = None  # whose calendar a single file or URL is (lower-case email)
     type: str = "ics"
 
     @property
@@ -245,6 +258,8 @@ class Config:
     state: StateConfig | None = None
     agenda: AgendaConfig = AgendaConfig()
     exclusions: tuple[Exclusion, ...] = ()  # [[exclude]]
+    absences: tuple[AbsenceEntry, ...] = ()  # [[absence]]
+    detect: DetectConfig = DetectConfig()
     digest: DigestConfig = DigestConfig()
     smtp: SmtpConfig | None = None
     daemon: DaemonConfig = DaemonConfig()
@@ -256,7 +271,9 @@ class Config:
 
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "org": ("domains", "roster", "timezone", "directory_admin"),
+    "org": ("domains", "roster", "timezone", "directory_admin", "holidays", "weekend"),
+    "detect": ("ignore_attendees",),
+    "absence": ("email", "from", "until", "reason"),
     "cadence": ("default_days", "grace_days", "skip_level_days"),
     "report": ("lookback_days", "lookahead_days"),
     "sources": ("type", "path", "name", "timeout_seconds"),
@@ -288,7 +305,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "ics": ("type", "name", "path", "timeout_seconds", "agendas"),
+    "ics": ("type", "name", "path", "timeout_seconds", "agendas", "owner"),
     "google": (
         "type",
         "name",
@@ -386,6 +403,8 @@ class _Checker:
         state = self.state(self.section(data, "state") or {})
         agenda = self.agenda(self.section(data, "agenda") or {}, sources)
         exclusions = self.exclusions(data)
+        absences = self.absences(data)
+        detect = self.detect(self.section(data, "detect") or {})
         digest = self.digest(self.section(data, "digest") or {}, org)
         smtp_section = self.section(data, "smtp")
         smtp = self.smtp(smtp_section) if smtp_section is not None else None
@@ -422,6 +441,8 @@ class _Checker:
             state=state,
             agenda=agenda,
             exclusions=exclusions,
+            absences=absences,
+            detect=detect,
             digest=digest,
             smtp=smtp,
             daemon=daemon,
@@ -532,6 +553,84 @@ class _Checker:
                 continue
             found.append(Exclusion(address.strip().lower(), reason.strip(), until, source="config"))
         return tuple(found)
+
+    def absences(self, data: Mapping[str, Any]) -> tuple[AbsenceEntry, ...]:
+        """``[[absence]]``: a person away from one date to another (inclusive), e.g. leave that is in
+        no calendar. The reason stays in the config: reports and digests only count the days."""
+        if "absence" not in data:
+            return ()
+        value = data["absence"]
+        example = '[[absence]] with email = "someone@acme.test", from = 2026-12-21, until = 2027-01-01'
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem("[[absence]]", f"expected one or more {example}, got {_describe(value)}")
+            return ()
+        found: list[AbsenceEntry] = []
+        for index, item in enumerate(value, start=1):
+            prefix = f"[[absence]] #{index}"
+            for key in item:
+                if key not in _SECTIONS["absence"]:
+                    self.unknown(f"{prefix} {key}", key, _SECTIONS["absence"], section="absence")
+            address = item.get("email")
+            if (
+                not isinstance(address, str)
+                or "@" not in address
+                or any(c.isspace() for c in address.strip())
+            ):
+                self.problem(f"{prefix} email", f"expected the email of a person, got {_describe(address)}")
+                continue
+            days: dict[str, date] = {}
+            for key in ("from", "until"):
+                day = item.get(key)
+                if isinstance(day, str):
+                    with contextlib.suppress(ValueError):
+                        day = date.fromisoformat(day.strip())
+                if isinstance(day, datetime) or not isinstance(day, date):
+                    what = "first" if key == "from" else "last"
+                    self.problem(
+                        f"{prefix} {key}",
+                        f"expected the {what} day away as a date like 2026-12-21, got {_describe(day)}",
+                    )
+                    continue
+                days[key] = day
+            if len(days) < 2:
+                continue
+            if days["until"] < days["from"]:
+                self.problem(
+                    f"{prefix} until",
+                    f"{days['until']} is before from = {days['from']}: until is the last day away",
+                )
+                continue
+            reason = item.get("reason")
+            if reason is not None and not isinstance(reason, str):
+                self.problem(f"{prefix} reason", f"expected a few words, got {_describe(reason)}")
+                continue
+            found.append(AbsenceEntry(address.strip().lower(), days["from"], days["until"], reason))
+        return tuple(found)
+
+    def detect(self, section: dict[str, Any]) -> DetectConfig:
+        value = section.get("ignore_attendees", [])
+        expected = 'a list of addresses and "*@domain" patterns like ["ea@acme.test", "*@notetaker.example"]'
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem("[detect] ignore_attendees", f"expected {expected}, got {_describe(value)}")
+            return DetectConfig()
+        patterns: list[str] = []
+        for entry in value:
+            text = entry.strip().lower()
+            local, at, domain = text.rpartition("@")
+            if (
+                not at
+                or not domain
+                or "*" in domain
+                or (local != "*" and ("*" in local or not local))
+                or any(c.isspace() for c in text)
+            ):
+                self.problem(
+                    "[detect] ignore_attendees",
+                    f'{_describe(entry)} is neither an address nor a "*@domain" pattern; expected {expected}',
+                )
+                continue
+            patterns.append(text)
+        return DetectConfig(ignore_attendees=tuple(dict.fromkeys(patterns)))
 
     def digest(self, section: dict[str, Any], org: OrgConfig | None) -> DigestConfig:
         default = DigestConfig()
@@ -727,6 +826,8 @@ class _Checker:
         chart = section.get("roster") if section.get("roster") in ORG_CHART_ROSTERS else None
         roster = None if chart else self.roster(section)
         timezone = self.timezone(section)
+        holidays = self.holidays(section)
+        weekend = self.weekend(section)
         admin = section.get("directory_admin")
         if chart == GOOGLE_DIRECTORY and (not isinstance(admin, str) or "@" not in admin):
             self.problem(
@@ -745,7 +846,43 @@ class _Checker:
             if chart == GOOGLE_DIRECTORY and isinstance(admin, str)
             else None,
             org_chart=chart,
+            holidays=holidays,
+            weekend=weekend,
         )
+
+    def holidays(self, section: dict[str, Any]) -> str | None:
+        if "holidays" not in section:
+            return None
+        value = section["holidays"]
+        if not isinstance(value, str) or not value.strip():
+            self.problem(
+                "[org] holidays",
+                f'expected a country code, optionally with a subdivision, like "DE" or "DE-BY", got '
+                f"{_describe(value)}",
+            )
+            return None
+        message = holiday_problem(value)
+        if message is not None:
+            self.problem("[org] holidays", message)
+            return None
+        return value.strip().upper()
+
+    def weekend(self, section: dict[str, Any]) -> tuple[int, ...]:
+        if "weekend" not in section:
+            return DEFAULT_WEEKEND
+        value = section["weekend"]
+        if (
+            not isinstance(value, list)
+            or not all(isinstance(v, str) and v.strip().lower() in WEEKDAY_NAMES for v in value)
+            or len(value) >= len(WEEKDAY_NAMES)
+        ):
+            self.problem(
+                "[org] weekend",
+                f'expected a list of days of the week like ["saturday", "sunday"] (or [] for none), got '
+                f"{_describe(value)}",
+            )
+            return DEFAULT_WEEKEND
+        return tuple(sorted({WEEKDAY_NAMES.index(v.strip().lower()) for v in value}))
 
     def domains(self, section: dict[str, Any]) -> tuple[str, ...] | None:
         where = "[org] domains"
@@ -914,10 +1051,31 @@ class _Checker:
                 ok = False
         timeout = self.number(item, f"{prefix} timeout_seconds", 30.0)
         agendas_ok, agendas = self.agenda_choice(prefix, "ics", item)
+        owner = item.get("owner")
+        if owner is not None and (
+            not isinstance(owner, str) or "@" not in owner or any(c.isspace() for c in owner.strip())
+        ):
+            self.problem(
+                f"{prefix} owner",
+                f"expected the email of the person whose calendar this is, got {_describe(owner)}",
+            )
+            ok = False
+        elif owner is not None and location is not None and Path(location).is_dir():
+            self.problem(
+                f"{prefix} owner",
+                "a directory holds several people's calendars: name each file after its owner "
+                "(maya@acme.test.ics or maya.ics) instead",
+            )
+            ok = False
         if not ok or not agendas_ok or location is None or name is None or timeout is None:
             return None
         return IcsSourceConfig(
-            location=location, name=name, timeout_seconds=timeout, agendas=agendas, type="ics"
+            location=location,
+            name=name,
+            timeout_seconds=timeout,
+            agendas=agendas,
+            owner=owner.strip().lower() if isinstance(owner, str) else None,
+            type="ics",
         )
 
     def google_source(self, prefix: str, item: dict[str, Any]) -> GoogleSourceConfig | None:

@@ -82,13 +82,41 @@ def resolve(calendars: Iterable[CalendarData]) -> Resolved:
     return Resolved(tuple(merged), newest)
 
 
-def human_participants(occurrence: Occurrence) -> tuple[str, ...]:
-    """The distinct people on an occurrence, organizer included, rooms and resources excluded."""
+class Ignored:
+    """``[detect] ignore_attendees``: addresses and ``*@domain`` patterns (case-insensitive) of people
+    who never count as participants: assistants who schedule for their principal, note-taking bots."""
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self.addresses: frozenset[str] = frozenset()
+        self.domains: frozenset[str] = frozenset()
+        addresses, domains = set(), set()
+        for pattern in patterns:
+            text = pattern.strip().lower()
+            if text.startswith("*@"):
+                domains.add(text[2:])
+            elif text:
+                addresses.add(text)
+        self.addresses, self.domains = frozenset(addresses), frozenset(domains)
+
+    def __bool__(self) -> bool:
+        return bool(self.addresses or self.domains)
+
+    def __call__(self, email: str) -> bool:
+        address = email.strip().lower()
+        return address in self.addresses or address.rpartition("@")[2] in self.domains
+
+
+NOBODY = Ignored()
+
+
+def human_participants(occurrence: Occurrence, ignored: Callable[[str], bool] = NOBODY) -> tuple[str, ...]:
+    """The distinct people on an occurrence, organizer included, rooms and resources and ``ignored``
+    people excluded."""
     people = {p.email for p in occurrence.participants if not p.resource}
     resources = {p.email for p in occurrence.participants if p.resource}
     if occurrence.organizer and occurrence.organizer not in resources:
         people.add(occurrence.organizer)
-    return tuple(sorted(people))
+    return tuple(sorted(p for p in people if not ignored(p)))
 
 
 @dataclass(slots=True)
@@ -99,8 +127,13 @@ class Detection:
     external: int = 0  # two people, at least one outside the org's domains
 
 
-def one_on_ones(occurrences: Iterable[Occurrence], is_member: Callable[[str], bool]) -> Detection:
-    """Group the 1:1 occurrences by pair (DESIGN.md section 3, "A 1:1 meeting")."""
+def one_on_ones(
+    occurrences: Iterable[Occurrence],
+    is_member: Callable[[str], bool],
+    ignored: Callable[[str], bool] = NOBODY,
+) -> Detection:
+    """Group the 1:1 occurrences by pair (DESIGN.md section 3, "A 1:1 meeting"); ``ignored`` people
+    are dropped first (section 3b)."""
     detection = Detection()
     for occurrence in occurrences:
         if occurrence.all_day:
@@ -109,7 +142,7 @@ def one_on_ones(occurrences: Iterable[Occurrence], is_member: Callable[[str], bo
             continue  # a one-off event cancelled as a whole is not a meeting
         if not occurrence.participants_complete:
             continue  # some guests are hidden from this copy: whether it is a 1:1 is unknown
-        people = human_participants(occurrence)
+        people = human_participants(occurrence, ignored)
         if len(people) != 2:
             continue
         if not all(is_member(p) for p in people):

@@ -1,7 +1,8 @@
 """The roster and the org chart: who reports to whom, and how two people relate.
 
 The roster is a CSV file with a header row naming the columns ``email``, ``name``, ``manager_email``
-(required) and ``cadence_days``, ``timezone``, ``exclude``, ``exclude_until`` (optional); names are
+(required) and ``cadence_days``, ``timezone``, ``exclude``, ``exclude_until``, ``holidays``, ``since``
+(optional); names are
 case-insensitive, order is free and other columns are ignored. A bad row or cell is reported as a
 :class:`~calsync.model.Problem` (with its line number) and skipped; everything else is kept. Only a
 roster that cannot be used at all (unreadable, or a header without the required columns) raises
@@ -23,10 +24,11 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from calsync.absence import NO_HOLIDAYS, holiday_problem
 from calsync.model import Problem
 
 REQUIRED_COLUMNS = ("email", "name", "manager_email")
-OPTIONAL_COLUMNS = ("cadence_days", "timezone", "exclude", "exclude_until")
+OPTIONAL_COLUMNS = ("cadence_days", "timezone", "exclude", "exclude_until", "holidays", "since")
 
 _Report = Callable[[int, str], None]  # (line, message)
 _Cell = Callable[[str], str]  # column name -> the stripped cell of the current row
@@ -53,6 +55,10 @@ class Person:
     cadence_days: int | None = None  # overrides [cadence] default_days for 1:1s with this person's manager
     timezone: str | None = None  # IANA name
     exclusion: Exclusion | None = None  # the roster's ``exclude`` / ``exclude_until``
+    #: Public holidays where this person works ("US-CA"), overriding ``[org] holidays``; "none" for
+    #: none; None: the org's.
+    holidays: str | None = None
+    since: date | None = None  # when this person began reporting to their manager (a new pair)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +252,8 @@ class _Row:
     cadence_days: int | None
     timezone: str | None
     exclusion: Exclusion | None = None
+    holidays: str | None = None
+    since: date | None = None
 
 
 def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, list[Problem]]:
@@ -320,6 +328,8 @@ def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, li
             cadence_days=row.cadence_days,
             timezone=row.timezone,
             exclusion=row.exclusion,
+            holidays=row.holidays,
+            since=row.since,
         )
         for row in rows.values()
     ]
@@ -411,6 +421,33 @@ def _row(line: int, cell: _Cell, domains: tuple[str, ...], report: _Report) -> _
             report(line, f"timezone: {problem}; ignored for {email}")
             timezone = None
 
+    holidays: str | None = cell("holidays") or None
+    if holidays is not None and holidays.lower() == NO_HOLIDAYS:
+        holidays = NO_HOLIDAYS
+    elif holidays is not None:
+        problem = holiday_problem(holidays)
+        if problem is not None:
+            report(line, f"holidays: {problem}; the org's holidays are used for {email}")
+            holidays = None
+        else:
+            holidays = holidays.upper()
+
+    since: date | None = None
+    raw_since = cell("since")
+    if raw_since:
+        try:
+            since = date.fromisoformat(raw_since)
+        except ValueError:
+            report(
+                line,
+                f'since "{raw_since}" is not a date like 2026-11-02; ignored for {email} (the day calsync '
+                "first saw this manager line is used)",
+            )
+        else:
+            if manager is None:
+                report(line, f"since is set but {email} has no manager; ignored")
+                since = None
+
     return _Row(
         line=line,
         email=email,
@@ -419,6 +456,8 @@ def _row(line: int, cell: _Cell, domains: tuple[str, ...], report: _Report) -> _
         cadence_days=cadence_days,
         timezone=timezone,
         exclusion=_exclusion(line, email, cell, report),
+        holidays=holidays,
+        since=since,
     )
 
 

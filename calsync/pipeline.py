@@ -27,7 +27,7 @@ from calsync.config import (
     GoogleSourceConfig,
     MicrosoftSourceConfig,
 )
-from calsync.detect import Resolved, one_on_ones, resolve
+from calsync.detect import Ignored, Resolved, one_on_ones, resolve
 from calsync.digest.compose import build_message, compose, due_period, leaders, render
 from calsync.digest.send import (
     IN_DOUBT,
@@ -46,7 +46,7 @@ from calsync.model import CalendarData, Occurrence, Problem
 from calsync.org import Org, RosterError, load_roster, nothing_to_check, parse_roster
 from calsync.progress import NoProgress, Progress
 from calsync.publish.runner import AgendaPass, Backend, Outcome, cancelled_keys
-from calsync.report import Policy, Report, build_report
+from calsync.report import Coverage, Fairness, Policy, Report, build_report
 from calsync.sources.base import ReadCache, Source, Window, display_path
 from calsync.sources.google import (
     DIRECTORY_SCOPES,
@@ -68,7 +68,7 @@ from calsync.sources.microsoft import (
 )
 from calsync.sources.microsoft_auth import AuthError
 from calsync.sources.retry import RateLimiter, RetryPolicy, interruptible
-from calsync.store import StateStore
+from calsync.store import StateError, StateStore
 
 #: Extra days synced on both sides of the report's windows, so that occurrences moved across a
 #: window's edge are still seen with their original dates.
@@ -308,11 +308,31 @@ class Synced:
     problems: list[Problem]  # the roster's and the sources'
     source_of: dict[str, str]  # calendar -> the name of the source that read it
     sources: dict[str, SourceStatus]
+    #: (manager, report) -> the day calsync first saw the line (:meth:`StateStore.first_seen`).
+    since: dict[tuple[str, str], date] = field(default_factory=dict)
+    #: Owner -> why: the calendars of sources that could not even be set up (a refused sign-in), for
+    #: which no stored reading was found.
+    unread: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def resolved(self) -> Resolved:
         """The copies merged, once for the report, the agendas and the digests of a sync."""
         return resolve(self.calendars)
+
+    @cached_property
+    def fairness(self) -> Fairness:
+        """Who was away, since when each line exists, and what could not be read."""
+        coverage = Coverage.of(self.calendars, self.problems)
+        unread = {**self.unread, **coverage.unread}
+        coverage = Coverage(unread, coverage.unowned, coverage.stored)
+        blocks = tuple(block for calendar in self.calendars for block in calendar.absences)
+        return Fairness(blocks, dict(self.since), coverage)
+
+    def remember_lines(self, store: StateStore | None, today: date) -> None:
+        """Record the roster's lines in the state, and learn since when each new one exists."""
+        if store is not None:
+            self.since = store.first_seen(self.org.direct_pairs(), today)
+            self.__dict__.pop("fairness", None)
 
 
 def sync_all(
@@ -389,6 +409,7 @@ def run_agendas(
     store = open_state(config, writes=not dry_run, notices=notices)
     try:
         synced = sync_all(config, org, problems, store, sync_window(clock), SyncOptions(bars=bars))
+        synced.remember_lines(store, today(config, now))
         outcomes = agenda_pass(config, synced, store, now, dry_run=dry_run)
     finally:
         store.close()
@@ -402,7 +423,9 @@ def agenda_pass(
     from calsync.publish.setup import make_backends  # the write side's libraries, only when needed
 
     org = synced.org
-    detection = one_on_ones(synced.resolved.occurrences, org.is_member)
+    detection = one_on_ones(
+        synced.resolved.occurrences, org.is_member, Ignored(config.detect.ignore_attendees)
+    )
     settings = config.agenda
     plans = plan(
         detection.pairs,
@@ -444,31 +467,55 @@ def run_report(
     running calsync (:func:`open_state`; what that says is added to ``notices``)."""
     org, problems = load_org(config)
     clock = make_clock(config, as_of)
+    notices = notices if notices is not None else []
     needs_state = any(isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig) for s in config.sources)
-    store = (
-        open_state(config, writes=False, notices=notices if notices is not None else [])
-        if needs_state and config.state is not None
-        else None
-    )
+    store = _report_state(config, notices, required=needs_state)
     try:
         synced = sync_all(config, org, problems, store, sync_window(clock), SyncOptions(bars=bars))
+        synced.remember_lines(store, today(config))
     finally:
         if store is not None:
             store.close()
     return report_of(config, synced, clock)
 
 
+def _report_state(config: Config, notices: list[str], *, required: bool) -> StateStore | None:
+    """The state for a report: needed by API sources (their sync cursors); with ICS sources only,
+    used for the day each roster line was first seen, and done without when it cannot be opened."""
+    assert config.state is not None
+    if required:
+        return open_state(config, writes=False, notices=notices)
+    try:
+        return open_state(config, writes=False, notices=notices)
+    except (StateError, OSError) as exc:
+        notices.append(
+            f"cannot open the state ({exc}): new pairs are known only from the roster's since column"
+        )
+        return None
+
+
+def today(config: Config, now: datetime | None = None) -> date:
+    """Today (or ``now``'s date) in the org's time zone."""
+    return (now or datetime.now(UTC)).astimezone(org_timezone(config)).date()
+
+
 def report_of(config: Config, synced: Synced, clock: Clock) -> Report:
-    return build_report(synced.org, synced.resolved, clock, policy(config), synced.problems)
+    return build_report(synced.org, synced.resolved, clock, policy(config), synced.problems, synced.fairness)
 
 
 def policy(config: Config) -> Policy:
-    """The cadence the org wants, and who is excluded from it, as the core takes it."""
+    """The cadence the org wants, who is excluded from it and what makes flags fair, as the core
+    takes it."""
     return Policy(
         default_days=config.cadence.default_days,
         grace_days=config.cadence.grace_days,
         skip_level_days=config.cadence.skip_level_days,
         exclusions=config.exclusions,
+        ignored=Ignored(config.detect.ignore_attendees),
+        absences=config.absences,
+        holidays=config.org.holidays,
+        weekend=config.org.weekend,
+        timezone=org_timezone(config),
     )
 
 
@@ -507,6 +554,7 @@ def run_digests(
         period = digest_period(config, moment)
         clock = make_clock(config, period)
         synced = sync_all(config, org, org_problems, store, sync_window(clock), SyncOptions(bars=bars))
+        synced.remember_lines(store, today(config, moment))
         run = digest_pass(config, synced, store, moment, delivery, only=only, fixed_now=now)
     finally:
         store.close()
@@ -663,6 +711,7 @@ def run_cycle(
     org, org_problems = load_org(config)
     clock = make_clock(config, now.astimezone(org_timezone(config)).date())
     synced = sync_all(config, org, org_problems, store, sync_window(clock), options)
+    synced.remember_lines(store, today(config, now))
     report = report_of(config, synced, clock)
     agendas = agenda_pass(config, synced, store, now)
     digest_run: DigestRun | None = None

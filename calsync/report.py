@@ -8,11 +8,21 @@ import io
 import json
 import os
 import textwrap
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import date
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, timedelta, tzinfo
 from typing import Any, TextIO
 
+from calsync.absence import (
+    DEFAULT_WEEKEND,
+    NO_HOLIDAYS,
+    AbsenceEntry,
+    Absences,
+    PersonRules,
+    Span,
+    everyone_absent,
+    zone,
+)
 from calsync.cadence import (
     SEVERITY,
     Assessment,
@@ -22,8 +32,8 @@ from calsync.cadence import (
     in_windows,
     scheduled_cadence_days,
 )
-from calsync.detect import Pair, Resolved, one_on_ones
-from calsync.model import Occurrence, Problem
+from calsync.detect import NOBODY, Ignored, Pair, Resolved, one_on_ones
+from calsync.model import Absence, CalendarData, Occurrence, Problem
 from calsync.org import Exclusion, Org, Relationship
 
 
@@ -35,6 +45,53 @@ class Policy:
     grace_days: int = 3
     skip_level_days: int | None = None
     exclusions: tuple[Exclusion, ...] = ()  # the config's [[exclude]] entries (the roster's come with it)
+    ignored: Ignored = NOBODY  # [detect] ignore_attendees
+    absences: tuple[AbsenceEntry, ...] = ()  # the config's [[absence]] entries
+    holidays: str | None = None  # [org] holidays
+    weekend: tuple[int, ...] = DEFAULT_WEEKEND  # [org] weekend
+    timezone: tzinfo = UTC  # [org] timezone: whose dates a person without one of their own is away on
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Which calendars could not be read (DESIGN.md section 3b, "Unknown")."""
+
+    #: Owner (lower-case email) -> why their calendar could not be read, neither now nor from a stored
+    #: reading.
+    unread: Mapping[str, str] = field(default_factory=dict)
+    #: Why calendars whose owner is not known could not be read: any pair may be missing from them.
+    unowned: tuple[str, ...] = ()
+    #: Owner -> when the stored reading used instead of their unreadable calendar was synced (ISO).
+    stored: Mapping[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def of(calendars: Iterable[CalendarData], problems: Iterable[Problem]) -> Coverage:
+        """What the calendars read and the problems met say about what could not be read."""
+        calendars = list(calendars)
+        have = {c.owner for c in calendars if c.owner is not None and c.stored_at is None}
+        stored = {
+            c.owner: c.stored_at or "" for c in calendars if c.owner is not None and c.stored_at is not None
+        }
+        unread: dict[str, str] = {}
+        unowned: list[str] = []
+        for problem in problems:
+            if not problem.unread:
+                continue
+            if problem.owner is None:
+                unowned.append(str(problem))
+            elif problem.owner not in have and problem.owner not in stored:
+                unread.setdefault(problem.owner, str(problem))
+        return Coverage(unread, tuple(unowned), stored)
+
+
+@dataclass(frozen=True, slots=True)
+class Fairness:
+    """What makes flags fair (DESIGN.md section 3b) beyond the meetings: who was away, since when a
+    pair exists, and what could not be read."""
+
+    blocks: tuple[Absence, ...] = ()  # everyone's out-of-office, as the calendars show it
+    since: Mapping[tuple[str, str], date] = field(default_factory=dict)  # (manager, report) -> first seen
+    coverage: Coverage = Coverage()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,15 +139,26 @@ class Report:
         return sum(1 for p in self.pairs if p.status is status and p.excluded is None)
 
     @property
+    def unknown_count(self) -> int:
+        """Pairs that could not be checked (excluded ones not counted)."""
+        return self.count(PairStatus.UNKNOWN)
+
+    @property
     def excluded_count(self) -> int:
         return sum(1 for p in self.pairs if p.excluded is not None)
 
 
 def build_report(
-    org: Org, resolved: Resolved, clock: Clock, policy: Policy, errors: Iterable[Problem] = ()
+    org: Org,
+    resolved: Resolved,
+    clock: Clock,
+    policy: Policy,
+    errors: Iterable[Problem] = (),
+    fairness: Fairness | None = None,
 ) -> Report:
     """Every 1:1 pair found in the calendars plus every direct pair of the roster, assessed."""
-    detection = one_on_ones(resolved.occurrences, org.is_member)
+    fairness = fairness or Fairness()
+    detection = one_on_ones(resolved.occurrences, org.is_member, policy.ignored)
     # Pairs with a 1:1 in the windows (not merely in the sync margin around them), and every direct pair.
     pairs: set[Pair] = {
         pair for pair, occs in detection.pairs.items() if any(in_windows(o, clock) for o in occs)
@@ -99,13 +167,25 @@ def build_report(
         a, b = sorted((manager, report))
         pairs.add((a, b))
 
+    absences = org_absences(org, policy, fairness.blocks, pairs, clock)
     reports = []
     for pair in sorted(pairs):
         occurrences = detection.pairs.get(pair, [])
         relationship = org.relationship(*pair)
         roles = org.manager_and_report(*pair)
         cadence_days = _cadence_days(org, relationship, roles, policy)
-        assessment = assess(occurrences, pair, clock, cadence_days, policy.grace_days)
+        since = pair_since(org, relationship, roles, fairness.since)
+        assessment = assess(
+            occurrences,
+            pair,
+            clock,
+            cadence_days,
+            policy.grace_days,
+            excused=absences.excused(pair) if cadence_days is not None else frozenset(),
+            since=since if cadence_days is not None else None,
+        )
+        if cadence_days is not None and roles is not None:
+            assessment = _coverage(assessment, roles, occurrences, fairness.coverage, org)
         if cadence_days is None:
             why = (
                 "skip-level 1:1s are tracked only when cadence.skip_level_days is set"
@@ -126,6 +206,74 @@ def build_report(
         )
     names = {email: org.name(email) for pair in pairs for email in pair}
     return Report(clock, tuple(reports), tuple(errors), names, org_people=len(org.people))
+
+
+def org_absences(
+    org: Org, policy: Policy, blocks: Iterable[Absence], pairs: Iterable[Pair], clock: Clock
+) -> Absences:
+    """The absent dates of everyone in ``pairs``, over the report's windows (and a week either side,
+    for the weekend rule at their edges)."""
+    people = {email for pair in pairs for email in pair}
+    default = PersonRules(policy.timezone, policy.holidays)
+    rules: dict[str, PersonRules] = {}
+    for email in people:
+        person = org.person(email)
+        if person is None:
+            continue
+        holidays = person.holidays if person.holidays is not None else policy.holidays
+        rules[email] = PersonRules(
+            zone(person.timezone, policy.timezone), None if holidays == NO_HOLIDAYS else holidays
+        )
+    span = Span(clock.window_start - timedelta(days=7), clock.horizon.date() + timedelta(days=1))
+    return everyone_absent(people, blocks, policy.absences, rules, default, span, policy.weekend)
+
+
+def pair_since(
+    org: Org,
+    relationship: Relationship,
+    roles: tuple[str, str] | None,
+    first_seen: Mapping[tuple[str, str], date],
+) -> date | None:
+    """Since when a direct pair exists: the roster's ``since`` of the report, else the day calsync
+    first saw the line (None for lines there at its first run, and for other pairs)."""
+    if relationship is not Relationship.DIRECT or roles is None:
+        return None
+    person = org.person(roles[1])
+    if person is not None and person.since is not None:
+        return person.since
+    return first_seen.get(roles)
+
+
+def _coverage(
+    assessment: Assessment,
+    roles: tuple[str, str],
+    occurrences: Sequence[Occurrence],
+    coverage: Coverage,
+    org: Org,
+) -> Assessment:
+    """``unknown`` for a pair no calendar read shows while its manager's calendar could not be read
+    (or one whose owner is not known); a note when the manager's calendar was judged from a stored
+    reading."""
+    manager = roles[0]
+    if not occurrences:
+        why = coverage.unread.get(manager)
+        if why is not None:
+            reason = f"could not be checked: {org.name(manager)}'s calendar could not be read ({why})"
+            return replace(assessment, status=PairStatus.UNKNOWN, reasons=(reason,))
+        if coverage.unowned:
+            more = len(coverage.unowned) - 1
+            also = f" (and {more} more)" if more else ""
+            reason = (
+                f"could not be checked: a calendar of unknown owner could not be read{also}, and it may be "
+                f"{org.name(manager)}'s ({coverage.unowned[0]}); name calendar files after their owners"
+            )
+            return replace(assessment, status=PairStatus.UNKNOWN, reasons=(reason,))
+    stored_at = coverage.stored.get(manager)
+    if stored_at is not None:
+        when = f"as last synced on {stored_at}" if stored_at else "as stored earlier"
+        note = f"judged from {org.name(manager)}'s calendar {when}: it could not be read now"
+        return replace(assessment, reasons=(*assessment.reasons, note))
+    return assessment
 
 
 def pair_exclusion(org: Org, policy: Policy, pair: Pair, clock: Clock) -> Exclusion | None:
@@ -194,10 +342,16 @@ def pair_to_json(pair: PairReport, names: dict[str, str]) -> dict[str, Any]:
         "held": [d.isoformat() for d in a.states.held],
         "cancelled": [d.isoformat() for d in a.states.cancelled],
         "declined": [d.isoformat() for d in a.states.declined],
+        "excused": [d.isoformat() for d in a.states.excused],
         "last_held": _iso(a.states.last_held),
         "next_scheduled": _iso(a.states.next_scheduled),
         "days_since_last": a.days_since_last,
-        "gaps": [{"from": g.start.isoformat(), "to": _iso(g.end), "days": g.days} for g in a.gaps],
+        "absent_days_since_last": a.absent_days_since_last,
+        "since": _iso(a.since),
+        "gaps": [
+            {"from": g.start.isoformat(), "to": _iso(g.end), "days": g.days, "absent_days": g.absent_days}
+            for g in a.gaps
+        ],
         "series": [
             {
                 "id": s.id,
@@ -269,6 +423,10 @@ CSV_COLUMNS = (
     "declined",
     "reasons",
     "excluded",
+    "excused_count",
+    "excused",
+    "absent_days_since_last",
+    "since",
 )
 
 
@@ -291,8 +449,8 @@ def render_csv(report: Report) -> str:
                 a.days_since_last if a.days_since_last is not None else "",
                 _iso(a.states.next_scheduled) or "",
                 len(a.states.held),
-                len(a.states.cancelled),
-                len(a.states.declined),
+                len(a.states.counted_cancelled),
+                len(a.states.counted_declined),
                 len(a.gaps),
                 max((g.days for g in a.gaps), default=""),
                 " ".join(d.isoformat() for d in a.states.held),
@@ -302,6 +460,10 @@ def render_csv(report: Report) -> str:
                 pair.excluded.describe(report.names.get(pair.excluded.email, pair.excluded.email))
                 if pair.excluded is not None
                 else "",
+                len(a.states.excused),
+                " ".join(d.isoformat() for d in a.states.excused),
+                a.absent_days_since_last if a.absent_days_since_last is not None else "",
+                _iso(a.since) or "",
             ]
         )
     return out.getvalue()
@@ -310,6 +472,7 @@ def render_csv(report: Report) -> str:
 # -- terminal table ------------------------------------------------------------------------------------
 
 _COLORS = {
+    PairStatus.UNKNOWN: "1",
     PairStatus.OVERDUE: "31",
     PairStatus.NO_SERIES: "35",
     PairStatus.AT_RISK: "33",
@@ -332,6 +495,10 @@ def sort_worst_first(pairs: Iterable[PairReport], names: dict[str, str]) -> list
         )
 
     return sorted(pairs, key=key)
+
+
+def _unchecked(pair: PairReport) -> bool:
+    return pair.status is PairStatus.UNKNOWN and pair.excluded is None
 
 
 def _clip(text: str, width: int) -> str:
@@ -434,8 +601,8 @@ def render_table(
                 str(a.days_since_last) if a.days_since_last is not None else "-",
                 _iso(a.states.next_scheduled) or "-",
                 str(len(a.states.held)),
-                str(len(a.states.cancelled)),
-                str(len(a.states.declined)),
+                str(len(a.states.counted_cancelled)),
+                str(len(a.states.counted_declined)),
                 why,
             )
         )
@@ -472,17 +639,37 @@ def render_table(
         indent = " " * (sum(widths) + 2 * len(widths))
         return ["  ".join([*cells, first]).rstrip(), *(indent + line for line in more)]
 
-    lines.extend(fmt(header))
-    for row, p in zip(rows, shown, strict=True):
+    unknown = [(row, p) for row, p in zip(rows, shown, strict=True) if _unchecked(p)]
+    if unknown:
+        # Under a heading of their own, above the pairs that were checked: never flagged, but no
+        # flag below can be trusted for a pair whose calendar could not be read.
+        lines.extend(
+            prose(
+                f"COULD NOT BE CHECKED ({len(unknown)}): a calendar could not be read; these pairs are "
+                "not flagged (the input problems below say why)"
+            )
+        )
+        lines.extend(fmt(header))
+        for row, p in unknown:
+            lines.extend(fmt(row, p))
+        lines.append("")
+    checked = [(row, p) for row, p in zip(rows, shown, strict=True) if not _unchecked(p)]
+    if checked or not rows:
+        lines.extend(fmt(header))
+    for row, p in checked:
         lines.extend(fmt(row, p))
     if not rows:
         lines.extend(prose(_nothing_shown(report, len(untracked))))
 
-    summary = [f"{report.count(s)} {s}" for s in SEVERITY[:-1]]
+    summary = [f"{report.count(s)} {s}" for s in SEVERITY[1:-1]]
     if report.excluded_count:
         summary.append(f"{report.excluded_count} excluded")
     hidden = "" if show_untracked or not untracked else " (not shown; --all shows them)"
-    lines += ["", *prose("Pairs: " + ", ".join(summary) + f"; {len(untracked)} untracked{hidden}.")]
+    unchecked = f" {report.unknown_count} could not be checked." if report.unknown_count else ""
+    lines += [
+        "",
+        *prose("Pairs: " + ", ".join(summary) + f"; {len(untracked)} untracked{hidden}.{unchecked}"),
+    ]
     if report.errors:
         count = len(report.errors)
         plural = "s" if count != 1 else ""

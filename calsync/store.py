@@ -45,9 +45,9 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,11 @@ META_TABLE = "calsync:meta"
 AGENDA_TABLE = "calsync:agendas"
 #: The table of digest records: one per (leader, period), so that a digest is sent once.
 DIGEST_TABLE = "calsync:digests"
+#: The manager -> report lines of the roster, each with the day calsync first saw it (a new pair's
+#: ``since``; none for the lines there at the first run).
+LINES_TABLE = "calsync:lines"
 #: Tables that are not sources' calendars.
-RECORD_TABLES = (META_TABLE, AGENDA_TABLE, DIGEST_TABLE)
+RECORD_TABLES = (META_TABLE, AGENDA_TABLE, DIGEST_TABLE, LINES_TABLE)
 #: The longest a calendar whose only change is its sync cursor waits to be written (see the module).
 CHECKPOINT_SECONDS = 3600.0
 
@@ -289,7 +292,7 @@ class CalendarState:
     revision: str | None = None
     #: When this state was last saved (ISO 8601, UTC; None for a new state or one saved before calsync
     #: recorded it): the age of a stored reading used when the calendar cannot be read now.
-    synced_at: str | None = None
+    synced_at: str | None = field(default=None, compare=False)
 
 
 def pack(events: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
@@ -694,6 +697,42 @@ class StateStore:
     def digests(self, leader: str) -> list[dict[str, Any]]:
         with self._mutex:
             return [dict(doc) for doc in self._db.table(DIGEST_TABLE).search(Query().leader == leader)]
+
+    # -- the roster's lines: since when each manager -> report pair exists -------------------------------
+
+    def first_seen(self, lines: Iterable[tuple[str, str]], today: date) -> dict[tuple[str, str], date]:
+        """Remember the roster's ``(manager, report)`` lines and return the day each was first seen,
+        for those that have one. At the very first call (no line remembered yet, ever) the lines
+        get none: calsync cannot tell how old they are. A line no longer in the roster is forgotten,
+        so that it is new again if it comes back. Writes only when the lines changed."""
+        wanted = {(m.lower(), r.lower()) for m, r in lines}
+        with self._mutex:
+            table = self._db.table(LINES_TABLE)
+            started = self._db.table(META_TABLE).get(Query().key == "lines")
+            known: dict[tuple[str, str], str | None] = {}
+            for doc in table.all():
+                known[(str(doc.get("manager")), str(doc.get("report")))] = doc.get("since")
+            day = None if started is None else today.isoformat()
+            added = sorted(wanted - known.keys())
+            gone = known.keys() - wanted
+            if added or gone or started is None:
+                if gone:
+                    table.remove(lambda doc: (str(doc.get("manager")), str(doc.get("report"))) in gone)
+                if added:
+                    table.insert_multiple({"manager": m, "report": r, "since": day} for m, r in added)
+                if started is None:
+                    self._db.table(META_TABLE).upsert(
+                        {"key": "lines", "started": today.isoformat()}, Query().key == "lines"
+                    )
+                self._cache().flush()
+                known.update((line, day) for line in added)
+        found: dict[tuple[str, str], date] = {}
+        for line in wanted:
+            value = known.get(line)
+            if isinstance(value, str):
+                with contextlib.suppress(ValueError):
+                    found[line] = date.fromisoformat(value)
+        return found
 
 
 def _v1_to_v2(db: TinyDB) -> None:

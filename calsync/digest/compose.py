@@ -80,7 +80,8 @@ def leaders(org: Org, chosen: Sequence[str] | None = None) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """The headline of a digest. ``tracked`` counts the pairs that are assessed (not excluded)."""
+    """The headline of a digest. ``tracked`` counts the pairs that are assessed (not excluded, and
+    not ``unknown``: those could not be checked, and are counted apart)."""
 
     tracked: int = 0
     ok: int = 0
@@ -88,6 +89,7 @@ class Figures:
     no_series: int = 0
     at_risk: int = 0
     excluded: int = 0
+    unknown: int = 0  # could not be checked: a calendar could not be read
 
     @property
     def share_ok(self) -> int | None:
@@ -102,7 +104,7 @@ class Figures:
         """Figures kept in the state file; None if they are not there or not readable."""
         if not isinstance(data, Mapping):
             return None
-        values = {f.name: data.get(f.name) for f in fields(cls)}
+        values = {f.name: data.get(f.name, f.default) for f in fields(cls)}  # older records lack new ones
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
             return None
         return cls(**values)  # type: ignore[arg-type]
@@ -123,12 +125,15 @@ class Figures:
 
 
 def figures_of(pairs: Iterable[PairReport]) -> Figures:
-    counts = dict.fromkeys(("tracked", "ok", "overdue", "no_series", "at_risk", "excluded"), 0)
+    counts = {f.name: 0 for f in fields(Figures)}
     for pair in pairs:
         if not pair.tracked:
             continue
         if pair.excluded is not None:
             counts["excluded"] += 1
+            continue
+        if pair.status is PairStatus.UNKNOWN:
+            counts["unknown"] += 1
             continue
         counts["tracked"] += 1
         counts[str(pair.status).replace("-", "_")] += 1
@@ -142,10 +147,10 @@ class PairLine:
     report: str  # email
     report_name: str
     relationship: str  # "direct" or "skip-level"
-    status: str  # overdue / no-series / at-risk / ok / excluded
+    status: str  # unknown / overdue / no-series / at-risk / ok / excluded
     days_since_last: int | None
     last_held: date | None
-    cancelled: int
+    cancelled: int  # not counting those while either was away (excused)
     declined: int
     next_scheduled: date | None
     reason: str  # in words, without any title
@@ -284,11 +289,18 @@ def _branch(org: Org, leader: str, manager: str) -> str:
     return leader if person == leader else ""
 
 
-def _line(pair: PairReport, org: Org) -> PairLine:
+def _line(pair: PairReport, org: Org, leader: str) -> PairLine:
+    """A pair as ``leader``'s digest shows it. An exclusion's reason is personal (DESIGN.md section
+    3b): only the digest of the excluded person's own manager gives it; leaders above read
+    "excluded"."""
     a = pair.assessment
     report = pair.report or pair.people[1]
     if pair.excluded is not None:
-        reason = pair.excluded.describe(org.name(pair.excluded.email))
+        person = pair.excluded.email
+        if org.manager_of(person) == leader:
+            reason = pair.excluded.describe(org.name(person))
+        else:
+            reason = f"{org.name(person)}: excluded"
     else:
         reason = a.reasons[0] if a.reasons else ""
     return PairLine(
@@ -298,8 +310,8 @@ def _line(pair: PairReport, org: Org) -> PairLine:
         status=pair.shown_status,
         days_since_last=a.days_since_last,
         last_held=a.states.last_held,
-        cancelled=len(a.states.cancelled),
-        declined=len(a.states.declined),
+        cancelled=len(a.states.counted_cancelled),
+        declined=len(a.states.counted_declined),
         next_scheduled=a.states.next_scheduled,
         reason=reason,
     )
@@ -344,11 +356,13 @@ def compose(
                 tracked=len(assessed),
                 ok=sum(1 for p in assessed if p.status is PairStatus.OK),
                 attention=tuple(
-                    _line(p, org)
+                    _line(p, org, leader)
                     for p in sort_worst_first(assessed, report.names)
                     if p.status is not PairStatus.OK
                 ),
-                excluded=tuple(_line(p, org) for p in sort_worst_first(pairs, report.names) if p.excluded),
+                excluded=tuple(
+                    _line(p, org, leader) for p in sort_worst_first(pairs, report.names) if p.excluded
+                ),
             )
         )
     return Digest(
@@ -382,6 +396,7 @@ class Rendered:
 
 
 STATUS_LABELS = {
+    "unknown": "Could not be checked",
     "overdue": "Overdue",
     "no-series": "No 1:1s",
     "at-risk": "At risk",
@@ -389,6 +404,7 @@ STATUS_LABELS = {
     "excluded": "Excluded",
 }
 STATUS_COLORS = {
+    "unknown": "#344054",
     "overdue": "#b42318",
     "no-series": "#7a2e98",
     "at-risk": "#b54708",
@@ -403,6 +419,8 @@ def subject(digest: Digest) -> str:
     if f.no_series:
         parts.append(f"{f.no_series} without 1:1s")
     summary = ", ".join(parts) if parts else f"all {f.tracked} pairs ok"
+    if f.unknown:
+        summary += f"; {f.unknown} could not be checked"
     return f"1:1s in {digest.leader_name}'s org, week of {digest.period:%d %b %Y}: {summary}"
 
 
