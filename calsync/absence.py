@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -139,13 +139,16 @@ def _block_dates(block: Absence, tz: tzinfo, reach: Span) -> Iterable[date]:
         return Span(first, last).dates() if first <= last else ()
     if block.end <= block.start:
         return ()
-    start, end = block.start.astimezone(tz), block.end.astimezone(tz)
-    first, last = max(start.date(), reach.first), min(end.date(), reach.last)
+    start, end = block.start.astimezone(UTC), block.end.astimezone(UTC)
+    first = max(block.start.astimezone(tz).date(), reach.first)
+    last = min(block.end.astimezone(tz).date(), reach.last)
     found = []
     minimum = timedelta(hours=MIN_TIMED_HOURS)
     for day in Span(first, last).dates() if first <= last else ():
-        day_start = datetime.combine(day, time(0), tzinfo=tz)
-        day_end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+        # In UTC: between two times of one zone Python subtracts wall clocks, and a day with a
+        # daylight-saving change is not 24 hours long.
+        day_start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+        day_end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
         overlap = min(end, day_end) - max(start, day_start)
         if overlap >= minimum:
             found.append(day)

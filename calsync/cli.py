@@ -63,14 +63,17 @@ REPORT_EPILOG = """\
 exit codes:
   0  report complete
   2  usage, config or roster error (nothing produced; the message says what to fix)
-  3  report produced, but some calendars, events or roster lines were skipped (listed on stderr)
+  3  report produced, but some calendars, events or roster lines were skipped (listed on stderr),
+     or some pairs could not be checked (status unknown)
   1  internal error (a bug: please report it)
 
 docs: README.md in calsync's source (configuration reference, statuses and how they are decided)
 """
 
 STATUS_HELP = """\
-statuses (worst first):
+statuses (listed first: pairs that could not be checked; then worst first):
+  unknown    could not be checked: the manager's calendar could not be read (and no
+             stored reading of it), and no other calendar shows the pair; never flagged
   overdue    the last 1:1 is more than cadence + grace days ago, or every 1:1 in the
              look-back window was cancelled or declined
   no-series  no 1:1 held in the window and none scheduled ahead
@@ -78,6 +81,9 @@ statuses (worst first):
              next 1:1 is further from the last one than cadence + grace allows
   ok         held recently enough and the next one is scheduled in time
   untracked  peer or other pairs (and skip-level pairs unless cadence.skip_level_days is set)
+days either person was away (out-of-office, [[absence]], public holidays) are not counted,
+and a 1:1 cancelled or declined on them is excused; a new pair (roster column since, or the
+day calsync first saw the line) is not flagged for the time before it existed
 """
 
 
@@ -613,7 +619,7 @@ def _emit(report: Report, args: argparse.Namespace, stdout: TextIO, stderr: Text
             return EXIT_USAGE
     else:
         stdout.write(text)
-    return EXIT_PARTIAL if report.errors else EXIT_OK
+    return EXIT_PARTIAL if report.errors or report.unknown_count else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
