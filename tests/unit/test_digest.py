@@ -284,3 +284,58 @@ def test_an_org_s_own_templates_override_calsync_s_and_are_autoescaped(tmp_path)
     out = render(compose(rep, org, e("boss"), AS_OF, cadence_days=14, grace_days=3), environment(tmp_path))
     assert out.html == "<p>Team of &lt;b&gt;Boss&lt;/b&gt;: 1</p>"
     assert out.text == "Team of <b>Boss</b>"
+
+
+def test_an_exclusions_reason_reaches_only_the_excluded_persons_own_manager() -> None:
+    # Ron (r4) is excluded for parental leave; his manager is Max (m2); Vera (vp) leads Max.
+    own = digest_of("m2")
+    above = digest_of("vp")
+    (line,) = own.sections[0].excluded
+    assert "parental leave" in line.reason
+    (vera_sees,) = [p for s in above.sections for p in s.excluded]
+    assert vera_sees.reason == "Ron Rex: excluded" and vera_sees.status == "excluded"
+    env = environment(None)
+    for part in (render(above, env).text, render(above, env).html):
+        assert "parental leave" not in part
+    assert "parental leave" in render(own, env).text
+
+
+def test_absence_titles_never_reach_a_digest_and_excused_cancellations_are_not_counted() -> None:
+    from calsync.model import Absence, Status
+    from calsync.report import Fairness
+
+    block = Absence(
+        e("r1"),
+        datetime(2026, 11, 9, tzinfo=UTC),
+        datetime(2026, 11, 14, tzinfo=UTC),
+        all_day=True,
+        calendar="Surgery at St Mary's",  # where a careless source might put a title: never shown
+    )
+    cancelled = occ(at(-9), people=(e("m1"), e("r1")), series="m1-r1", status=Status.CANCELLED)
+    calendars = [CalendarData("cal", (*occurrences(), cancelled))]
+    rep = build_report(ORG, resolve(calendars), clock(), Policy(14, 3), fairness=Fairness((block,)))
+    pair = next(p for p in rep.pairs if p.people == (e("m1"), e("r1")))
+    assert pair.assessment.states.excused == (AS_OF - timedelta(9),)
+    d = compose(rep, ORG, e("vp"), AS_OF, cadence_days=14, grace_days=3)
+    env = environment(None)
+    text, html = render(d, env).text, render(d, env).html
+    assert "Surgery" not in text + html and "St Mary" not in text + html
+    lines = [p for s in d.sections for p in s.attention if p.report == e("r1")]
+    assert all(p.cancelled == 0 for p in lines)
+
+
+def test_pairs_that_could_not_be_checked_are_shown_apart_and_not_flagged() -> None:
+    from calsync.report import Coverage, Fairness
+
+    problem = Problem("workspace: m1@acme.test", "HTTP 403", unread=True, owner=e("m1"))
+    calendars = [CalendarData("cal", tuple(occurrences()))]
+    coverage = Coverage.of(calendars, [problem])
+    rep = build_report(
+        ORG, resolve(calendars), clock(), Policy(14, 3), (problem,), Fairness(coverage=coverage)
+    )
+    d = compose(rep, ORG, e("vp"), AS_OF, cadence_days=14, grace_days=3)
+    assert d.figures.unknown == 1  # Rob (r2) had no 1:1 in any calendar read: not "no 1:1s"
+    assert d.figures.no_series == 0
+    text = render(d, environment(None)).text
+    assert "Could not be checked: not flagged" in text and "Not checked:   1" in text
+    assert "1 could not be checked" in render(d, environment(None)).subject
