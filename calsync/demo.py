@@ -45,14 +45,36 @@ PEOPLE: tuple[tuple[str, str, str, str, str], ...] = (
     ("grace", "Grace Liu", "priya", "", "Europe/Berlin"),
     ("hugo", "Hugo Lambert", "priya", "", "Europe/Berlin"),
     ("iris", "Iris Novak", "priya", "", "Europe/Berlin"),
+    ("zara", "Zara Ahmed", "priya", "", "Europe/Berlin"),
 )
+#: Who joined recently (email local part, days before the as-of date): the roster's ``since``.
+NEW: tuple[tuple[str, int], ...] = (("zara", 5),)
+#: Maya's executive assistant, who schedules Maya's 1:1s with Priya (not in the roster), and the
+#: note-taking bot invited to Diego's 1:1s with Chloe: people who do not count ([detect]).
+ASSISTANT = f"kim.ea@{DOMAIN}"
+NOTE_BOT = "notes@notetaker.example"
+#: Public holidays: the org's (Berlin), and the New York office's in the roster's ``holidays`` column.
+ORG_HOLIDAYS = "DE-BE"
+NEW_YORK_HOLIDAYS = "US-NY"
 #: Who the demo roster excludes (email local part, reason, last day as days after the as-of date).
 EXCLUDED: tuple[tuple[str, str, int], ...] = (("iris", "parental leave", 60),)
 
 #: What the demo shows, pair by pair: (manager, report or peer, expected status, what it demonstrates).
 SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
-    ("maya", "omar", "ok", "weekly in America/New_York with a VTIMEZONE (across DST when in the window)"),
-    ("maya", "priya", "ok", "weekly; one occurrence moved to the next day, one removed by EXDATE"),
+    (
+        "maya",
+        "omar",
+        "ok",
+        "weekly in America/New_York with a VTIMEZONE (across DST when in the window); an extra 1:1 on a "
+        "New York public holiday (the roster's holidays column) that Omar declined is excused",
+    ),
+    (
+        "maya",
+        "priya",
+        "ok",
+        "weekly, scheduled by Maya's assistant (an ignored attendee: still a 1:1); one occurrence moved "
+        "to the next day, one removed by EXDATE",
+    ),
     ("omar", "lena", "overdue", "the weekly series ended 40 days ago and nothing replaced it"),
     ("omar", "diego", "overdue", "a new biweekly series whose two past occurrences were both cancelled"),
     (
@@ -64,11 +86,28 @@ SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("lena", "yuki", "at-risk", "every 4 weeks: the schedule itself is slower than the 14-day cadence"),
     ("lena", "noah", "at-risk", "new hire (roster cadence 7): the first 1:1 is scheduled, none held yet"),
-    ("diego", "ava", "ok", "weekly; Ava declined one occurrence"),
+    (
+        "diego",
+        "ava",
+        "ok",
+        "weekly; Ava was out of office for three weeks: the 1:1s cancelled then are excused and the days "
+        "away not counted, so the pair is not overdue; Ava declined one occurrence earlier",
+    ),
     ("diego", "ben", "at-risk", "held until last week, but the series ended: nothing scheduled ahead"),
-    ("diego", "chloe", "ok", "weekly in floating time, a month of cancellations earlier: a closed gap"),
+    (
+        "diego",
+        "chloe",
+        "ok",
+        "weekly in floating time with a note-taking bot invited (ignored), a month of cancellations "
+        "earlier: a closed gap",
+    ),
     ("priya", "ethan", "no-series", "no 1:1 at all; an all-day 'offsite' and a 3-person '1:1' don't count"),
-    ("priya", "fatima", "ok", "one-off 1:1s in UTC instead of a series; a wholly cancelled one-off ignored"),
+    (
+        "priya",
+        "fatima",
+        "ok",
+        "one-off 1:1s in UTC instead of a series; a wholly cancelled one-off ignored",
+    ),
     (
         "priya",
         "grace",
@@ -83,6 +122,12 @@ SCENARIOS: tuple[tuple[str, str, str, str], ...] = (
         "the weekly series stopped 45 days ago when Iris went on parental leave: the roster excludes "
         "her until her return, so the pair shows as excluded, not flagged",
     ),
+    (
+        "priya",
+        "zara",
+        "at-risk",
+        "joined 5 days ago (the roster's since): no 1:1 yet, but too new to be flagged as having none",
+    ),
     ("sam", "yuki", "untracked", "peer 1:1 (same manager): reported, not tracked"),
     ("omar", "sam", "ok", "skip-level, every 4 weeks: tracked because the demo sets skip_level_days = 30"),
     ("ava", "ethan", "untracked", "cross-team 1:1 (relationship 'other'): reported, not tracked"),
@@ -94,6 +139,13 @@ CONFIG = f"""\
 domains = ["{DOMAIN}"]
 roster = "org.csv"
 timezone = "{ORG_TZ}"
+# Berlin's public holidays for everyone; the New York office's people have theirs in the roster.
+holidays = "{ORG_HOLIDAYS}"
+
+[detect]
+# Maya's assistant schedules her 1:1s, and a note-taking bot joins Diego's: neither makes a 1:1 a
+# meeting of three.
+ignore_attendees = ["{ASSISTANT}", "*@{NOTE_BOT.partition("@")[2]}"]
 
 [cadence]
 default_days = 14
@@ -131,11 +183,15 @@ outbox = "outbox"
 from = "1:1 digests <calsync@{DOMAIN}>"
 day = "{WEEKDAYS[as_of.weekday()]}"
 hour = 0
-# broken.ics is planted: send the digests anyway, with a warning, instead of waiting for it to be fixed.
+# A broken export is planted: send the digests anyway, with a warning, instead of waiting for it to be
+# fixed.
 when_incomplete = "send"
 """
 
 
+#: The planted broken file: the cut-off export of someone who has left (not in the roster), named after
+#: its owner as calsync asks, so that calsync knows whose calendar could not be read.
+BROKEN_FILE = f"leo@{DOMAIN}.ics"
 BROKEN_ICS = """\
 BEGIN:VCALENDAR
 VERSION:2.0
@@ -211,7 +267,7 @@ def ics_event(spec: EventSpec) -> icalendar.Event:
     if isinstance(spec.start, datetime):
         _add_time(event, "dtend", spec.start + spec.duration, spec)
     else:
-        event.add("dtend", spec.start + timedelta(days=1))
+        event.add("dtend", spec.start + max(timedelta(days=1), spec.duration))
     if spec.recurrence_id is not None:
         _add_time(event, "recurrence-id", spec.recurrence_id, spec)
     if spec.rrule:
@@ -308,7 +364,7 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
             uid=kw.pop("uid", f"{a}-{b}@{DOMAIN}"),
             summary=kw.pop("summary", f"{first_names.get(a, a)} / {first_names.get(b, b)} 1:1"),
             start=_at(first, hour, tz),
-            organizer=email(a),
+            organizer=kw.pop("organizer", email(a)),
             attendees=kw.pop("attendees", _pair(a, b)),
             rrule=kw.pop("rrule", {"freq": "weekly"}),
             **kw,
@@ -322,11 +378,33 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
         spec = EventSpec(uid=f"{uid}@{DOMAIN}", summary=summary, start=start, organizer=email(a), **kw)
         return put(spec if spec.attendees else replace(spec, attendees=_pair(a, b)), a, b)
 
-    # maya / omar: ok, weekly in New York with a VTIMEZONE.
+    # maya / omar: ok, weekly in New York with a VTIMEZONE; an extra 1:1 on a New York public holiday
+    # that Omar declined: excused (a holiday of the New York office's, in the roster).
     series("maya", "omar", day(-124), 9, NEW_YORK)
+    holiday = _recent_holiday(as_of)
+    if holiday is not None:
+        one_off(
+            "mo-holiday",
+            "maya",
+            "omar",
+            _at(holiday, 14, NEW_YORK),
+            "Maya / Omar catch-up",
+            attendees=_pair("maya", "omar", "DECLINED"),
+        )
 
-    # maya / priya: ok; one moved occurrence, one EXDATE.
-    mp = series("maya", "priya", day(-117), 16, BERLIN, exdates=[_at(day(-12), 16, BERLIN)], sequence=1)
+    # maya / priya: ok; scheduled by Maya's assistant; one moved occurrence, one EXDATE.
+    assistant = Attendee(ASSISTANT, "Kim Park (EA to Maya)")
+    mp = series(
+        "maya",
+        "priya",
+        day(-117),
+        16,
+        BERLIN,
+        exdates=[_at(day(-12), 16, BERLIN)],
+        sequence=1,
+        organizer=ASSISTANT,
+        attendees=[assistant, *_pair("maya", "priya")],
+    )
     moved = override(
         mp,
         _at(day(-26), 16, BERLIN),
@@ -394,17 +472,36 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
     # lena / noah: at-risk, new hire, the first 1:1 is in 3 days.
     series("lena", "noah", day(3), 13, BERLIN)
 
-    # diego / ava: ok, Ava declined one occurrence. Weekly on the weekday after the as-of date, like
-    # Fatima's next one-off and Omar's and Diego's first: the demo's agendas always hold a regular 1:1, a
-    # career session and a first one.
-    da = series("diego", "ava", day(-97), 10, NEW_YORK)
+    # diego / ava: ok, although the last one held was 27 days ago: Ava was out of office (an Outlook
+    # OOF block in her calendar) for three weeks, and the three 1:1s in them were cancelled. She
+    # declined one earlier. Weekly on the weekday after the as-of date, like Fatima's next one-off and
+    # Omar's and Diego's first: the demo's agendas always hold a regular 1:1, a career session and a
+    # first one.
+    da = series(
+        "diego",
+        "ava",
+        day(-97),
+        10,
+        NEW_YORK,
+        exdates=[_at(day(offset), 10, NEW_YORK) for offset in (-20, -13, -6)],
+        sequence=1,
+    )
     declined = override(
         da,
-        _at(day(-20), 10, NEW_YORK),
+        _at(day(-48), 10, NEW_YORK),
         attendees=_pair("diego", "ava", "DECLINED"),
-        last_modified=modified(-20, 12),
+        last_modified=modified(-48, 12),
     )
     put(declined, "diego", "ava")
+    leave = EventSpec(
+        uid=f"ava-ooo@{DOMAIN}",
+        summary="Ava away: family matters",  # never shown: calsync keeps only the dates
+        start=as_of - timedelta(days=24),
+        duration=timedelta(days=22),  # up to, not including, the day 2 days before the as-of date
+        organizer=email("ava"),
+        extra={"X-MICROSOFT-CDO-BUSYSTATUS": "OOF"},
+    )
+    put(leave, "ava")
 
     # diego / ben: at-risk, the series ended last week.
     series(
@@ -416,7 +513,8 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
         rrule={"freq": "weekly", "until": _at(day(-6), 23, NEW_YORK).astimezone(UTC)},
     )
 
-    # diego / chloe: ok, floating time, five cancellations in a row earlier (a closed gap).
+    # diego / chloe: ok, floating time, a note-taking bot invited, five cancellations in a row earlier
+    # (a closed gap).
     series(
         "diego",
         "chloe",
@@ -425,6 +523,7 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
         BERLIN,
         floating=True,
         exdates=[_at(day(-80 + 7 * k), 9, BERLIN) for k in range(3, 8)],
+        attendees=[*_pair("diego", "chloe"), Attendee(NOTE_BOT, "Notetaker")],
     )
 
     # priya / ethan: no-series; an all-day event and a 3-person "1:1" do not count.
@@ -480,13 +579,29 @@ def demo_calendars(as_of: date) -> dict[str, list[EventSpec]]:
     return cal
 
 
+def _recent_holiday(as_of: date) -> date | None:
+    """The latest public holiday of the New York office (:data:`NEW_YORK_HOLIDAYS`) on a weekday
+    between 80 and 3 days before ``as_of``, if any (there is one in any such window): where the demo
+    puts a 1:1 declined on a holiday."""
+    from calsync.absence import holiday_dates
+
+    first, last = as_of - timedelta(days=80), as_of - timedelta(days=3)
+    years = tuple(range(first.year, last.year + 1))
+    found = [d for d in holiday_dates(NEW_YORK_HOLIDAYS, years) if first <= d <= last and d.weekday() < 5]
+    return max(found, default=None)
+
+
 def roster_csv(as_of: date) -> str:
-    lines = ["email,name,manager_email,cadence_days,timezone,exclude,exclude_until"]
+    lines = ["email,name,manager_email,cadence_days,timezone,exclude,exclude_until,holidays,since"]
     excluded = {local: (reason, as_of + timedelta(days=days)) for local, reason, days in EXCLUDED}
+    joined = {local: as_of - timedelta(days=days) for local, days in NEW}
     for local, name, manager, cadence, tz in PEOPLE:
         reason, until = excluded.get(local, ("", None))
         row = [email(local), name, email(manager) if manager else "", cadence, tz, reason]
-        lines.append(",".join([*row, until.isoformat() if until else ""]))
+        holidays = NEW_YORK_HOLIDAYS if tz == "America/New_York" else ""
+        since = joined.get(local)
+        row += [until.isoformat() if until else "", holidays, since.isoformat() if since else ""]
+        lines.append(",".join(row))
     return "\n".join(lines) + "\n"
 
 
@@ -599,8 +714,14 @@ def demo_directory(directory: Path, *, force: bool = False) -> Iterator[None]:
 def _demo_paths() -> list[str]:
     """Where the demo writes whatever the date (the agendas and digests it writes have names of their
     own, which no earlier file of someone else's is likely to have: the backends never overwrite)."""
-    owners = sorted({*demo_calendars(date(2026, 1, 1)), "broken"})
-    return ["calsync.toml", "org.csv", *(f"calendars/{o}.ics" for o in owners), *_STATE_FILES]
+    owners = sorted(demo_calendars(date(2026, 1, 1)))
+    return [
+        "calsync.toml",
+        "org.csv",
+        *(f"calendars/{o}.ics" for o in owners),
+        f"calendars/{BROKEN_FILE}",
+        *_STATE_FILES,
+    ]
 
 
 def write_files(directory: Path, as_of: date) -> Path:
@@ -610,7 +731,7 @@ def write_files(directory: Path, as_of: date) -> Path:
     for owner, specs in sorted(demo_calendars(as_of).items()):
         with_tz = owner != "sam"  # Sam's export has no VTIMEZONE for the Windows zone name
         (calendars_dir / f"{owner}.ics").write_bytes(ics_calendar(specs, with_timezones=with_tz, name=owner))
-    (calendars_dir / "broken.ics").write_text(BROKEN_ICS, encoding="utf-8")
+    (calendars_dir / BROKEN_FILE).write_text(BROKEN_ICS, encoding="utf-8")
     (directory / "org.csv").write_text(roster_csv(as_of), encoding="utf-8")
     config = directory / "calsync.toml"
     config.write_text(CONFIG + digest_config(as_of), encoding="utf-8")

@@ -44,7 +44,10 @@ def test_every_scenario_has_its_status(tmp_path: Path, as_of: date) -> None:
         assert pair in by_pair, f"{a}/{b} missing ({what})"
         assert by_pair[pair]["status"] == expected, f"{a}/{b} ({what}): {by_pair[pair]['reasons']}"
     assert {p["status"] for p in report["pairs"]} == {"ok", "at-risk", "overdue", "no-series", "untracked"}
-    assert [e["source"] for e in report["errors"]] == ["calendars/broken.ics"]
+    assert [e["source"] for e in report["errors"]] == ["calendars/leo@acme.test.ics"]
+    # the 1:1 Omar declined on the latest New York holiday of the window is excused: listed, not counted
+    omar = by_pair[(email("maya"), email("omar"))]
+    assert len(omar["declined"]) == 1 and omar["declined"] == omar["excused"]
     # a real org meets on weekdays: every date of every pair is one
     for pair in report["pairs"]:
         days = [*pair["held"], *pair["cancelled"], *pair["declined"], pair["next_scheduled"]]
@@ -71,12 +74,29 @@ def test_demo_edge_cases_in_detail(tmp_path: Path) -> None:
     assert "2026-10-27" in maya_priya["held"] and "2026-10-26" not in maya_priya["held"]
     assert maya_priya["cancelled"] == ["2026-11-09"]
     # a month of cancellations leaves a closed gap
-    assert pair("diego", "chloe")["gaps"] == [{"from": "2026-09-16", "to": "2026-10-28", "days": 42}]
+    # (Columbus Day, a New York holiday of Diego's, is not counted in it)
+    assert pair("diego", "chloe")["gaps"] == [
+        {"from": "2026-09-16", "to": "2026-10-28", "days": 42, "absent_days": 1}
+    ]
     assert len(pair("diego", "chloe")["cancelled"]) == 5
     # roster cadence 7 for the new hire; skip-level cadence from the config
     assert pair("lena", "noah")["cadence_days"] == 7
     assert pair("omar", "sam")["cadence_days"] == 30 and pair("omar", "sam")["relationship"] == "skip-level"
-    assert pair("diego", "ava")["declined"] == ["2026-11-02"]
+    assert pair("diego", "ava")["declined"] == ["2026-10-05"]
+    # Ava's three weeks out of office: the 1:1s cancelled in them are excused, the days not counted
+    ava = pair("diego", "ava")
+    assert ava["status"] == "ok" and ava["days_since_last"] == 26
+    assert ava["excused"] == ava["cancelled"] == ["2026-11-02", "2026-11-09", "2026-11-16"]
+    assert ava["absent_days_since_last"] == 22
+    assert "family matters" not in out
+    # Maya's assistant schedules her 1:1s with Priya, a bot joins Diego's with Chloe: still 1:1s
+    assert maya_priya["status"] == "ok" and pair("diego", "chloe")["status"] == "ok"
+    # a new report, too new to be flagged as having no 1:1s
+    zara = pair("priya", "zara")
+    assert (zara["status"], zara["since"]) == ("at-risk", "2026-11-16")
+    assert zara["reasons"][0] == "new since 2026-11-16: no 1:1 scheduled yet"
+    # Omar declined the 1:1 on Veterans Day (11 November, a New York holiday): excused
+    assert pair("maya", "omar")["excused"] == pair("maya", "omar")["declined"] == ["2026-11-11"]
 
 
 def test_demo_is_deterministic_for_a_date(tmp_path: Path) -> None:
@@ -100,7 +120,7 @@ def test_demo_table_output(tmp_path: Path) -> None:
     for status in ("overdue", "no-series", "at-risk", "ok"):
         assert f"\n{status} " in out
     assert "Omar Haddad" in out and "Lena Fischer" in out
-    assert "calendars/broken.ics" in err
+    assert "calendars/leo@acme.test.ics" in err
     assert "calsync report --config" in err
 
 
@@ -154,12 +174,14 @@ def test_demo_writes_the_leaders_digests_to_its_outbox(tmp_path: Path) -> None:
     assert maya["To"] == "Maya Chen <maya@acme.test>"
     assert (
         maya["Subject"]
-        == "1:1s in Maya Chen's org, week of 21 Nov 2026: 3 overdue, 3 at risk, 2 without 1:1s"
+        == "1:1s in Maya Chen's org, week of 21 Nov 2026: 3 overdue, 4 at risk, 2 without 1:1s"
     )
     text = maya.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     # the planted broken file is announced, as the demo sends with when_incomplete = "send"
     assert "1 calendar or source could not be read" in text
     assert "- Iris Novak: Excluded." in text
+    # why she is excluded is for her own manager's digest only (Priya's), not Maya's
+    assert "parental leave" not in text
     # a demo run again starts afresh: the same five digests, none left over and none skipped as sent
     code, _, err = run_demo(tmp_path / "demo", date(2026, 11, 21), fmt="table")
     assert code == 0 and err.count("\n  written ") == 5
