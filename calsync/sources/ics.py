@@ -15,12 +15,23 @@ What this module fixes at the boundary, so that the core never sees it:
   propagates the highest SEQUENCE of a series to every occurrence, which would hide stale copies);
 - time zones: TZIDs resolve through VTIMEZONE, IANA or Windows names; floating times and TZIDs that
   cannot be resolved are read in the org's time zone (reported for unknown TZIDs); X-WR-TIMEZONE
-  calendars (Google exports) are normalised first.
+  calendars (Google exports) are normalised first;
+- out-of-office: a VEVENT with ``X-MICROSOFT-CDO-BUSYSTATUS:OOF`` (Outlook's export; the other
+  providers' converted events say the same) is never a meeting: each of its occurrences in the window
+  is an :class:`~calsync.model.Absence` of its organizer, else of the calendar's owner. Its title and
+  description are never kept, nor named in any problem;
+- whose calendar a document is: the source's configured owner, else an X-WR-CALNAME that is an email
+  address, else a file named after its owner (``maya@acme.test.ics``, or a stem the roster knows);
+- bad input that should not cost a meeting: an unreadable CREATED, LAST-MODIFIED or DTSTAMP is
+  reported and the event read without it; an event without UID gets one made from its organizer,
+  start and title (reported), so that its copies in two people's files still count once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -35,6 +46,7 @@ import recurring_ical_events
 import x_wr_timezone
 
 from calsync.model import (
+    Absence,
     CalendarData,
     Occurrence,
     Participant,
@@ -65,10 +77,31 @@ ATTENDEES_OMITTED = "X-CALSYNC-ATTENDEES-OMITTED"
 #: two instants (ISO 8601) every instance that exists is listed as an override.
 LISTED_FROM = "X-CALSYNC-LISTED-FROM"
 LISTED_TO = "X-CALSYNC-LISTED-TO"
+#: Outlook's "show as" of an event: OOF (out of office), BUSY, FREE, TENTATIVE, WORKINGELSEWHERE.
+BUSY_STATUS = "X-MICROSOFT-CDO-BUSYSTATUS"
+OUT_OF_OFFICE = "OOF"
+#: Properties calsync can read an event without: when one of them is broken, it is reported and ignored.
+_IGNORABLE = frozenset({"CREATED", "LAST-MODIFIED", "DTSTAMP"})
+#: What the UIDs made for events without one begin with: no calendar writes UIDs like these.
+DERIVED_UID_PREFIX = "calsync-derived-uid:"
+_EMAIL = re.compile(r"[^@\s<>,;:\"()\[\]]+@[^@\s<>,;:\"()\[\].]+(?:\.[^@\s<>,;:\"()\[\].]+)+")
+
+
+class _Document(NamedTuple):
+    """One calendar document of a source: its label, how to read it (reporting failures), and whose
+    calendar it is as far as can be told without reading it (config, file name)."""
+
+    label: str
+    load: Callable[[], bytes | None]
+    owner: str | None
 
 
 class IcsSource:
-    """Reads every calendar of one ``[[sources]] type = "ics"`` entry."""
+    """Reads every calendar of one ``[[sources]] type = "ics"`` entry.
+
+    ``owner`` is whose calendar a single file or URL is (the entry's ``owner``); ``owner_of`` tells
+    which org member a file's stem names ("maya" -> "maya@acme.test"), for files not named by email.
+    """
 
     def __init__(
         self,
@@ -79,6 +112,8 @@ class IcsSource:
         label_root: Path | None = None,
         timeout_seconds: float = 30.0,
         progress: Progress | None = None,
+        owner: str | None = None,
+        owner_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.location = location
         self.progress: Progress = progress if progress is not None else NoProgress()
@@ -86,16 +121,20 @@ class IcsSource:
         self.default_tz = default_tz
         self.label_root = label_root
         self.timeout_seconds = timeout_seconds
+        self.owner = owner.strip().lower() if owner and owner.strip() else None
+        self.owner_of = owner_of
 
     def fetch(self, window: Window) -> SourceResult:
         result = SourceResult()
         documents = self._documents(result.problems)
         self.progress.start(f"reading {self.name}", len(documents))
         try:
-            for label, load in documents:
-                data = load()
+            for document in documents:
+                data = document.load()
                 if data is not None:
-                    calendar, problems = read_ics(data, label, window, self.default_tz)
+                    # The config's owner, else the calendar's own name if it is an address, else the file's.
+                    owner = self.owner or _calendar_name(data) or document.owner
+                    calendar, problems = read_ics(data, document.label, window, self.default_tz, owner=owner)
                     result.problems.extend(problems)
                     if calendar is not None:
                         result.calendars.append(calendar)
@@ -106,11 +145,12 @@ class IcsSource:
 
     # -- where the documents come from -------------------------------------------------------------
 
-    def _documents(self, problems: list[Problem]) -> list[tuple[str, Callable[[], bytes | None]]]:
-        """Each document's label and a function that reads it (reporting failures into ``problems``)."""
+    def _documents(self, problems: list[Problem]) -> list[_Document]:
+        """Each document's label, a function that reads it (reporting failures into ``problems``) and
+        whose calendar it is as far as its name tells."""
         if self.location.startswith(("http://", "https://")):
             # Named by the source's name, never the URL itself: the URL is often the secret.
-            return [(self.name, lambda: self._download(problems))]
+            return [_Document(self.name, lambda: self._download(problems), self.owner)]
         root = Path(self.location)
         if root.is_dir():
             files = sorted(
@@ -124,20 +164,42 @@ class IcsSource:
                         self._label(root),
                         "no .ics files in this directory: add calendar exports here or fix the source's path",
                         unread=True,
+                        owner=self.owner,
                     )
                 )
         elif root.is_file():
             files = [root]
         else:
-            problems.append(Problem(self._label(root), "no such file or directory", unread=True))
+            problems.append(
+                Problem(self._label(root), "no such file or directory", unread=True, owner=self._owner(root))
+            )
             files = []
-        return [(self._label(path), partial(self._read_file, path, problems)) for path in files]
+        documents = []
+        for path in files:
+            owner = self._owner(path)
+            documents.append(
+                _Document(self._label(path), partial(self._read_file, path, problems, owner), owner)
+            )
+        return documents
 
-    def _read_file(self, path: Path, problems: list[Problem]) -> bytes | None:
+    def _owner(self, path: Path) -> str | None:
+        """Whose calendar the file is, as far as the config and its name tell: the source's owner, a
+        stem that is an email address, else the org member ``owner_of`` finds for the stem."""
+        if self.owner is not None:
+            return self.owner
+        found = _as_email(path.stem)
+        if found is None and self.owner_of is not None:
+            named = self.owner_of(path.stem)
+            found = named.strip().lower() if named and named.strip() else None
+        return found
+
+    def _read_file(self, path: Path, problems: list[Problem], owner: str | None) -> bytes | None:
         try:
             return path.read_bytes()
         except OSError as exc:
-            problems.append(Problem(self._label(path), f"cannot read: {exc.strerror or exc}", unread=True))
+            problems.append(
+                Problem(self._label(path), f"cannot read: {exc.strerror or exc}", unread=True, owner=owner)
+            )
             return None
 
     def _download(self, problems: list[Problem]) -> bytes | None:
@@ -147,7 +209,7 @@ class IcsSource:
 
         def failed(why: str) -> None:
             REQUESTS.record(ICS, error=True)
-            problems.append(Problem(self.name, f"download failed: {why}", unread=True))
+            problems.append(Problem(self.name, f"download failed: {why}", unread=True, owner=self.owner))
 
         chunks: list[bytes] = []
         received = 0
@@ -183,7 +245,7 @@ class IcsSource:
 
 
 def read_ics(
-    data: bytes | str, label: str, window: Window, default_tz: tzinfo
+    data: bytes | str, label: str, window: Window, default_tz: tzinfo, *, owner: str | None = None
 ) -> tuple[CalendarData | None, list[Problem]]:
     """Parse one ICS document into the normalised model.
 
@@ -192,20 +254,24 @@ def read_ics(
     (it stops inside a component, without its last END:VCALENDAR) is not read at all, as a download
     cut short is not: what it held after the cut is unknown, and a missing 1:1 must not be flagged.
     The problem says so, with the line it stops at, and keeps the parser's error as detail.
+
+    ``owner`` is whose calendar this is (lower-case email), when the caller knows; else an
+    X-WR-CALNAME that is an email address says so. The problem of an unreadable document carries it.
     """
+    owner = owner.strip().lower() if owner and owner.strip() else None
     whole = _ends_whole(data)
     try:
         calendars = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError and friends on malformed documents
         broken = _structure_problem(data)
         detail = f"{broken}; the parser said: {_short(exc)}" if broken else _short(exc)
-        return None, [Problem(label, f"not a valid iCalendar file: {detail}", unread=True)]
+        return None, [Problem(label, f"not a valid iCalendar file: {detail}", unread=True, owner=owner)]
     if not calendars or not whole:
         # A file cut off after a complete VCALENDAR parses, without the rest: it is not read as whole.
         broken = _structure_problem(data)
         if broken is not None or not calendars:
             why = broken or "no complete VCALENDAR in it (empty or cut off?)"
-            return None, [Problem(label, f"not a valid iCalendar file: {why}", unread=True)]
+            return None, [Problem(label, f"not a valid iCalendar file: {why}", unread=True, owner=owner)]
     problems: list[Problem] = []
     standard = []
     for cal in calendars:
@@ -214,8 +280,41 @@ def read_ics(
         except Exception as exc:
             problems.append(Problem(label, f"X-WR-TIMEZONE ignored: {_short(exc)}"))
             standard.append(cal)
-    calendar, more = read_calendars(standard, label, window, default_tz)
+    calendar, more = read_calendars(standard, label, window, default_tz, owner=owner)
     return calendar, problems + more
+
+
+def _calendar_name(data: bytes | str) -> str | None:
+    """The email address the document's X-WR-CALNAME is, if it is one, read without parsing the
+    document: from the first VCALENDAR's own properties, which come before its first component."""
+    head = data[:65536]
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    lines: list[str] = []
+    for line in text.removeprefix("\ufeff").splitlines():
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] += line[1:]  # a folded line goes on
+        else:
+            lines.append(line)
+    begun = False
+    for line in lines:
+        name, _, value = line.partition(":")
+        key = name.partition(";")[0].strip().upper()
+        if key == "BEGIN" and not begun and value.strip().upper() == "VCALENDAR":
+            begun = True
+        elif key in ("BEGIN", "END"):
+            return None  # the calendar's own properties are over
+        elif begun and key == "X-WR-CALNAME":
+            return _as_email(value)
+    return None
+
+
+def _as_email(value: object) -> str | None:
+    """``value`` as a lower-case email address ("mailto:" dropped), or None if it is not one."""
+    text = str(value).strip()
+    if text.lower().startswith("mailto:"):
+        text = text[len("mailto:") :].strip()
+    text = text.lower()
+    return text if _EMAIL.fullmatch(text) else None
 
 
 _END = b"END:VCALENDAR"
@@ -270,39 +369,93 @@ def _structure_problem(data: bytes | str) -> str | None:
 
 
 def read_calendars(
-    calendars: Iterable[icalendar.Component], label: str, window: Window, default_tz: tzinfo
+    calendars: Iterable[icalendar.Component],
+    label: str,
+    window: Window,
+    default_tz: tzinfo,
+    *,
+    owner: str | None = None,
 ) -> tuple[CalendarData, list[Problem]]:
     """The normalised model of parsed VCALENDARs that make up one calendar (one file, one mailbox).
 
     Events are grouped by UID and each group is read on its own: a broken event is reported and
     skipped, and the others are still read. Other providers build VEVENTs and come through here too,
-    so that recurrence, EXDATEs and versions are handled in one place.
+    so that recurrence, EXDATEs, versions and out-of-office blocks are handled in one place.
+
+    ``owner`` is whose calendar this is (else an X-WR-CALNAME that is an email address): the person
+    away in the out-of-office blocks that name no organizer.
     """
+    owner = owner.strip().lower() if owner and owner.strip() else None
     problems: list[Problem] = []
     timezones: list[icalendar.Component] = []
     groups: dict[str, list[icalendar.Component]] = {}
+    without_uid: list[icalendar.Component] = []
     for cal in calendars:
+        if owner is None:
+            owner = _as_email(cal.get("X-WR-CALNAME", ""))
         timezones.extend(cal.walk("VTIMEZONE"))
         for event in cal.walk("VEVENT"):
-            uid = str(event.get("UID", "")).strip()
-            if not uid:
-                problems.append(Problem(label, f"{_describe(event)}: has no UID; skipped"))
-                continue
-            groups.setdefault(uid, []).append(event)
+            uid = _uid(event)
+            if uid:
+                groups.setdefault(uid, []).append(event)
+            else:
+                without_uid.append(event)
+    named = _derive_uids(without_uid, default_tz)
+    for event, uid in named:
+        # A copy that says its UID, as the expansion links a series' overrides to it by UID.
+        copied = event.copy()
+        copied.errors = list(event.errors)
+        copied.pop("UID", None)  # an empty one
+        copied.add("UID", uid)
+        groups.setdefault(uid, []).append(copied)
 
     occurrences: list[Occurrence] = []
     series: list[SeriesCopy] = []
+    absences: list[Absence] = []
+    unowned = 0
+    skipped: set[str] = set()
     for uid, components in groups.items():
+        private = _is_private(components)
         try:
-            occs, copy_, event_problems = _read_group(uid, components, timezones, label, window, default_tz)
+            group = _read_group(uid, components, timezones, label, window, default_tz, owner, private)
         except Exception as exc:  # one broken event must not stop the others
-            problems.append(Problem(label, f"{_describe(components[0])}: skipped: {_short(exc)}"))
+            skipped.add(uid)
+            problems.append(
+                Problem(
+                    label,
+                    f"{_describe(components[0], private=private)}: skipped: "
+                    + _detail(exc, components if private else None),
+                )
+            )
             continue
-        occurrences.extend(occs)
-        if copy_ is not None:
-            series.append(copy_)
-        problems.extend(event_problems)
-    return CalendarData(label, tuple(occurrences), tuple(series)), problems
+        occurrences.extend(group.occurrences)
+        if group.series is not None:
+            series.append(group.series)
+        absences.extend(group.absences)
+        unowned += group.unowned
+        problems.extend(group.problems)
+    for event, uid in named:
+        if uid in skipped:
+            continue  # its problem says it was skipped, and that it has no UID
+        problems.append(
+            Problem(
+                label,
+                f"{_describe(event, private=_is_private(groups[uid]))}: has no UID; read with one made from "
+                "its organizer, start and title, so that its copies in other calendars count once",
+            )
+        )
+    if unowned:
+        blocks = "1 out-of-office block" if unowned == 1 else f"{unowned} out-of-office blocks"
+        problems.append(
+            Problem(
+                label,
+                f"{blocks} skipped: {'it names' if unowned == 1 else 'they name'} no ORGANIZER and whose "
+                "calendar this is is not known; name the file after its owner (<email>.ics), set owner in "
+                "the source's config, or export the calendar with an ORGANIZER on its events",
+            )
+        )
+    data = CalendarData(label, tuple(occurrences), tuple(series), absences=tuple(absences), owner=owner)
+    return data, problems
 
 
 def read_converted(
@@ -312,11 +465,16 @@ def read_converted(
     label: str,
     window: Window,
     default_tz: tzinfo,
+    *,
+    owner: str | None = None,
 ) -> tuple[CalendarData, list[Problem]]:
     """Another provider's resources, each converted to the VEVENT it stands for, through this reader.
 
     A resource that cannot be converted (KeyError, TypeError, ValueError) is reported and skipped;
     ``convert`` returns None for one that stands for nothing (e.g. a tombstone of an unknown event).
+    An out-of-office block is converted to a VEVENT with ``X-MICROSOFT-CDO-BUSYSTATUS:OOF``. ``owner``
+    is whose calendar this is (a mailbox, a calendar id that is an address), as for
+    :func:`read_calendars`.
     """
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//calsync//converted//EN")
@@ -330,8 +488,99 @@ def read_converted(
             continue
         if vevent is not None:
             calendar.add_component(vevent)
-    data, more = read_calendars([calendar], label, window, default_tz)
+    data, more = read_calendars([calendar], label, window, default_tz, owner=owner)
     return data, problems + more
+
+
+def _uid(component: icalendar.Component) -> str:
+    """The event's UID ("" if it has none); the first, if it says several (invalid, but seen)."""
+    value = component.get("UID", "")
+    if isinstance(value, list):
+        value = next((v for v in value if str(v).strip()), "")
+    return str(value).strip()
+
+
+def _derive_uids(
+    events: list[icalendar.Component], default_tz: tzinfo
+) -> list[tuple[icalendar.Component, str]]:
+    """A UID for each event that has none, made from its organizer, start and title: the same in every
+    calendar that holds a copy of it. An override (RECURRENCE-ID) without UID joins the one series
+    without UID that has its organizer and title; failing that, its original start stands for its own."""
+    masters = [e for e in events if "RECURRENCE-ID" not in e]
+    made = {id(m): _derived_uid(m, "DTSTART", default_tz) for m in masters}
+    named: list[tuple[icalendar.Component, str]] = []
+    for event in events:
+        if "RECURRENCE-ID" not in event:
+            named.append((event, made[id(event)]))
+            continue
+        organizer, title = _organizer(event), _title(event)
+        series = [
+            m
+            for m in masters
+            if _is_recurring(m) and _organizer(m) == organizer and (not title or _title(m) == title)
+        ]
+        uid = made[id(series[0])] if len(series) == 1 else _derived_uid(event, "RECURRENCE-ID", default_tz)
+        named.append((event, uid))
+    return named
+
+
+def _derived_uid(component: icalendar.Component, start: str, default_tz: tzinfo) -> str:
+    try:
+        value = _when(component, start)
+    except ValueError:
+        when = ""  # no start: the event is reported and skipped when read
+    else:
+        when = _instant(value, default_tz).isoformat() if isinstance(value, datetime) else value.isoformat()
+    key = "\n".join((_organizer(component) or "", when, _title(component)))
+    return DERIVED_UID_PREFIX + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+class _Group(NamedTuple):
+    """What the events of one UID contribute."""
+
+    occurrences: list[Occurrence]
+    series: SeriesCopy | None
+    absences: list[Absence]
+    problems: list[Problem]
+    unowned: bool  # an out-of-office block with occurrences in the window, whose person is not known
+
+
+class _Absences:
+    """Collects the absences of one group's out-of-office occurrences."""
+
+    def __init__(self, label: str, default_tz: tzinfo, owner: str | None) -> None:
+        self.label = label
+        self.default_tz = default_tz
+        self.owner = owner
+        self.found: list[Absence] = []
+        self.unowned = False
+
+    def add(
+        self, component: icalendar.Component, master: icalendar.Component | None, at: _Expanded | None
+    ) -> None:
+        """The absence an out-of-office occurrence stands for: at its own times, or those the expansion
+        found (``at``); its person is its organizer, its series' (``master``), else the owner."""
+        if _is_cancelled(component):
+            return
+        person = _organizer(component) or (_organizer(master) if master is not None else None) or self.owner
+        if person is None:
+            self.unowned = True
+            return
+        value = at.start if at is not None else _when(component, "DTSTART")
+        start, all_day = _aware(value, self.default_tz)
+        if at is not None:
+            end = _aware(at.end, self.default_tz)[0]
+        else:
+            end = _end(component, start, all_day, self.default_tz)
+        if all_day:
+            # Only the dates count: [first date, the day after the last) at midnight UTC.
+            first = start.date()
+            last = max(end.date(), first + timedelta(days=1))  # no (or no later) DTEND: one day
+            start = datetime.combine(first, time(0), tzinfo=UTC)
+            end = datetime.combine(last, time(0), tzinfo=UTC)
+        else:
+            end = max(end.astimezone(start.tzinfo), start)
+        self.found.append(Absence(person, start, end, all_day=all_day, calendar=self.label))
 
 
 def _read_group(
@@ -341,50 +590,75 @@ def _read_group(
     label: str,
     window: Window,
     default_tz: tzinfo,
-) -> tuple[list[Occurrence], SeriesCopy | None, list[Problem]]:
-    for component in components:
-        if component.errors:
-            prop, message = component.errors[0]
-            raise ValueError(f"bad {prop}: {message}")
+    owner: str | None = None,
+    private: bool = False,
+) -> _Group:
+    problems = _property_problems(components, label, private)
     # An unresolvable time zone is reported once per event, not once per override.
-    problems = next((tz for c in components if (tz := _timezone_problems(c, label, default_tz))), [])
+    problems += next(
+        (tz for c in components if (tz := _timezone_problems(c, label, default_tz, private))), []
+    )
 
     masters = [c for c in components if "RECURRENCE-ID" not in c]
     overrides = [c for c in components if "RECURRENCE-ID" in c]
     master = max(masters, key=lambda c: _version(c).key()) if masters else None
+    blocks = _Absences(label, default_tz, owner)
+    # A series that is an out-of-office block is one as a whole: none of its occurrences is a meeting
+    # (an override that says it is not out of office is not an absence either).
+    block_series = master is not None and _is_out_of_office(master)
+
+    def found(occurrences: list[Occurrence], copy_: SeriesCopy | None = None) -> _Group:
+        return _Group(occurrences, copy_, blocks.found, problems, blocks.unowned)
 
     if master is None or not _is_recurring(master):
         # A one-off event, or single occurrences of a series this calendar was only invited to.
         singles = [master] if master is not None else overrides
-        found = [
-            _occurrence(c, uid, label, default_tz, None, recurring=master is None)
-            for c in singles
-            if _overlaps(c, window, default_tz)
-        ]
-        return found, None, problems
+        occurrences = []
+        for c in singles:
+            if not _overlaps(c, window, default_tz):
+                continue
+            if _is_out_of_office(c):
+                blocks.add(c, None, None)
+            else:
+                occurrences.append(_occurrence(c, uid, label, default_tz, None, recurring=master is None))
+        return found(occurrences)
+
+    listed = _listed_span(master)
+    if block_series:
+        if _is_cancelled(master):
+            return found([])
+        for expanded in _expand([master, *overrides], timezones, window):
+            raw = expanded.source
+            if raw is master and listed is not None:
+                continue  # the provider lists every instance: one it did not list is not there
+            if _busy_status(raw) in (None, OUT_OF_OFFICE):  # the master's is OOF
+                blocks.add(raw, master, expanded)
+        return found([])
 
     rrule = _rrule_text(master)
     copy_ = SeriesCopy(
         calendar=label,
         series_id=uid,
-        title=str(master.get("SUMMARY", "")),
+        title=_title(master),
         version=_version(master),
         recurrence=rrule,
         cancelled=_is_cancelled(master),
     )
     if copy_.cancelled:  # the whole series is cancelled: it is not a meeting at all
-        return [], copy_, problems
+        return found([], copy_)
 
     for override in overrides:
         _when(override, "RECURRENCE-ID")  # a broken one is reported for the whole event
     occs: list[Occurrence] = []
     seen: set[datetime] = set()
-    listed = _listed_span(master)
     shared: dict[int, _Shared] = {}
     for expanded in _expand([master, *overrides], timezones, window):
         rid = _instant(expanded.original, default_tz)
         seen.add(rid)
         raw = expanded.source
+        if raw is not master and _is_out_of_office(raw):
+            blocks.add(raw, None, expanded)  # an occurrence turned into out-of-office: no meeting
+            continue
         status = None
         if listed is not None and raw is master:
             # The provider listed every instance in its span, and not this one: it was cancelled.
@@ -430,7 +704,40 @@ def _read_group(
                     shared=shared,
                 )
             )
-    return occs, copy_, problems
+    return found(occs, copy_)
+
+
+class _BrokenProperty(ValueError):
+    """A property (or a line) of an event that could not be parsed, and that the event needs."""
+
+    def __init__(self, name: str | None, message: str) -> None:
+        self.name = name
+        self.message = message
+        what = f"bad {name}" if name else "a line that could not be parsed"
+        super().__init__(f"{what}: {message}")
+
+
+def _property_problems(components: list[icalendar.Component], label: str, private: bool) -> list[Problem]:
+    """What the parser could not read of these events. A broken property the events can be read
+    without (CREATED, LAST-MODIFIED, DTSTAMP) is reported and ignored; anything else broken (a line
+    that could not be parsed, a broken DTSTART, RRULE, ...) raises :class:`_BrokenProperty`."""
+    for component in components:
+        for name, message in component.errors:
+            if name is None or str(name).upper() not in _IGNORABLE:
+                raise _BrokenProperty(name, message)
+    problems = []
+    for component in components:
+        if component.errors:
+            broken = sorted({str(name).upper() for name, _ in component.errors})
+            why = "; ".join(dict.fromkeys(str(message) for _, message in component.errors))
+            problems.append(
+                Problem(
+                    label,
+                    f"{_describe(component, private=private)}: its {' and '.join(broken)} could not be "
+                    f"read ({why}); read without {'it' if len(broken) == 1 else 'them'}",
+                )
+            )
+    return problems
 
 
 class _Expanded:
@@ -627,15 +934,55 @@ def _version(component: icalendar.Component) -> Version:
         sequence = int(str(component.get("SEQUENCE", 0)))
     except ValueError:
         sequence = 0
-    updated = None
-    if "LAST-MODIFIED" in component:
-        value = _when(component, "LAST-MODIFIED")
-        if isinstance(value, datetime):
-            updated = value if value.tzinfo else value.replace(tzinfo=UTC)
+    updated = _last_modified(component)
     return Version(sequence, updated) if sequence or updated else _UNVERSIONED
 
 
+def _last_modified(component: icalendar.Component) -> datetime | None:
+    """LAST-MODIFIED as a timezone-aware datetime; None when missing, not a date-time, or broken (the
+    parser keeps a value it could not read as a placeholder that raises when its ``dt`` is read); the
+    latest, if it is given more than once."""
+    prop = component.get("LAST-MODIFIED")
+    found = []
+    for item in prop if isinstance(prop, list) else [prop]:
+        try:
+            value = getattr(item, "dt", None)
+        except ValueError:  # icalendar's BrokenCalendarProperty
+            continue
+        if isinstance(value, datetime):
+            found.append(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return max(found, key=lambda value: value.astimezone(UTC)) if found else None
+
+
 _UNVERSIONED = Version()  # frozen: one for every component without SEQUENCE or LAST-MODIFIED
+
+
+def _busy_status(component: icalendar.Component) -> str | None:
+    """Outlook's "show as" of the event (upper case), None if it does not say; OOF if any of several is."""
+    value = component.get(BUSY_STATUS)
+    if value is None:
+        return None
+    values = [str(v).strip().upper() for v in (value if isinstance(value, list) else [value])]
+    return OUT_OF_OFFICE if OUT_OF_OFFICE in values else next((v for v in values if v), None)
+
+
+def _is_out_of_office(component: icalendar.Component) -> bool:
+    return _busy_status(component) == OUT_OF_OFFICE
+
+
+def _is_private(components: Iterable[icalendar.Component]) -> bool:
+    """Whether these events (of one UID) hold an out-of-office block, whose title, description and
+    the like must not be named anywhere."""
+    return any(_is_out_of_office(c) for c in components)
+
+
+def _organizer(component: icalendar.Component) -> str | None:
+    prop = component.get("ORGANIZER")
+    return _email(prop) if prop is not None else None
+
+
+def _title(component: icalendar.Component) -> str:
+    return str(component.get("SUMMARY", "")).strip()
 
 
 def _email(value: object) -> str | None:
@@ -711,7 +1058,9 @@ def _tz_name(prop: Any, start: datetime, default_tz: tzinfo) -> str:
     return default_tz.key if isinstance(default_tz, ZoneInfo) else str(start.tzname() or "UTC")
 
 
-def _timezone_problems(component: icalendar.Component, label: str, default_tz: tzinfo) -> list[Problem]:
+def _timezone_problems(
+    component: icalendar.Component, label: str, default_tz: tzinfo, private: bool = False
+) -> list[Problem]:
     value = _when(component, "DTSTART")
     tzid = getattr(_prop(component, "DTSTART"), "params", {}).get("TZID")
     if tzid and isinstance(value, datetime) and value.tzinfo is None:
@@ -719,25 +1068,57 @@ def _timezone_problems(component: icalendar.Component, label: str, default_tz: t
         return [
             Problem(
                 label,
-                f"{_describe(component)}: unknown time zone {tzid!r} and no VTIMEZONE for it; "
-                f"its times were read as {zone}",
+                f"{_describe(component, private=private)}: unknown time zone {tzid!r} and no VTIMEZONE "
+                f"for it; its times were read as {zone}",
             )
         ]
     return []
 
 
-def _describe(component: icalendar.Component) -> str:
-    summary = str(component.get("SUMMARY", "")).strip()
-    uid = str(component.get("UID", "")).strip()
-    parts = [f"event {summary!r}" if summary else "event"]
-    if uid:
-        parts.append(f"(UID {uid})")
+def _describe(component: icalendar.Component, *, private: bool = False) -> str:
+    """The event for a problem: its title (unless ``private``: an out-of-office block's is never
+    named), UID, original start if it is an occurrence, and start."""
+    summary = "" if private else _title(component)
+    uid = _uid(component)
+    parts = ["out-of-office block" if private else f"event {summary!r}" if summary else "event"]
+    parts.append(f"(UID {uid})" if uid and not uid.startswith(DERIVED_UID_PREFIX) else "without UID")
     if "RECURRENCE-ID" in component:
         try:
             parts.append(f"occurrence {_when(component, 'RECURRENCE-ID').isoformat()}")
         except Exception:  # a broken RECURRENCE-ID is what is being reported
             parts.append("occurrence with a broken RECURRENCE-ID")
+    start = _start_text(component)
+    if start is not None:  # else: no (readable) DTSTART, named without it
+        parts.append(f"starting {start}")
     return " ".join(parts)
+
+
+def _start_text(component: icalendar.Component) -> str | None:
+    try:
+        return _when(component, "DTSTART").isoformat()
+    except ValueError:  # missing, or broken (icalendar's BrokenCalendarProperty is a ValueError)
+        return None
+
+
+def _detail(exc: BaseException, private: list[icalendar.Component] | None = None) -> str:
+    """What went wrong reading an event, for its problem. For an out-of-office block (``private``: its
+    events), nothing that may quote its text: a line that could not be parsed or a broken text
+    property is named, not quoted, and an error that holds any of its text is named by its kind."""
+    detail = _short(exc)
+    if private is None:
+        return detail
+    if isinstance(exc, _BrokenProperty):
+        name = str(exc.name or "").upper()
+        if not name or name.startswith("X-") or name in _TEXT:
+            return f"bad {name}" if name else "a line that could not be parsed"
+    texts = [text for c in private for name in _TEXT if (text := str(c.get(name, "")).strip().lower())]
+    if any(text in detail.lower() for text in texts):
+        return type(exc).__name__
+    return detail
+
+
+#: Text properties an out-of-office block's problems must never quote.
+_TEXT = frozenset({"SUMMARY", "DESCRIPTION", "LOCATION", "COMMENT", "CATEGORIES", "CONTACT", "RESOURCES"})
 
 
 def _short(exc: BaseException) -> str:
