@@ -123,9 +123,12 @@ EXPECTED_ANN_BOB = {
     ],
     "cancelled": ["2026-10-13"],
     "declined": ["2026-10-27"],
+    "excused": [],
     "last_held": "2026-11-17",
     "next_scheduled": "2026-11-24",
     "days_since_last": 4,
+    "absent_days_since_last": 0,
+    "since": None,
     "gaps": [],
     "series": [
         {"id": "ab@acme.test", "title": "Ann / Bob", "recurrence": "FREQ=WEEKLY", "scheduled_cadence_days": 7}
@@ -149,10 +152,13 @@ EXPECTED_ANN_CAT = {
     "held": ["2026-09-03", "2026-09-17", "2026-10-01"],
     "cancelled": [],
     "declined": [],
+    "excused": [],
     "last_held": "2026-10-01",
     "next_scheduled": None,
     "days_since_last": 51,
-    "gaps": [{"from": "2026-10-01", "to": None, "days": 51}],
+    "absent_days_since_last": 0,
+    "since": None,
+    "gaps": [{"from": "2026-10-01", "to": None, "days": 51, "absent_days": 0}],
     "series": [
         {
             "id": "ac@acme.test",
@@ -207,9 +213,13 @@ def test_report_table_and_csv(tmp_path: Path) -> None:
     rows = [
         line.split()[0]
         for line in lines
-        if line.split() and line.split()[0] in {"overdue", "no-series", "ok"}
+        if line.split() and line.split()[0] in {"unknown", "overdue", "no-series", "ok"}
     ]
-    assert rows == ["overdue", "no-series", "ok"]  # worst first; the peer pair is hidden
+    # Dan's pair, in no calendar that was read, could be in broken.ics (whose it is is not known):
+    # not "no-series" but could not be checked, first under its own heading; then worst first, the peer
+    # pair hidden
+    assert rows == ["unknown", "overdue", "ok"]
+    assert "COULD NOT BE CHECKED (1)" in table.stdout and "1 could not be checked." in table.stdout
     assert "1 untracked (not shown; --all shows them)" in table.stdout
     assert "untracked (peer)" in run("report", "-c", str(config), "--as-of", AS_OF, "--all").stdout
     csv_out = run("report", "-c", str(config), "--as-of", AS_OF, "--format", "csv").stdout.splitlines()
@@ -294,7 +304,9 @@ def test_empty_calendar_directory_is_reported(tmp_path: Path) -> None:
             "message": "no .ics files in this directory: add calendar exports here or fix the source's path",
         }
     ]
-    assert {p["status"] for p in report["pairs"]} == {"no-series"}
+    # no calendar at all: no pair can be checked, and none is reported as having no 1:1s
+    assert {p["status"] for p in report["pairs"]} == {"unknown"}
+    assert all(p["reasons"][0].startswith("could not be checked: ") for p in report["pairs"])
 
 
 def test_config_typo_is_a_clear_error_with_exit_2(tmp_path: Path) -> None:
