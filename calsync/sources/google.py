@@ -15,7 +15,12 @@ Quirks fixed here, at the boundary:
   which is what it says;
 - a dateTime without a ``timeZone`` is read in the calendar's time zone, so that dates are local;
 - ``attendeesOmitted`` marks the guest list as incomplete: that copy alone never makes a 1:1;
-- attendees with ``resource: true`` are rooms and resources.
+- attendees with ``resource: true`` are rooms and resources;
+- an out-of-office block (``eventType: "outOfOffice"``) becomes a VEVENT with
+  ``X-MICROSOFT-CDO-BUSYSTATUS:OOF`` (as Outlook exports one), which the reader turns into absences of its
+  organizer, never into meetings. The API cannot hold an all-day out-of-office event: one made "all day"
+  in Calendar is a timed span from midnight to midnight in its zone, and is read as the all-day block it
+  stands for (dates). Focus time, working locations and birthdays are never meetings either.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ import io
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -35,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import google_auth_httplib2
 import httplib2
 import icalendar
-from google.auth.exceptions import RefreshError
+from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2 import service_account
 from google.oauth2.credentials import Credentials as UserCredentials
 from google_auth_oauthlib.flow import InstalledAppFlow
@@ -68,16 +73,47 @@ _PARTSTAT = {
     "needsAction": "NEEDS-ACTION",
 }
 _RECURRENCE_PROPERTIES = ("RRULE", "RDATE", "EXDATE")
+#: Google's ``eventType`` of an out-of-office block.
+OUT_OF_OFFICE = "outOfOffice"
+#: How an out-of-office block is marked in the VEVENT it becomes: as Outlook exports one.
+BUSY_STATUS = "X-MICROSOFT-CDO-BUSYSTATUS"
+#: Event types that are never meetings (a person's status, or a contact's birthday).
+_NEVER_MEETINGS = frozenset({"focusTime", "workingLocation", "birthday"})
+#: Domains of Google calendar ids that are no person's address (secondary, resource, imported and
+#: holiday calendars).
+_CALENDAR_DOMAIN = ".calendar.google.com"
+
+
+def calendar_owner(calendar: str) -> str | None:
+    """Whose calendar a calendar id is: the id itself when it is a person's email address (a primary
+    calendar), else None (``primary``, a secondary or resource calendar)."""
+    name, at, domain = calendar.strip().lower().rpartition("@")
+    if not at or not name or "." not in domain or domain.endswith(_CALENDAR_DOMAIN):
+        return None
+    return f"{name}@{domain}"
 
 
 def google_calendar_data(
-    events: Iterable[Event], label: str, calendar_tz: str, window: Window, default_tz: tzinfo
+    events: Iterable[Event],
+    label: str,
+    calendar_tz: str,
+    window: Window,
+    default_tz: tzinfo,
+    *,
+    owner: str | None = None,
 ) -> tuple[CalendarData, list[Problem]]:
-    """The normalised model of one Google calendar's events (as ``events.list`` returns them)."""
+    """The normalised model of one Google calendar's events (as ``events.list`` returns them): its
+    meetings and its out-of-office blocks (absences), ``owner`` its owner's address if known."""
     events = list(events)
     by_id = {str(e["id"]): e for e in events if "id" in e}
     return read_converted(
-        events, lambda event: to_vevent(event, by_id, calendar_tz), _describe, label, window, default_tz
+        events,
+        lambda event: to_vevent(event, by_id, calendar_tz),
+        _describe,
+        label,
+        window,
+        default_tz,
+        owner=owner,
     )
 
 
@@ -88,26 +124,36 @@ def to_vevent(event: Event, by_id: Mapping[str, Event], calendar_tz: str) -> ica
     if not uid:
         return None
     zone = _zone_name(event, master, calendar_tz)
+    # A stripped tombstone carries no type: it has its series'.
+    out_of_office = (event.get("eventType") or (master or {}).get("eventType")) == OUT_OF_OFFICE
+    # An out-of-office block from midnight to midnight is all-day; a series is, or is not, as a whole.
+    whole_days = out_of_office and _whole_days(event, zone)
+    series_whole_days = out_of_office and _whole_days(master if master is not None else event, zone)
 
     vevent = icalendar.Event()
     vevent.add("uid", str(uid))
     if "originalStartTime" in event:
-        vevent.add("recurrence-id", _when(event["originalStartTime"], zone))
+        original = _when(event["originalStartTime"], zone)
+        vevent.add("recurrence-id", _day(original, zone) if series_whole_days else original)
     start = event.get("start") or event.get("originalStartTime")
     if start is None:
         if event.get("status") == "cancelled":
             return None  # a deleted event reduced to its id: nothing left to say
         raise ValueError("no start")
-    vevent.add("dtstart", _when(start, zone))
+    begins = _when(start, zone)
+    if "start" not in event and series_whole_days:
+        begins = _day(begins, zone)  # a tombstone at its original start: a day of an all-day series
+    vevent.add("dtstart", _day(begins, zone) if whole_days else begins)
     if "end" in event:
-        vevent.add("dtend", _when(event["end"], zone))
+        ends = _when(event["end"], zone)
+        vevent.add("dtend", _day(ends, zone) if whole_days else ends)
 
     status = str(event.get("status", "confirmed"))
     if status == "cancelled":
         vevent.add("status", "CANCELLED")
     elif status == "tentative":
         vevent.add("status", "TENTATIVE")
-    if event.get("summary"):
+    if event.get("summary") and not out_of_office:  # an absence's title is never kept or shown
         vevent.add("summary", str(event["summary"]))
 
     # A tombstone carries no version: it is at least as new as its series.
@@ -118,6 +164,10 @@ def to_vevent(event: Event, by_id: Mapping[str, Event], calendar_tz: str) -> ica
 
     if event.get("recurrence"):
         _copy_recurrence(vevent, event["recurrence"])
+        if whole_days:
+            _recurrence_in_days(vevent, zone)
+    if out_of_office:
+        vevent.add(BUSY_STATUS, "OOF")
 
     organizer = (event.get("organizer") or {}).get("email")
     if organizer:
@@ -168,6 +218,45 @@ def _timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _whole_days(event: Event, zone: str) -> bool:
+    """Whether an event spans whole days in its zone: dates, or from midnight to a later midnight
+    (how Google keeps an out-of-office block made "all day", which cannot have dates)."""
+    start, end = event.get("start"), event.get("end")
+    if not start or not end:
+        return False
+    try:
+        begins, ends = _when(start, zone), _when(end, zone)
+    except ValueError:
+        return False  # its reading reports it
+    if not isinstance(begins, datetime) or not isinstance(ends, datetime):
+        return not isinstance(begins, datetime) and not isinstance(ends, datetime)
+    return begins.time() == time(0) == ends.time() and ends.date() > begins.date()
+
+
+def _day(value: date | datetime, zone: str) -> date:
+    """The date of a time in the event's zone."""
+    if not isinstance(value, datetime):
+        return value
+    return (value.astimezone(_zone(zone)) if value.tzinfo is not None else value).date()
+
+
+def _recurrence_in_days(vevent: icalendar.Event, zone: str) -> None:
+    """A series read as all-day: its UNTIL, EXDATEs and RDATEs as dates (in the series' zone), as
+    RFC 5545 wants them with a DTSTART that is a date."""
+    rule = vevent.get("RRULE")
+    if rule is not None and rule.get("UNTIL"):
+        rule["UNTIL"] = [_day(value, zone) for value in rule["UNTIL"]]
+    for name in ("EXDATE", "RDATE"):
+        found = vevent.get(name)
+        if found is None:
+            continue
+        days = [
+            _day(d.dt, zone) for prop in (found if isinstance(found, list) else [found]) for d in prop.dts
+        ]
+        del vevent[name]
+        vevent.add(name, sorted(set(days)))
+
+
 def _copy_recurrence(vevent: icalendar.Event, lines: Iterable[str]) -> None:
     """RRULE / RDATE / EXDATE lines, as Google keeps them, parsed by icalendar."""
     text = "BEGIN:VEVENT\r\n" + "".join(f"{line}\r\n" for line in lines) + "END:VEVENT\r\n"
@@ -181,8 +270,10 @@ def _copy_recurrence(vevent: icalendar.Event, lines: Iterable[str]) -> None:
 
 
 def _describe(event: Event) -> str:
-    summary = event.get("summary")
     ident = event.get("id", "?")
+    if event.get("eventType") == OUT_OF_OFFICE:
+        return f"out-of-office block (id {ident})"  # its title is private
+    summary = event.get("summary")
     return f"event {summary!r} (id {ident})" if summary else f"event (id {ident})"
 
 
@@ -195,6 +286,14 @@ GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _RETRY_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 IGNORED = "ignored"  # CalendarState.extra: the ids of series that are no 1:1 (see merge_changes)
+#: CalendarState.extra: what the state keeps of each event (see :data:`KEPT_LAYOUT`).
+KEPT = "kept"
+#: 2: event types are kept, and so are the owner's out-of-office blocks. A state kept before (without
+#: this mark) lacks the blocks, which no incremental listing would bring (they did not change): it is
+#: read again in full, once.
+KEPT_LAYOUT = 2
+#: The store's name for an absentee's out-of-office state (:class:`GoogleSource`'s ``absentees``).
+ABSENCE_SUFFIX = " (out of office)"
 
 
 class CalendarUnavailable(Exception):
@@ -245,13 +344,24 @@ def calendars_of(service: Any) -> Calendars:
 
 
 class CalendarClient:
-    """Calendar v3 ``events.list`` for one calendar owner, with retries and the rate limit."""
+    """Calendar v3 ``events.list`` for one calendar owner, with retries and the rate limit.
 
-    def __init__(self, service: Any, owner: str, retry: RetryPolicy, limiter: RateLimiter) -> None:
+    ``event_types`` lists only events of those types (all when empty); an incremental listing asks for
+    the same types as the full one that began it, as Google wants (it leaves any other undefined)."""
+
+    def __init__(
+        self,
+        service: Any,
+        owner: str,
+        retry: RetryPolicy,
+        limiter: RateLimiter,
+        event_types: Iterable[str] = (),
+    ) -> None:
         self.calendars = calendars_of(service)
         self.owner = owner
         self.retry = retry
         self.limiter = limiter
+        self.event_types = list(event_types)
         self.requests = 0
 
     def list_events(self, calendar_id: str, sync_token: str | None) -> tuple[list[Event], str, str | None]:
@@ -259,6 +369,7 @@ class CalendarClient:
         items: list[Event] = []
         page_token: str | None = None
         time_zone: str | None = None
+        types = self.event_types
         while True:
             params: dict[str, Any] = {
                 "calendarId": calendar_id,
@@ -266,6 +377,8 @@ class CalendarClient:
                 "showDeleted": True,
                 "fields": LIST_FIELDS,
             }
+            if types:
+                params["eventTypes"] = types
             if sync_token:
                 params["syncToken"] = sync_token
             if page_token:
@@ -341,18 +454,28 @@ def _explain(status: int, reason: str, message: str) -> str:
     return f"{hint} ({detail})" if hint else detail
 
 
-def matters(event: Event, ignored: frozenset[str] | set[str] = frozenset()) -> bool:
-    """Whether an event is worth keeping in the state: whether it could ever count for a 1:1.
+def matters(
+    event: Event, ignored: frozenset[str] | set[str] = frozenset(), calendar: str | None = None
+) -> bool:
+    """Whether an event is worth keeping in the state: whether it could ever count for a 1:1, or is
+    an absence of ``calendar``'s owner.
 
     Tombstones are (they may cancel what is kept), and so is a copy whose guest list is incomplete;
     all-day events, meetings of three or more people and events of one person alone (focus time,
-    reminders) are not. An exception is kept unless its series is ``ignored`` (a series that is no
-    1:1, see :func:`merge_changes`) and it is no 1:1 by itself. A later change to such an event
-    arrives whole and is judged again.
+    reminders) are not. An out-of-office block is kept when the calendar's owner organises it (see
+    :func:`organised_by_owner`): someone else's block on this calendar is not its owner's absence.
+    Focus time, working locations and birthdays are never kept. An exception is kept unless its
+    series is ``ignored`` (a series that is no 1:1, see :func:`merge_changes`) and it is no 1:1 by
+    itself. A later change to such an event arrives whole and is judged again.
     """
     series = event.get("recurringEventId")
     if event.get("status") == "cancelled":
         return series not in ignored
+    event_type = event.get("eventType")
+    if event_type == OUT_OF_OFFICE:
+        return organised_by_owner(event, calendar)
+    if event_type in _NEVER_MEETINGS:
+        return False
     if series is not None and series not in ignored:
         return True
     if event.get("attendeesOmitted"):
@@ -368,6 +491,16 @@ def matters(event: Event, ignored: frozenset[str] | set[str] = frozenset()) -> b
     if organizer:
         people.add(str(organizer).lower())
     return len(people) == 2
+
+
+def organised_by_owner(event: Event, calendar: str | None) -> bool:
+    """Whether the owner of ``calendar`` organises ``event``: Google marks the organizer ``self``
+    (the calendar this copy is on), or the organizer's address is the calendar id."""
+    organizer = event.get("organizer") or {}
+    if organizer.get("self") is True:
+        return True
+    email = organizer.get("email")
+    return bool(email and calendar and str(email).lower() == calendar.strip().lower())
 
 
 class SeriesNowMatters(Exception):
@@ -390,19 +523,26 @@ _KEPT = (
     "sequence",
     "updated",
     "attendeesOmitted",
+    "eventType",
 )
 _KEPT_ATTENDEE = ("email", "responseStatus", "resource")
-#: What a listing asks for (a partial response): what is kept of each event, and the pages' tokens and
-#: the calendar's time zone. Only a third of the bytes of whole events, and as much less JSON to parse.
+#: What a listing asks for (a partial response): what is kept of each event, the organizer's ``self``
+#: (whose an out-of-office block is), and the pages' tokens and the calendar's time zone. Only a third
+#: of the bytes of whole events, and as much less JSON to parse.
 LIST_FIELDS = (
-    f"nextPageToken,nextSyncToken,timeZone,items({','.join(_KEPT)},organizer/email,"
+    f"nextPageToken,nextSyncToken,timeZone,items({','.join(_KEPT)},organizer(email,self),"
     f"attendees({','.join(_KEPT_ATTENDEE)}))"
 )
 
 
 def lean(event: Event) -> dict[str, Any]:
-    """An event resource as the state keeps it."""
+    """An event resource as the state keeps it: the type only when it is not ``default``, and never
+    the title of an out-of-office block (an absence's title or reason is private)."""
     kept = {key: event[key] for key in _KEPT if key in event}
+    if kept.get("eventType") == "default":
+        del kept["eventType"]
+    elif kept.get("eventType") == OUT_OF_OFFICE:
+        kept.pop("summary", None)
     organizer = (event.get("organizer") or {}).get("email")
     if organizer:
         kept["organizer"] = {"email": organizer}
@@ -416,9 +556,12 @@ def lean(event: Event) -> dict[str, Any]:
 
 
 def merge_changes(
-    events: dict[str, dict[str, Any]], changes: Iterable[Event], ignored: set[str] | None = None
+    events: dict[str, dict[str, Any]],
+    changes: Iterable[Event],
+    ignored: set[str] | None = None,
+    calendar: str | None = None,
 ) -> bool:
-    """Apply an incremental listing to the stored events; whether the stored events changed.
+    """Apply an incremental listing of ``calendar`` to its stored events; whether they changed.
 
     A deletion arrives as a stripped tombstone. It keeps what it replaces (UID, times, people), so
     that it still outvotes stale copies of the event elsewhere, and it is newer than that: without a
@@ -433,7 +576,7 @@ def merge_changes(
     for change in changes:  # masters first: a listing may give an exception before its series
         if change.get("recurrence") and "id" in change and change.get("status") != "cancelled":
             ident = str(change["id"])
-            if not matters(change):
+            if not matters(change, calendar=calendar):
                 ignoring.add(ident)
             elif ident in ignoring:
                 raise SeriesNowMatters(ident)
@@ -452,7 +595,7 @@ def merge_changes(
                 merged["sequence"] = int(previous.get("sequence", 0)) + 1
             events[ident] = merged
             changed = True
-        elif matters(change, ignoring):
+        elif matters(change, ignoring, calendar):
             kept = lean(change)
             changed = changed or kept != previous
             events[ident] = kept
@@ -496,6 +639,15 @@ class GoogleSource:
 
     ``concurrency`` calendars are synced at once (each calendar by one worker, its pages in turn);
     Google's limit of 600 requests a minute per user is kept by the rate limiter.
+
+    ``absentees`` are people whose out-of-office calsync needs although their calendars are not read
+    for meetings (the reports of the managers whose calendars are): of each, only the out-of-office
+    blocks are listed (``eventTypes=outOfOffice``), as that person, kept incremental in the store as
+    ``"<email> (out of office)"``. Each contributes a :class:`CalendarData` without occurrences.
+
+    A calendar that cannot be read now but was read before is judged from its stored reading
+    (:attr:`CalendarData.stored_at`), with a problem that says so; one never read is a problem of a
+    calendar not read (``unread``).
     """
 
     def __init__(
@@ -512,9 +664,12 @@ class GoogleSource:
         stop: threading.Event | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         reads: ReadCache | None = None,
+        absentees: Iterable[str] = (),
     ) -> None:
         self.name = name
         self.calendars = list(dict.fromkeys(calendars))
+        #: The absentees whose calendars are not read anyway: by the name of their state in the store.
+        self.absentees = absentee_states(self.calendars, absentees)
         self.stop = stop
         self.progress: Progress = progress if progress is not None else NoProgress()
         self.service_for = service_for
@@ -530,7 +685,7 @@ class GoogleSource:
     def fetch(self, window: Window) -> SourceResult:
         return read_concurrently(
             self.name,
-            self.calendars,
+            [*self.calendars, *self.absentees],
             lambda calendar: self._read_one(calendar, window),
             workers=self.concurrency,
             progress=self.progress,
@@ -539,36 +694,106 @@ class GoogleSource:
 
     def _read_one(self, calendar: str, window: Window) -> Reading:
         check(self.stop)
+        absentee = self.absentees.get(calendar)
+        if absentee is not None:
+            return self._read_absentee(absentee, calendar, window)
+        owner = calendar_owner(calendar)
         try:
             state = self.sync(calendar, window.start)
         except CalendarUnavailable as exc:
-            return None, [Problem(f"{self.name}: {calendar}", str(exc), unread=True)]
+            stored = self.store.load(self.name, calendar)
+            if stored is None:
+                return None, [Problem(f"{self.name}: {calendar}", str(exc), unread=True, owner=owner)]
+            data, problems = self._reading(calendar, stored, window, owner)
+            note = (
+                f"could not be read now ({exc}); judged from calsync's stored reading of it {_synced(stored)}"
+            )
+            return stored_reading(data, stored), [
+                *problems,
+                Problem(f"{self.name}: {calendar}", note, owner=owner),
+            ]
+        return self._reading(calendar, state, window, owner)
+
+    def _read_absentee(self, email: str, key: str, window: Window) -> Reading:
+        try:
+            state = self._sync(email, key, (OUT_OF_OFFICE,), window.start)
+        except CalendarUnavailable as exc:
+            stored = self.store.load(self.name, key)
+            if stored is None:
+                note = (
+                    f"could not read the out-of-office of {email} ({exc}): their absences are not known "
+                    "(their 1:1s are still read from their managers' calendars)"
+                )
+                return None, [Problem(f"{self.name}: {key}", note, owner=email)]
+            data, problems = self._absences(email, key, stored, window)
+            note = (
+                f"could not read the out-of-office of {email} now ({exc}); their absences are judged "
+                f"from calsync's stored reading of it {_synced(stored)}"
+            )
+            return stored_reading(data, stored), [
+                *problems,
+                Problem(f"{self.name}: {key}", note, owner=email),
+            ]
+        return self._absences(email, key, state, window)
+
+    def _reading(
+        self, calendar: str, state: CalendarState, window: Window, owner: str | None
+    ) -> tuple[CalendarData, list[Problem]]:
+        """A calendar's reading of its state (kept in the read cache)."""
         return cached_reading(
             self.reads,
             self.name,
             calendar,
             (state.revision, state.time_zone, window),
             lambda: google_calendar_data(
-                state.events.values(), calendar, state.time_zone or "UTC", window, self.default_tz
+                state.events.values(),
+                calendar,
+                state.time_zone or "UTC",
+                window,
+                self.default_tz,
+                owner=owner,
             ),
+        )
+
+    def _absences(
+        self, email: str, key: str, state: CalendarState, window: Window
+    ) -> tuple[CalendarData, list[Problem]]:
+        """An absentee's reading of their out-of-office state: their absences, never a meeting."""
+        return cached_reading(
+            self.reads,
+            self.name,
+            key,
+            (state.revision, state.time_zone, window),
+            lambda: absence_data(state, email, key, window, self.default_tz),
         )
 
     def sync(self, calendar: str, prune_before: datetime | None = None) -> CalendarState:
         """Bring one calendar's stored state up to date: incrementally if possible, else in full.
         Events wholly before ``prune_before`` are forgotten (see :func:`prune`)."""
+        return self._sync(calendar, calendar, (), prune_before)
+
+    def _sync(
+        self, calendar: str, key: str, event_types: tuple[str, ...], prune_before: datetime | None
+    ) -> CalendarState:
+        """:meth:`sync` of ``calendar``'s events of ``event_types`` (all when empty), its state kept in
+        the store as ``key``. Until a full listing succeeds the stored state stays as it was (also after
+        a 410): what was read before can still be judged from."""
         try:
-            client = CalendarClient(self.service_for(calendar), calendar, self.retry, self.limiter)
+            client = CalendarClient(
+                self.service_for(calendar), calendar, self.retry, self.limiter, event_types
+            )
         except RefreshError as exc:
             raise CalendarUnavailable(_auth_problem(exc)) from exc
         try:
-            state = self.store.load(self.name, calendar)
+            state = self.store.load(self.name, key)
+            if state is not None and state.extra.get(KEPT) != KEPT_LAYOUT:
+                state = None  # kept by an older calsync: read again in full (see KEPT_LAYOUT)
             if state is not None and state.cursor:
                 try:
                     changes, cursor, zone = client.list_events(calendar, state.cursor)
                     ignored = set(state.extra.get(IGNORED, ()))
-                    changed = merge_changes(state.events, changes, ignored)
+                    changed = merge_changes(state.events, changes, ignored, calendar)
                 except (SyncTokenExpired, SeriesNowMatters):
-                    self.store.drop(self.name, calendar)
                     state = None
                 else:
                     now_ignored = sorted(ignored)
@@ -577,13 +802,19 @@ class GoogleSource:
                     state.cursor, state.time_zone = cursor, zone or state.time_zone
                     state.extra[IGNORED] = now_ignored
             if state is None or not state.cursor:
-                items, cursor, zone = client.list_events(calendar, None)
-                state = CalendarState(calendar, cursor, zone, {}, revision=new_revision())
+                try:
+                    items, cursor, zone = client.list_events(calendar, None)
+                except SyncTokenExpired as exc:  # a full listing has no token to expire
+                    raise CalendarUnavailable(f"HTTP 410 without a sync token: {exc}") from exc
+                state = CalendarState(key, cursor, zone, {}, revision=new_revision())
                 ignored = set()
-                merge_changes(state.events, items, ignored)
+                merge_changes(state.events, items, ignored, calendar)
                 state.extra[IGNORED] = sorted(ignored)
+                state.extra[KEPT] = KEPT_LAYOUT
         except RefreshError as exc:
             raise CalendarUnavailable(_auth_problem(exc)) from exc
+        except TransportError as exc:
+            raise CalendarUnavailable(f"could not reach Google's token endpoint: {exc}") from exc
         finally:
             with self._count:
                 self.requests += client.requests
@@ -591,6 +822,72 @@ class GoogleSource:
             prune(state.events, prune_before)  # outside the window read: the reading is unchanged
         self.store.save(self.name, state)
         return state
+
+
+def absentee_states(calendars: Iterable[str], absentees: Iterable[str]) -> dict[str, str]:
+    """The absentees whose calendars are not among ``calendars`` (compared case-insensitively), by the
+    name of their out-of-office state in the store: ``"<email> (out of office)"``."""
+    read = {calendar.strip().lower() for calendar in calendars}
+    found: dict[str, str] = {}
+    for person in absentees:
+        email = person.strip().lower()
+        if email and email not in read:
+            found[email + ABSENCE_SUFFIX] = email
+    return found
+
+
+def absence_data(
+    state: CalendarState, email: str, key: str, window: Window, default_tz: tzinfo
+) -> tuple[CalendarData, list[Problem]]:
+    """An absentee's out-of-office state read: their absences, no occurrence and no series (an
+    out-of-office block is never a meeting), ``owner`` the absentee."""
+    data, problems = google_calendar_data(
+        state.events.values(), key, state.time_zone or "UTC", window, default_tz, owner=email
+    )
+    return replace(data, occurrences=(), series=(), owner=email), problems
+
+
+def stored_reading(data: CalendarData, state: CalendarState) -> CalendarData:
+    """``data``, read from a stored ``state`` because its calendar cannot be read now: marked so."""
+    return replace(data, stored_at=state.synced_at or "")
+
+
+def _synced(state: CalendarState) -> str:
+    return f"of {state.synced_at}" if state.synced_at else "(when it was synced is not known)"
+
+
+def stored_calendars(
+    store: StateStore,
+    source_name: str,
+    calendars: Iterable[str],
+    window: Window,
+    default_tz: tzinfo,
+    *,
+    absentees: Iterable[str] = (),
+) -> list[CalendarData]:
+    """The stored readings of those of a Google source's ``calendars`` (and ``absentees``' out-of-office)
+    that have a state, each marked with when it was synced (:attr:`CalendarData.stored_at`): for judging
+    what calsync read before when the source cannot even be set up now (e.g. its key file is unreadable).
+    Calendars without a state are left out."""
+    calendars = list(dict.fromkeys(calendars))
+    found: list[CalendarData] = []
+    for calendar in calendars:
+        state = store.load(source_name, calendar)
+        if state is not None:
+            data, _ = google_calendar_data(
+                state.events.values(),
+                calendar,
+                state.time_zone or "UTC",
+                window,
+                default_tz,
+                owner=calendar_owner(calendar),
+            )
+            found.append(stored_reading(data, state))
+    for key, email in absentee_states(calendars, absentees).items():
+        state = store.load(source_name, key)
+        if state is not None:
+            found.append(stored_reading(absence_data(state, email, key, window, default_tz)[0], state))
+    return found
 
 
 def _auth_problem(exc: RefreshError) -> str:

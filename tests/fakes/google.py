@@ -65,6 +65,31 @@ Behaviour worth knowing when writing tests
 * ``sendUpdates`` (and every other query parameter) of a call is in ``fake.requests[i].query``; the JSON
   body of a write in ``.body`` (Drive uploads: the metadata part, the uploaded bytes in ``.media``).
 
+Event types (Calendar)
+----------------------
+As the API reference and the guides "Event types" and "Manage focus time, out of office, and working
+location events" document them:
+
+* Every event is served with an ``eventType`` (``"default"`` when it was stored without one; an exception
+  stored without one has its series' type, and its series' ``iCalUID``). Tombstones stay stripped
+  (``kind, etag, id, status`` and, for instances, ``recurringEventId``/``originalStartTime``), but remember
+  the type of the event they replace, for the ``eventTypes`` filter.
+* ``eventType`` is one of the discovery document's values (``birthday``, ``default``, ``focusTime``,
+  ``fromGmail``, ``outOfOffice``, ``workingLocation``) and "cannot be modified after the event is created":
+  a patch that changes it answers 400 ``invalid``; :meth:`FakeGoogle.put_event` over an event of another
+  type raises ValueError.
+* An ``outOfOffice`` event needs ``outOfOfficeProperties`` (``autoDeclineMode``, ``declineMessage``; it may
+  be empty), is opaque (``transparency`` ``transparent`` is refused) and "cannot be an all-day event":
+  ``start``/``end`` must be ``dateTime``. (An "all day" out-of-office made in Calendar's UI is stored as a
+  timed span from local midnight to midnight: put that.) :meth:`~FakeGoogle.put_event` raises ValueError
+  for an event the API would refuse, a patch answers 400 ``invalid``.
+* ``events.list`` takes ``eventTypes`` (repeatable: ``eventTypes=outOfOffice&eventTypes=focusTime``; an
+  unknown value is a 400 ``invalid``): only events of those types are listed, tombstones included. Its
+  ``nextSyncToken`` remembers the types: an incremental listing lists only changes of those types, and one
+  with other ``eventTypes`` than the sync that issued its token (Google: "all other query parameters should
+  be the same as for the initial synchronization to avoid undefined behavior") answers 400 ``invalid``
+  with a ``fakeDetail``, so that the undefined case is never relied on.
+
 Recurring events (Calendar)
 ---------------------------
 * ``events.instances`` expands the master's RRULE/EXRULE/RDATE/EXDATE with dateutil in the wall clock of
@@ -189,6 +214,8 @@ CALENDAR_READ_SCOPES = frozenset(
 )
 CALENDAR_WRITE_SCOPES = frozenset(_AUTH + s for s in ("calendar", "calendar.events", "calendar.events.owned"))
 DIRECTORY_SCOPES = frozenset(_AUTH + s for s in ("admin.directory.user", "admin.directory.user.readonly"))
+#: ``eventType`` values of the Calendar discovery document (events.list ``eventTypes`` takes the same)
+EVENT_TYPES = ("birthday", "default", "focusTime", "fromGmail", "outOfOffice", "workingLocation")
 
 MAX_EVENT_RESULTS = 2500
 DEFAULT_EVENT_RESULTS = 250
@@ -324,6 +351,54 @@ def _event_fields(query: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
         if name not in known or inner:
             raise _api_error(400, "invalidParameter", f"Invalid field selection {sorted(inner) or name}")
     return spec, tree
+
+
+def _event_types(query: dict[str, list[str]]) -> frozenset[str] | None:
+    """The ``eventTypes`` of a listing (repeatable), None without any: every type."""
+    values = query.get("eventTypes")
+    if not values:
+        return None
+    for value in values:
+        if value not in EVENT_TYPES:
+            raise _api_error(400, "invalid", f"Invalid value for eventTypes: {value}")
+    return frozenset(values)
+
+
+def _types_text(types: frozenset[str] | None) -> str:
+    return ", ".join(sorted(types)) if types is not None else "(all types: none given)"
+
+
+def _check_event_type(resource: dict[str, Any], previous: _Stored | None, was: str | None = None) -> None:
+    """What the API refuses of an event's type (400 ``invalid``): an unknown type, a type changed after
+    the event was created, and an out-of-office event that is all-day, transparent or lacks its
+    ``outOfOfficeProperties``. Tombstones are not checked."""
+    if resource.get("status") == "cancelled":
+        return
+    event_type = str(resource.get("eventType") or "default")
+    if event_type not in EVENT_TYPES:
+        raise _api_error(400, "invalid", f"Invalid event type: {event_type}")
+    if was is None and previous is not None and previous.resource.get("status") != "cancelled":
+        was = previous.event_type
+    if was is not None and was != event_type:
+        raise _api_error(400, "invalid", "The event type cannot be changed after the event is created.")
+    if event_type != "outOfOffice":
+        return
+    if not isinstance(resource.get("outOfOfficeProperties"), dict):
+        raise _api_error(400, "invalid", "An out of office event requires outOfOfficeProperties.")
+    if resource.get("transparency") == "transparent":
+        raise _api_error(400, "invalid", "An out of office event must be opaque.")
+    for key in ("start", "end"):
+        value = resource.get(key)
+        if not isinstance(value, dict) or "dateTime" not in value:
+            raise _api_error(
+                400,
+                "invalid",
+                "Out of office events cannot be all-day events: start and end need a dateTime.",
+            )
+
+
+def _message_of(error: _ApiError) -> str:
+    return str(error.payload.get("error", {}).get("message", ""))
 
 
 def _rfc3339(stamp: datetime) -> str:
@@ -539,6 +614,8 @@ class _Stored:
     created: str
     ical_uid: str
     encoded: JsonText | None = None
+    #: the ``eventType`` of the event (a tombstone keeps the type of the event it replaces)
+    event_type: str = "default"
     #: the resource as the last ``fields`` selection asked for it: (the selection, its JSON)
     selection: tuple[str, JsonText] | None = None
 
@@ -568,6 +645,7 @@ class _SyncToken:
     calendar_id: str
     seq: int
     expired: bool = False
+    event_types: frozenset[str] | None = None  # the eventTypes of the listing that issued it (None: all)
 
 
 @dataclass
@@ -576,6 +654,7 @@ class _Snapshot:
     calendar_id: str = ""
     seq: int = 0
     sync_token: str | None = None
+    event_types: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -755,6 +834,10 @@ class FakeGoogle(HttpsFake):
     def _put(self, calendar: _Calendar, resource: dict[str, Any]) -> _Stored:
         event_id = str(resource.get("id") or self._new_event_id())
         resource["id"] = event_id
+        try:
+            _check_event_type(resource, calendar.events.get(event_id))
+        except _ApiError as error:
+            raise ValueError(f"Google would refuse event {event_id}: {_message_of(error)}") from None
         return self._store(calendar, resource, created=resource.get("created"))
 
     def patch_event(self, calendar_id: str, event_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -763,6 +846,11 @@ class FakeGoogle(HttpsFake):
             stored = calendar.events[event_id]
             merged = _merge(self._full_resource(stored), copy_json(changes))
             merged["id"] = event_id
+            try:
+                _check_event_type(merged, stored)
+            except _ApiError as error:
+                refused = _message_of(error)
+                raise ValueError(f"Google would refuse this patch of {event_id}: {refused}") from None
             return copy_json(self._store(calendar, merged).resource)
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
@@ -933,8 +1021,12 @@ class FakeGoogle(HttpsFake):
         etag = f'"{int(stamp.timestamp() * 1000) * 1000}"'
         stamp_text = _rfc3339(stamp)
         created_text = str(created or (previous.created if previous else stamp_text))
+        # an exception of a series shares the series' iCalUID
+        master = calendar.events.get(str(resource.get("recurringEventId", "")))
         ical_uid = str(
-            resource.get("iCalUID") or (previous.ical_uid if previous else f"{event_id}@google.com")
+            resource.get("iCalUID")
+            or (previous.ical_uid if previous else None)
+            or (master.ical_uid if master is not None else f"{event_id}@google.com")
         )
         if resource.get("status") == "cancelled":
             out: dict[str, Any] = {
@@ -960,8 +1052,22 @@ class FakeGoogle(HttpsFake):
             out.setdefault("sequence", 0)
         if previous is None:
             self._order += 1
+        # an exception is of its series' type; a tombstone of the type of what it replaces
+        event_type = str(
+            resource.get("eventType")
+            or (previous.event_type if previous is not None else None)
+            or (master.event_type if master is not None else "default")
+        )
+        if out.get("status") != "cancelled":
+            out.setdefault("eventType", event_type)
         stored = _Stored(
-            out, previous.order if previous else self._order, self._seq, stamp, created_text, ical_uid
+            out,
+            previous.order if previous else self._order,
+            self._seq,
+            stamp,
+            created_text,
+            ical_uid,
+            event_type=event_type,
         )
         with contextlib.suppress(TypeError, ValueError):  # what JSON cannot carry fails when served
             stored.json()  # encoded now, while loading, not by the first listing
@@ -1229,6 +1335,7 @@ class FakeGoogle(HttpsFake):
             raise _api_error(
                 400, "invalid", "The requested ordering is not available for the particular query."
             )
+        event_types = _event_types(query)
 
         page_token = q.get("pageToken")
         if page_token is not None:
@@ -1237,10 +1344,10 @@ class FakeGoogle(HttpsFake):
                 raise _api_error(400, "invalid", "Invalid page token value")
         else:
             if sync_token is not None:
-                items = self._incremental_items(calendar, sync_token)
+                items = self._incremental_items(calendar, sync_token, event_types)
             else:
-                items = self._full_items(calendar, query)
-            snapshot = _Snapshot(items, calendar.calendar_id, self._seq)
+                items = self._full_items(calendar, query, event_types)
+            snapshot = _Snapshot(items, calendar.calendar_id, self._seq, event_types=event_types)
             cursor = _Cursor(snapshot, 0, max(self.empty_pages, 0))
 
         answer: dict[str, Any] = {
@@ -1270,7 +1377,9 @@ class FakeGoogle(HttpsFake):
             snapshot = cursor.snapshot
             if snapshot.sync_token is None:
                 snapshot.sync_token = "CP" + secrets.token_urlsafe(24)
-                self._sync_tokens[snapshot.sync_token] = _SyncToken(snapshot.calendar_id, snapshot.seq)
+                self._sync_tokens[snapshot.sync_token] = _SyncToken(
+                    snapshot.calendar_id, snapshot.seq, event_types=snapshot.event_types
+                )
             answer["nextSyncToken"] = snapshot.sync_token
         return answer if selection is None else select_fields(answer, selection[1])
 
@@ -1287,14 +1396,33 @@ class FakeGoogle(HttpsFake):
         self._cursors[token] = cursor
         return token
 
-    def _incremental_items(self, calendar: _Calendar, sync_token: str) -> list[_Stored]:
+    def _incremental_items(
+        self, calendar: _Calendar, sync_token: str, event_types: frozenset[str] | None
+    ) -> list[_Stored]:
         issued = self._sync_tokens.get(sync_token)
         if issued is None or issued.expired or issued.calendar_id != calendar.calendar_id:
             raise _api_error(410, "fullSyncRequired")
-        changed = [s for s in calendar.events.values() if s.seq > issued.seq]
+        if event_types != issued.event_types:
+            raise _api_error(
+                400,
+                "invalid",
+                "Invalid value for eventTypes",
+                fakeDetail=(
+                    f"the sync token was issued for eventTypes {_types_text(issued.event_types)}, this "
+                    f"request asks for {_types_text(event_types)}: Google leaves this undefined (all other "
+                    "query parameters should be the same as for the initial synchronization)"
+                ),
+            )
+        changed = [
+            s
+            for s in calendar.events.values()
+            if s.seq > issued.seq and (event_types is None or s.event_type in event_types)
+        ]
         return sorted(changed, key=lambda s: s.order)
 
-    def _full_items(self, calendar: _Calendar, query: dict[str, list[str]]) -> list[_Stored]:
+    def _full_items(
+        self, calendar: _Calendar, query: dict[str, list[str]], event_types: frozenset[str] | None = None
+    ) -> list[_Stored]:
         q = {k: v[-1] for k, v in query.items()}
         show_deleted = q.get("showDeleted") == "true"
         time_min = _parse_timestamp(q["timeMin"], "timeMin") if "timeMin" in q else None
@@ -1310,6 +1438,8 @@ class FakeGoogle(HttpsFake):
         for stored in calendar.events.values():
             resource = stored.resource
             cancelled = resource.get("status") == "cancelled"
+            if event_types is not None and stored.event_type not in event_types:
+                continue
             if updated_min is not None:
                 if stored.updated < updated_min:
                     continue
@@ -1622,8 +1752,10 @@ class FakeGoogle(HttpsFake):
                     "number of the resource. Re-fetch the resource and use its sequence number on the "
                     "following update.",
                 )
-        merged = _merge(current, changes)
+        was = str(current.get("eventType") or "default")
+        merged = _merge(current, changes)  # (current itself is changed)
         merged["id"] = event_id
+        _check_event_type(merged, calendar.events.get(event_id), was)
         return self._store(calendar, merged, created=created).resource
 
     def _attachments(self, token: _TokenInfo, attachments: Any) -> list[dict[str, Any]] | None:

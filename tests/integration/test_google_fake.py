@@ -869,3 +869,115 @@ def test_parallel_clients(fake: FakeGoogle) -> None:
         thread.join(timeout=20)
     assert errors == []
     assert results == [[f"e{n:02d}" for n in range(20)]] * 6
+
+
+# --------------------------------------------------------------------------- event types
+
+
+def ooo(event_id: str, day: int = 7, **extra: Any) -> dict[str, Any]:
+    """An out-of-office block of Ann's (timed, as the API requires)."""
+    return {
+        "id": event_id,
+        "eventType": "outOfOffice",
+        "summary": "Out of office",
+        "start": {"dateTime": f"2026-10-{day:02d}T00:00:00+02:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": f"2026-10-{day + 1:02d}T00:00:00+02:00", "timeZone": "Europe/Berlin"},
+        "organizer": {"email": ANN, "self": True},
+        "outOfOfficeProperties": {"autoDeclineMode": "declineNone"},
+        **extra,
+    }
+
+
+def test_every_event_has_a_type_and_listings_filter_by_event_types(fake: FakeGoogle) -> None:
+    fake.put_event(ANN, one_off("meeting"))
+    fake.put_event(ANN, ooo("away"))
+    fake.put_event(ANN, ooo("weekly", day=9, recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"]))
+    exception = {
+        **ooo("weekly_20261015T220000Z", day=16),
+        "recurringEventId": "weekly",
+        "originalStartTime": {"dateTime": "2026-10-16T00:00:00+02:00", "timeZone": "Europe/Berlin"},
+    }
+    del exception["eventType"]  # an exception is of its series' type
+    fake.put_event(ANN, exception)
+    focus = {**one_off("focus", day=8), "eventType": "focusTime", "attendees": []}
+    fake.put_event(ANN, focus)
+    service = calendar_service(fake, sa_credentials(fake, ANN, (READONLY_SCOPE,)))
+
+    everything = [i for p in list_pages(service, showDeleted=True) for i in p["items"]]
+    assert {i["id"]: i["eventType"] for i in everything} == {
+        "meeting": "default",
+        "away": "outOfOffice",
+        "weekly": "outOfOffice",
+        "weekly_20261015T220000Z": "outOfOffice",
+        "focus": "focusTime",
+    }
+    weekly = next(i for i in everything if i["id"] == "weekly_20261015T220000Z")
+    assert weekly["iCalUID"] == "weekly@google.com"  # an exception shares its series' iCalUID
+    assert everything[1]["outOfOfficeProperties"] == {"autoDeclineMode": "declineNone"}
+
+    # the discovery document takes eventTypes (repeated), and the fake filters by it
+    pages = list_pages(service, showDeleted=True, eventTypes=["outOfOffice"])
+    assert ids(pages) == ["away", "weekly", "weekly_20261015T220000Z"]
+    both = list_pages(service, eventTypes=["outOfOffice", "focusTime"])
+    assert ids(both) == ["away", "weekly", "weekly_20261015T220000Z", "focus"]
+    with pytest.raises(TypeError):  # the client checks the values against the discovery document
+        service.events().list(calendarId=ANN, eventTypes=["holiday"]).execute()
+
+    # incremental: only changes of the token's types, deletions included
+    token = pages[-1]["nextSyncToken"]
+    fake.patch_event(ANN, "meeting", {"summary": "moved"})
+    fake.delete_event(ANN, "away")
+    fake.put_event(ANN, ooo("sick", day=20))
+    changes = [
+        i for p in list_pages(service, syncToken=token, eventTypes=["outOfOffice"]) for i in p["items"]
+    ]
+    assert [(i["id"], i["status"]) for i in changes] == [("away", "cancelled"), ("sick", "confirmed")]
+    assert set(changes[0]) == {"kind", "etag", "id", "status"}  # a tombstone stays stripped
+
+    # other types than the token's: Google leaves it undefined, the fake refuses it
+    for other in ({}, {"eventTypes": ["default"]}, {"eventTypes": ["outOfOffice", "focusTime"]}):
+        with pytest.raises(HttpError) as caught:
+            service.events().list(calendarId=ANN, syncToken=token, **other).execute()
+        assert caught.value.resp.status == 400 and reason_of(caught.value) == "invalid", other
+        assert (
+            "initial synchronization" in json.loads(caught.value.content)["error"]["errors"][0]["fakeDetail"]
+        )
+    full = list_pages(service)[-1]["nextSyncToken"]
+    with pytest.raises(HttpError):
+        service.events().list(calendarId=ANN, syncToken=full, eventTypes=["outOfOffice"]).execute()
+
+
+def test_out_of_office_events_are_timed_opaque_and_keep_their_type(fake: FakeGoogle) -> None:
+    all_day = {**ooo("d"), "start": {"date": "2026-10-07"}, "end": {"date": "2026-10-08"}}
+    with pytest.raises(ValueError, match="cannot be all-day"):
+        fake.put_event(ANN, all_day)
+    with pytest.raises(ValueError, match="outOfOfficeProperties"):
+        fake.put_event(ANN, {k: v for k, v in ooo("p").items() if k != "outOfOfficeProperties"})
+    with pytest.raises(ValueError, match="opaque"):
+        fake.put_event(ANN, ooo("t", transparency="transparent"))
+    with pytest.raises(ValueError, match="Invalid event type"):
+        fake.put_event(ANN, {**one_off("x"), "eventType": "vacation"})
+    fake.put_event(ANN, ooo("away", outOfOfficeProperties={}))  # empty properties will do
+    with pytest.raises(ValueError, match="cannot be changed"):
+        fake.put_event(ANN, {**one_off("away")})
+    fake.put_event(ANN, one_off("meeting"))
+
+    service = calendar_service(fake)
+    for event_id, patch in (
+        ("away", {"start": {"date": "2026-10-07"}, "end": {"date": "2026-10-08"}}),
+        ("away", {"eventType": "default"}),
+        ("meeting", {"eventType": "outOfOffice", "outOfOfficeProperties": {}}),
+    ):
+        with pytest.raises(HttpError) as caught:
+            service.events().patch(calendarId=ANN, eventId=event_id, body=patch).execute()
+        assert caught.value.resp.status == 400 and reason_of(caught.value) == "invalid", patch
+    moved = (
+        service.events()
+        .patch(
+            calendarId=ANN,
+            eventId="away",
+            body={"end": {"dateTime": "2026-10-07T12:00:00+02:00", "timeZone": "Europe/Berlin"}},
+        )
+        .execute()
+    )
+    assert moved["eventType"] == "outOfOffice" and moved["end"]["dateTime"].startswith("2026-10-07T12")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,14 +10,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.config import load_config
-from calsync.demo import demo_calendars, write_demo
+from calsync.demo import EventSpec, demo_calendars, write_demo
 from calsync.detect import one_on_ones, resolve
 from calsync.model import CalendarData, Problem, Status
-from calsync.pipeline import load_org, make_clock, run_report, sync_window
-from calsync.report import Policy, build_report, report_to_json
+from calsync.pipeline import Synced, load_org, make_clock, report_of, run_report, sync_window
+from calsync.report import report_to_json
 from calsync.sources.base import Window
-from calsync.sources.google import google_calendar_data
-from tests.fakes.google_events import calendar_events
+from calsync.sources.google import (
+    calendar_owner,
+    google_calendar_data,
+    lean,
+    matters,
+    merge_changes,
+    to_vevent,
+)
+from tests.fakes.google_events import to_google
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WINDOW = Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC))
@@ -141,6 +148,30 @@ def test_a_bad_event_is_reported_and_the_rest_still_read():
     assert len(problems) == 1 and "'Broken' (id bad)" in problems[0].message
 
 
+def as_google_serves_it(spec: EventSpec, org_tz: str) -> dict[str, Any]:
+    """A demo spec as Google keeps it: an Outlook-style OOF block is an out-of-office event, and one
+    of whole days a timed span from midnight to midnight (the API has no all-day out-of-office)."""
+    resource = to_google(spec, org_tz)
+    if spec.extra.get("X-MICROSOFT-CDO-BUSYSTATUS") != "OOF":
+        return resource
+    zone = ZoneInfo(org_tz)
+    start = spec.start
+    if isinstance(start, datetime):
+        begins, ends = start, start + spec.duration
+    else:
+        begins = datetime.combine(start, time(0), tzinfo=zone)
+        ends = datetime.combine(start + spec.duration, time(0), tzinfo=zone)
+    resource.update(
+        eventType="outOfOffice",
+        outOfOfficeProperties={},
+        start={"dateTime": begins.isoformat(), "timeZone": org_tz},
+        end={"dateTime": ends.isoformat(), "timeZone": org_tz},
+        organizer={"email": spec.organizer, "self": True},
+        attendees=[],
+    )
+    return resource
+
+
 @pytest.mark.parametrize("as_of", [date(2026, 11, 21), date(2026, 3, 29), date(2027, 1, 1)], ids=str)
 def test_the_demo_org_served_as_google_events_gives_the_same_report_as_ics(
     tmp_path: Path, as_of: date
@@ -152,14 +183,176 @@ def test_the_demo_org_served_as_google_events_gives_the_same_report_as_ics(
     calendars = []
     for owner, specs in sorted(demo_calendars(as_of).items()):
         data, problems = google_calendar_data(
-            calendar_events(specs, "Europe/Berlin"),
+            [as_google_serves_it(spec, "Europe/Berlin") for spec in specs],
             f"{owner}@acme.test",
             "Europe/Berlin",
             sync_window(clock),
             BERLIN,
+            owner=f"{owner}@acme.test",
         )
         assert problems == []
         calendars.append(data)
-    policy = Policy(config.cadence.default_days, config.cadence.grace_days, config.cadence.skip_level_days)
-    actual = report_to_json(build_report(org, resolve(calendars), clock, policy))
+    assert any(c.absences for c in calendars)  # the demo's out-of-office, read as Google serves it
+    # the planted broken ICS file is no Google calendar: its problem is the ICS report's
+    synced = Synced(org, calendars, [], {}, {})
+    actual = report_to_json(report_of(config, synced, clock))
     assert actual["pairs"] == expected["pairs"]
+
+
+# -- out-of-office blocks ------------------------------------------------------------------------------
+
+
+def berlin(day: str, clock: str) -> dict[str, str]:
+    moment = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=BERLIN)
+    return {"dateTime": moment.isoformat(), "timeZone": "Europe/Berlin"}
+
+
+def block(event_id: str, start: dict[str, str], end: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """An out-of-office block as events.list serves it (always timed: the API has no all-day ones)."""
+    return {
+        "id": event_id,
+        "iCalUID": f"{event_id}@google.com",
+        "status": "confirmed",
+        "eventType": "outOfOffice",
+        "summary": "Surgery",
+        "start": start,
+        "end": end,
+        "organizer": {"email": ANN, "self": True},
+        "outOfOfficeProperties": {"autoDeclineMode": "declineAllConflictingInvitations"},
+        **extra,
+    }
+
+
+def spans(data: CalendarData) -> list[tuple[str, object, object, bool]]:
+    return sorted(
+        ((a.person, a.start.date(), a.end.date(), a.all_day) for a in data.absences), key=lambda s: str(s)
+    )
+
+
+def test_an_out_of_office_block_becomes_an_oof_vevent_of_its_organizer_without_its_title():
+    timed = block("t", berlin("2026-10-07", "13:00"), berlin("2026-10-07", "18:00"))
+    vevent = to_vevent(timed, {}, "Europe/Berlin")
+    assert vevent is not None
+    assert vevent["X-MICROSOFT-CDO-BUSYSTATUS"] == "OOF"
+    assert str(vevent["ORGANIZER"]) == f"mailto:{ANN}"
+    assert "SUMMARY" not in vevent  # an absence's title is never kept
+    assert vevent.decoded("DTSTART") == datetime(2026, 10, 7, 13, tzinfo=BERLIN)
+    data, problems = read(timed, MASTER)
+    assert problems == []
+    assert {o.series_id for o in data.occurrences} == {"m1@google.com"}  # never a meeting
+    (absence,) = data.absences
+    assert (absence.person, absence.all_day) == (ANN, False)
+    assert (absence.start, absence.end) == (
+        datetime(2026, 10, 7, 13, tzinfo=BERLIN),
+        datetime(2026, 10, 7, 18, tzinfo=BERLIN),
+    )
+
+
+def test_an_all_day_out_of_office_block_from_midnight_to_midnight_is_read_as_its_dates():
+    days = block("d", berlin("2026-10-12", "00:00"), berlin("2026-10-14", "00:00"))
+    vevent = to_vevent(days, {}, "Europe/Berlin")
+    assert vevent is not None and vevent.decoded("DTSTART") == date(2026, 10, 12)
+    assert vevent.decoded("DTEND") == date(2026, 10, 14)
+    # midnight in another zone than the block's is no whole day there
+    tokyo = block("x", berlin("2026-10-20", "00:00"), berlin("2026-10-21", "00:00"))
+    tokyo["start"]["timeZone"] = tokyo["end"]["timeZone"] = "Asia/Tokyo"
+    morning = block("m", berlin("2026-10-22", "00:00"), berlin("2026-10-22", "08:00"))
+    data, problems = read(days, tokyo, morning)
+    assert problems == []
+    assert spans(data) == [
+        (ANN, date(2026, 10, 12), date(2026, 10, 14), True),
+        (ANN, date(2026, 10, 20), date(2026, 10, 21), False),
+        (ANN, date(2026, 10, 22), date(2026, 10, 22), False),
+    ]
+
+
+def test_a_recurring_all_day_block_with_its_exdates_exceptions_and_cancellations():
+    fridays = block(
+        "f",
+        berlin("2026-10-23", "00:00"),
+        berlin("2026-10-24", "00:00"),
+        recurrence=["RRULE:FREQ=WEEKLY;UNTIL=20261119T230000Z", "EXDATE;TZID=Europe/Berlin:20261030T000000"],
+    )
+    cancelled = {
+        "id": "f_20261105T230000Z",
+        "status": "cancelled",
+        "recurringEventId": "f",
+        "originalStartTime": berlin("2026-11-06", "00:00"),
+    }
+    morning = {
+        **block("f_20261112T230000Z", berlin("2026-11-13", "08:00"), berlin("2026-11-13", "12:00")),
+        "recurringEventId": "f",
+        "originalStartTime": berlin("2026-11-13", "00:00"),
+        "iCalUID": "f@google.com",
+    }
+    vevent = to_vevent(fridays, {}, "Europe/Berlin")
+    assert vevent is not None
+    assert vevent["RRULE"]["UNTIL"] == [date(2026, 11, 20)]  # 23:00 UTC is midnight in Berlin
+    assert [d.dt for d in vevent["EXDATE"].dts] == [date(2026, 10, 30)]
+    data, problems = read(fridays, cancelled, morning)
+    assert problems == []
+    assert data.occurrences == ()
+    assert spans(data) == [
+        (ANN, date(2026, 10, 23), date(2026, 10, 24), True),  # 30 Oct: EXDATE, 6 Nov: cancelled
+        (ANN, date(2026, 11, 13), date(2026, 11, 13), False),  # only the morning
+        (ANN, date(2026, 11, 20), date(2026, 11, 21), True),  # UNTIL is inclusive
+    ]
+
+
+def test_a_recurring_timed_block_and_a_tombstone_without_its_type():
+    mornings = block(
+        "w",
+        berlin("2026-10-05", "08:00"),
+        berlin("2026-10-05", "13:00"),
+        recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"],
+    )
+    tombstone = {
+        "id": "w_20261012T060000Z",
+        "status": "cancelled",
+        "recurringEventId": "w",
+        "originalStartTime": berlin("2026-10-12", "08:00"),
+    }
+    data, problems = read(mornings, tombstone)
+    assert problems == [] and data.occurrences == ()
+    assert [a.start.date() for a in sorted(data.absences, key=lambda a: a.start)] == [
+        date(2026, 10, 5),
+        date(2026, 10, 19),
+    ]
+
+
+def test_a_deleted_block_is_no_absence():
+    gone = {**block("g", berlin("2026-10-07", "09:00"), berlin("2026-10-07", "17:00")), "status": "cancelled"}
+    data, problems = read(gone)
+    assert (data.occurrences, data.absences, problems) == ((), (), [])
+
+
+def test_the_owner_is_the_calendar_id_when_it_is_a_persons_address():
+    assert calendar_owner("Ann@Acme.test") == ANN
+    for nobody in ("primary", "team@group.calendar.google.com", "r1@resource.calendar.google.com", "x"):
+        assert calendar_owner(nobody) is None
+    data, _ = google_calendar_data([MASTER], ANN, "Europe/Berlin", WINDOW, BERLIN, owner=ANN)
+    assert data.owner == ANN
+
+
+def test_only_the_owners_out_of_office_blocks_are_kept_and_never_focus_time_or_birthdays():
+    own = block("o", berlin("2026-10-07", "09:00"), berlin("2026-10-07", "17:00"))
+    by_address = {**own, "organizer": {"email": "ANN@acme.test"}}  # no `self` asked for: the address says
+    others = {**own, "id": "x", "organizer": {"email": BOB}, "attendees": [{"email": ANN, "self": True}]}
+    assert matters(own, calendar=ANN) and matters(own, calendar="primary")
+    assert matters(by_address, calendar=ANN) and not matters(by_address, calendar="primary")
+    assert not matters(others, calendar=ANN)  # an invitation to someone else's block
+    assert matters({"id": "o", "status": "cancelled"}, calendar=ANN)  # a deletion may remove a kept block
+    for kind in ("focusTime", "workingLocation", "birthday"):
+        assert not matters({**MASTER, "recurrence": [], "eventType": kind}, calendar=ANN), kind
+    assert matters({**MASTER, "eventType": "default"}, calendar=ANN)
+    kept = lean(own)
+    assert kept["eventType"] == "outOfOffice" and "summary" not in kept
+    assert "outOfOfficeProperties" not in kept and kept["organizer"] == {"email": ANN}
+    assert "eventType" not in lean({**MASTER, "eventType": "default"})  # the default goes without saying
+    events: dict[str, dict[str, Any]] = {}
+    ignored: set[str] = set()
+    series = {**others, "id": "s", "recurrence": ["RRULE:FREQ=DAILY;COUNT=2"]}
+    merge_changes(
+        events, [own, others, series, {**others, "id": "s_1", "recurringEventId": "s"}], ignored, ANN
+    )
+    assert sorted(events) == ["o"] and ignored == {"s"}

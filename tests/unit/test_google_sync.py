@@ -7,17 +7,25 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from google.auth.exceptions import RefreshError
+from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
 from calsync.sources.base import Window
-from calsync.sources.google import GoogleSource, SeriesNowMatters, merge_changes, sign_in
+from calsync.sources.google import (
+    GoogleSource,
+    SeriesNowMatters,
+    absentee_states,
+    merge_changes,
+    sign_in,
+    stored_calendars,
+)
 from calsync.sources.retry import RateLimiter, RetryPolicy
-from calsync.store import StateStore
+from calsync.store import CalendarState, StateStore
 
 WINDOW = Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2027, 2, 1, tzinfo=UTC))
 ANN = "ann@acme.test"
@@ -345,3 +353,138 @@ def test_410_in_the_middle_of_an_incremental_sync_discards_the_partial_pages(tmp
     }  # the full listing only
     state = StateStore(tmp_path / "state.json", lock=False).load("workspace", ANN)
     assert state is not None and state.cursor == "s9" and sorted(state.events) == ["m1"]
+
+
+# -- out of office, absentees, stored readings ---------------------------------------------------------
+
+BOB = "bob@acme.test"
+AWAY = {
+    "id": "away",
+    "iCalUID": "away@google.com",
+    "eventType": "outOfOffice",
+    "summary": "Away",
+    "start": {"dateTime": "2026-10-12T00:00:00+02:00", "timeZone": "Europe/Berlin"},
+    "end": {"dateTime": "2026-10-14T00:00:00+02:00", "timeZone": "Europe/Berlin"},
+    "organizer": {"email": BOB, "self": True},
+    "updated": "2026-10-01T08:00:00.000Z",
+}
+
+
+def with_absentees(tmp_path: Path, https: dict[str, Scripted], *absentees: str) -> GoogleSource:
+    made = source(tmp_path, https)
+    made.calendars = [c for c in made.calendars if c not in absentees]
+    made.absentees = absentee_states(made.calendars, absentees)
+    return made
+
+
+def test_the_listing_asks_for_the_event_type_and_whose_block_it_is(tmp_path: Path) -> None:
+    http = Scripted(page([MASTER], sync="s1"))
+    source(tmp_path, {ANN: http}).fetch(WINDOW)
+    fields = parse_qs(urlsplit(http.uris[0]).query)["fields"][0]
+    assert "eventType" in fields and "organizer(email,self)" in fields
+    assert "eventTypes" not in http.uris[0]  # a calendar read for meetings: every type
+
+
+def test_an_absentee_is_listed_as_themself_for_out_of_office_only_then_incrementally(tmp_path: Path) -> None:
+    bob = Scripted(page([], next_page="p2"), page([AWAY], sync="b1"))
+    result = with_absentees(tmp_path, {ANN: Scripted(page([MASTER], sync="s1")), BOB: bob}, BOB).fetch(WINDOW)
+    assert [p for p in result.problems if "nodelegation" not in p.source] == []
+    query = parse_qs(urlsplit(bob.uris[0]).query)
+    assert urlsplit(bob.uris[0]).path.endswith("/calendars/bob%40acme.test/events")
+    assert query["eventTypes"] == ["outOfOffice"] and query["showDeleted"] == ["true"]
+    assert "pageToken=p2" in bob.uris[1] and "eventTypes=outOfOffice" in bob.uris[1]
+    away = next(d for d in result.calendars if d.calendar == f"{BOB} (out of office)")
+    assert away.owner == BOB and away.occurrences == () and away.series == ()
+    assert [(a.person, a.all_day) for a in away.absences] == [(BOB, True)]
+
+    again = Scripted(page([], sync="b2"))
+    second = with_absentees(tmp_path, {ANN: Scripted(page([], sync="s2")), BOB: again}, BOB)
+    second.fetch(WINDOW)
+    assert len(again.uris) == 1
+    assert parse_qs(urlsplit(again.uris[0]).query)["syncToken"] == ["b1"]
+    assert "eventTypes=outOfOffice" in again.uris[0]  # the same types as the sync that gave the token
+    assert second.store.load("workspace", f"{BOB} (out of office)").cursor == "b2"  # type: ignore[union-attr]
+    assert second.store.load("workspace", BOB) is None  # Bob's calendar itself is not read
+
+
+def test_an_absentee_that_cannot_be_read_is_a_problem_of_absences_only(tmp_path: Path) -> None:
+    result = with_absentees(tmp_path, {ANN: Scripted(page([MASTER], sync="s1"))}, "nodelegation@acme.test")
+    (problem,) = result.fetch(WINDOW).problems
+    assert problem.source == "workspace: nodelegation@acme.test (out of office)"
+    assert not problem.unread and problem.owner == "nodelegation@acme.test"
+    assert problem.message.startswith("could not read the out-of-office of nodelegation@acme.test (")
+    assert "their absences are not known" in problem.message
+
+
+def test_a_state_kept_before_event_types_were_is_read_again_in_full_once(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.json", lock=False)
+    store.save(
+        "workspace", CalendarState(ANN, "old", "Europe/Berlin", {"m1": dict(MASTER)}, {"ignored": []}, "r0")
+    )
+    store.close()
+    mine = {**AWAY, "organizer": {"email": ANN, "self": True}}
+    http = Scripted(page([MASTER, mine], sync="s1"))
+    result = source(tmp_path, {ANN: http}).fetch(WINDOW)
+    assert "syncToken" not in http.uris[0]  # the old state lacks Ann's blocks: read in full
+    assert [a.person for a in result.calendars[0].absences] == [ANN]
+    later = Scripted(page([], sync="s2"))
+    source(tmp_path, {ANN: later}).fetch(WINDOW)
+    assert "syncToken=s1" in later.uris[0]
+
+
+def test_a_calendar_read_before_but_not_now_is_judged_from_its_stored_reading(tmp_path: Path) -> None:
+    source(tmp_path, {ANN: Scripted(page([MASTER], sync="s1"))}).fetch(WINDOW)
+    synced = StateStore(tmp_path / "state.json", lock=False).load("workspace", ANN)
+    assert synced is not None and synced.synced_at
+
+    result = source(tmp_path, {ANN: Scripted(error(404, "notFound"))}).fetch(WINDOW)
+    problems = {p.source: p for p in result.problems}
+    stale = problems[f"workspace: {ANN}"]
+    assert not stale.unread and stale.owner == ANN
+    assert stale.message == (
+        "could not be read now (no such calendar, or the account cannot see it (HTTP 404 notFound: x)); "
+        f"judged from calsync's stored reading of it of {synced.synced_at}"
+    )
+    (calendar,) = result.calendars
+    assert calendar.stored_at == synced.synced_at and calendar.owner == ANN
+    assert {o.series_id for o in calendar.occurrences} == {"m1@google.com"}
+    never = problems["workspace: nodelegation@acme.test"]  # never read: its meetings are missing
+    assert never.unread and never.owner == "nodelegation@acme.test"
+
+
+def test_a_410_whose_full_listing_fails_keeps_the_stored_reading(tmp_path: Path) -> None:
+    source(tmp_path, {ANN: Scripted(page([MASTER], sync="s1"))}).fetch(WINDOW)
+    gone = error(410, "fullSyncRequired")
+    result = source(tmp_path, {ANN: Scripted(gone, *[error(503, "backendError")] * 4)}).fetch(WINDOW)
+    assert [c.calendar for c in result.calendars if c.stored_at] == [ANN]
+    retry = Scripted(gone, page([ONE_OFF], sync="s9"))
+    again = source(tmp_path, {ANN: retry}).fetch(WINDOW)
+    assert "syncToken=s1" in retry.uris[0] and "syncToken" not in retry.uris[1]
+    assert {o.series_id for o in again.calendars[0].occurrences} == {"o1@google.com"}
+
+
+def test_a_410_to_a_full_listing_and_an_unreachable_token_endpoint_are_problems_not_crashes(
+    tmp_path: Path,
+) -> None:
+    result = source(tmp_path, {ANN: Scripted(error(410, "deleted", "Resource has been deleted"))}).fetch(
+        WINDOW
+    )
+    (problem,) = [p for p in result.problems if ANN in p.source]
+    assert problem.unread and "HTTP 410 without a sync token" in problem.message
+    unreachable = Scripted(TransportError("connection refused"))  # type: ignore[no-untyped-call]
+    result = source(tmp_path, {ANN: unreachable}).fetch(WINDOW)
+    (problem,) = [p for p in result.problems if ANN in p.source]
+    assert problem.unread and "could not reach Google's token endpoint" in problem.message
+
+
+def test_stored_calendars_are_the_stored_readings_of_those_with_a_state(tmp_path: Path) -> None:
+    bob = Scripted(page([AWAY], sync="b1"))
+    with_absentees(tmp_path, {ANN: Scripted(page([MASTER], sync="s1")), BOB: bob}, BOB).fetch(WINDOW)
+    store = StateStore(tmp_path / "state.json", lock=False)
+    found = stored_calendars(
+        store, "workspace", [ANN, "carl@acme.test"], WINDOW, ZoneInfo("Europe/Berlin"), absentees=[BOB]
+    )
+    assert [(d.calendar, d.owner) for d in found] == [(ANN, ANN), (f"{BOB} (out of office)", BOB)]
+    assert all(d.stored_at for d in found)
+    assert {o.series_id for o in found[0].occurrences} == {"m1@google.com"}
+    assert found[1].occurrences == () and len(found[1].absences) == 1
