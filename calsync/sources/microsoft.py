@@ -16,7 +16,11 @@ ICS reader, so Graph series are expanded by the same engine as every other provi
   missing as cancelled;
 - ``isCancelled`` instances are cancelled; stubs without subject or attendees inherit the master's;
 - the mailbox owner's own answer (``responseStatus``) is their attendee status; ``resource``
-  attendees are rooms; ``isAllDay`` events are whole days.
+  attendees are rooms; ``isAllDay`` events are whole days;
+- ``showAs`` is Outlook's busy status (``X-MICROSOFT-CDO-BUSYSTATUS``; an occurrence's stub has none
+  and takes its master's): an ``oof`` event is an out-of-office block, which the reader turns into
+  absences of its organizer (the mailbox's owner when it names none) and never into meetings. Each
+  mailbox's calendar names its owner.
 
 Sync
 ----
@@ -30,10 +34,30 @@ that a mailbox of up to ``PARTS x PAGE_SIZE`` instances is one round trip (Graph
 from one part to another is removed from one and added to the other: a removal drops a stored
 instance only when its stored times overlap the part that removed it, so the order in which the parts'
 answers are applied does not matter. A master is fetched again only when the delta lists instances of
-its series. Only what could be a 1:1 is kept: single instances of two people, and the
-instances of series whose master has two people (the others' masters are remembered as ignored).
+its series. Only what could count is kept: single instances of two people, the owner's own
+out-of-office blocks (one person or all day as they are; an invitation to someone else's block is not
+the owner's absence), and the instances of series whose master is either (the others' masters are
+remembered as ignored). A state kept by an older rule (:data:`KEEP_RULE`) is read in full once.
 When Graph answers 410 (``SyncStateNotFound``) or the report
 window has moved past the span, the mailbox's state is dropped and read in full again.
+
+A mailbox that cannot be synced now (no access, Graph failing) is judged from its stored state when
+there is one: its reading says ``stored_at`` (when it was last synced), and a problem says why it could
+not be read now; without a stored state it is a problem of an unread calendar, with its owner.
+:func:`stored_calendars` gives the stored readings for when the source cannot sign in at all.
+
+Absentees
+---------
+People whose out-of-office counts but whose mailboxes are not read (the reports of the managers read)
+are asked about through a mailbox that is: ``POST /users/{mailbox}/calendar/getSchedule``, which needs
+no permission beyond the ``Calendars.Read(Write)`` calsync has (application or delegated), answers
+:data:`SCHEDULES_PER_REQUEST` people a request over a span of less than 62 days (the window is cut into
+spans of :data:`SCHEDULE_DAYS`, :data:`SCHEDULE_DAYS_FALLBACK` if Graph refuses that as too long), and
+goes in JSON batches (at most :data:`PER_MAILBOX` requests through one mailbox in a batch, the
+mailboxes just read taking turns). Its ``oof`` items are timed absences (free/busy does not say which
+blocks were all day, nor who organised them); a person Graph cannot tell about (its per-schedule
+``error``) is a problem of theirs. With calsync's window of 194 days that is 4 requests per 20 people
+a cycle, and up to 100 people in one HTTP request (with five mailboxes or more to ask through).
 Requests carry ``Prefer: outlook.timezone="UTC"`` and ``odata.maxpagesize``; 429 and 503 are retried
 after their ``Retry-After``, other 5xx and network errors with backoff, never more than
 :data:`PER_MAILBOX` at once per mailbox (Exchange's limit).
@@ -51,6 +75,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -58,7 +83,7 @@ import icalendar
 import requests
 
 from calsync.config import DEFAULT_CONCURRENCY, MicrosoftSourceConfig
-from calsync.model import CalendarData, Problem
+from calsync.model import Absence, CalendarData, Problem
 from calsync.progress import NoProgress, Progress
 from calsync.sources.base import (
     ReadCache,
@@ -93,6 +118,15 @@ _RESPONSE = {
     "none": "NEEDS-ACTION",
 }
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+#: Outlook's busy status of an event (what its ICS export writes): Graph's ``showAs`` as that property.
+BUSY_STATUS = "X-MICROSOFT-CDO-BUSYSTATUS"
+_SHOW_AS = {
+    "free": "FREE",
+    "tentative": "TENTATIVE",
+    "busy": "BUSY",
+    "oof": "OOF",
+    "workingelsewhere": "WORKINGELSEWHERE",
+}
 
 
 def graph_calendar_data(
@@ -113,7 +147,10 @@ def graph_calendar_data(
         return _instance(event, masters, owner, default_tz)
 
     items = [(True, master) for master in masters.values()] + [(False, instance) for instance in instances]
-    return read_converted(items, convert, lambda item: _describe(item[1]), mailbox, window, default_tz)
+    data, problems = read_converted(
+        items, convert, lambda item: _describe(item[1]), mailbox, window, default_tz, owner=owner
+    )
+    return data, problems
 
 
 def _zone_of(event: Event, fallback: tzinfo) -> tzinfo:
@@ -155,7 +192,11 @@ def _date(value: Mapping[str, Any]) -> date:
     return date.fromisoformat(str(value["dateTime"])[:10])
 
 
-def _common(vevent: icalendar.Event, event: Event, owner: str, zone: tzinfo) -> None:
+def _common(
+    vevent: icalendar.Event, event: Event, owner: str, zone: tzinfo, master: Event | None = None
+) -> None:
+    """What every converted event carries; ``master``: the series an instance belongs to (a stub's busy
+    status is its master's)."""
     if "start" in event:
         start, end = _times(event, zone)
         vevent.add("dtstart", start)
@@ -168,9 +209,14 @@ def _common(vevent: icalendar.Event, event: Event, owner: str, zone: tzinfo) -> 
         vevent.add(
             "last-modified", datetime.fromisoformat(_FRACTION.sub(r"\1", str(event["lastModifiedDateTime"])))
         )
-    organizer = ((event.get("organizer") or {}).get("emailAddress") or {}).get("address")
+    show_as = _show_as(event) or (_show_as(master) if master is not None else "")
+    if show_as in _SHOW_AS:
+        vevent.add(BUSY_STATUS, _SHOW_AS[show_as])
+    organizer = _organizer(event)
     if organizer:
         vevent.add("organizer", icalendar.vCalAddress(f"mailto:{organizer}"))
+    elif show_as == "oof" and master is None:
+        vevent.add("organizer", icalendar.vCalAddress(f"mailto:{owner}"))  # a block is its owner's
     own = (event.get("responseStatus") or {}).get("response")
     for attendee in event.get("attendees") or ():
         address = (attendee.get("emailAddress") or {}).get("address")
@@ -219,8 +265,17 @@ def _instance(
     vevent.add("uid", str(master["iCalUId"]))
     original = instance.get("originalStart") or instance["start"]["dateTime"]
     vevent.add("recurrence-id", datetime.fromisoformat(_FRACTION.sub(r"\1", str(original))).astimezone(zone))
-    _common(vevent, instance, owner, zone)
+    _common(vevent, instance, owner, zone, master)
     return vevent
+
+
+def _show_as(event: Event) -> str:
+    """An event's ``showAs``, lower case ("" when it has none: an occurrence's stub)."""
+    return str(event.get("showAs") or "").lower()
+
+
+def _organizer(event: Event) -> str:
+    return str(((event.get("organizer") or {}).get("emailAddress") or {}).get("address") or "")
 
 
 def _describe(event: Event) -> str:
@@ -249,21 +304,47 @@ PREFER = f'outlook.timezone="UTC", odata.maxpagesize={PAGE_SIZE}'
 #: What a series master is fetched with.
 MASTER_FIELDS = (
     "id,type,iCalUId,subject,start,end,originalStartTimeZone,recurrence,organizer,attendees,"
-    "responseStatus,isAllDay,isCancelled,lastModifiedDateTime"
+    "responseStatus,isAllDay,isCancelled,lastModifiedDateTime,showAs"
 )
+#: What a mailbox's state keeps, as ``extra["kept"]``: a state kept by an older rule (before the
+#: owner's out-of-office blocks were kept) is read in full once, to bring back what it dropped.
+KEEP_RULE = "1:1s+own-oof"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+#: People one getSchedule request asks about (Graph's documented limit; it has been seen to take 100).
+SCHEDULES_PER_REQUEST = 20
+#: The longest span one getSchedule request covers: Graph documents "less than 62 days".
+SCHEDULE_DAYS = 61
+#: ... and when Graph refuses that as too long (``ErrorTimeIntervalTooBig``): within the availability
+#: service's default limit, 42 days (EWS documents it, and that an administrator may change it), however
+#: its edge is counted.
+SCHEDULE_DAYS_FALLBACK = 41
+#: What the free/busy batches are counted against (the rate limiter and the requests in flight).
+FREE_BUSY = "free/busy"
+#: An absentee's calendar is named ``"<email> (out of office)"`` (as the Google source names theirs).
+ABSENCE_SUFFIX = " (out of office)"
 
 
 class MailboxUnavailable(Exception):
-    """One mailbox could not be synced: reported with its address, the others go on."""
+    """One mailbox could not be synced: reported with its address, the others go on. ``status`` and
+    ``code``: Graph's answer, when it gave one."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 class DeltaExpired(Exception):
     """Graph answered 410: the mailbox's delta state is gone and must be rebuilt with a full read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request of a JSON batch: its method, absolute URL and JSON body (None: no body)."""
+
+    method: str
+    url: str
+    body: Any = None
 
 
 class GraphClient:
@@ -376,7 +457,7 @@ class GraphClient:
                 if status == 410:
                     raise DeltaExpired(f"{code or 'HTTP 410'}: {message}".strip(": "))
                 if status not in _RETRY_STATUS:
-                    raise MailboxUnavailable(_explain(status, code, message), status)
+                    raise MailboxUnavailable(_explain(status, code, message), status, code)
                 retry_after = _retry_after(response) if status in (429, 503) else None
                 last = f"HTTP {status} {code or message}".strip()
             if attempt + 1 < self.retry.attempts:
@@ -388,53 +469,72 @@ class GraphClient:
         :data:`BATCH_LIMIT`); their answers, in order. An inner request that was throttled or failed
         on the way is sent again on its own (after its ``Retry-After``); 410 raises
         :class:`DeltaExpired`, other failures :class:`MailboxUnavailable`, as :meth:`get` does."""
-        if not urls:
+        answers = self.batch_calls([Call("GET", url) for url in urls], mailbox, strict=True)
+        return [answer for answer in answers if isinstance(answer, dict)]
+
+    def batch_calls(
+        self, calls: list[Call], key: str, *, strict: bool = False
+    ) -> list[dict[str, Any] | MailboxUnavailable | DeltaExpired]:
+        """Several requests in one round trip (at most :data:`BATCH_LIMIT`), counted against ``key``;
+        each one's JSON answer, or the exception it failed with (``strict``: the first failure is
+        raised, the requests after it are not retried). An inner request that was throttled or failed on
+        the way is sent again on its own (after its ``Retry-After``), with its own retries."""
+        if not calls:
             return []
-        if len(urls) > BATCH_LIMIT:
+        if len(calls) > BATCH_LIMIT:
             raise ValueError(f"a Graph batch holds at most {BATCH_LIMIT} requests")
         inner = []
-        for index, url in enumerate(urls):
-            if not url.startswith(self.endpoint + "/"):
-                raise MailboxUnavailable(f"cannot batch a request outside the Graph endpoint: {url}")
-            inner.append(
-                {
-                    "id": str(index),
-                    "method": "GET",
-                    "url": url[len(self.endpoint) :],
-                    "headers": {"Prefer": PREFER},
-                }
-            )
-        answer = _json(self.send("POST", self.endpoint + "/$batch", mailbox, json={"requests": inner}))
+        for index, call in enumerate(calls):
+            if not call.url.startswith(self.endpoint + "/"):
+                raise MailboxUnavailable(f"cannot batch a request outside the Graph endpoint: {call.url}")
+            request: dict[str, Any] = {
+                "id": str(index),
+                "method": call.method,
+                "url": call.url[len(self.endpoint) :],
+                "headers": {"Prefer": PREFER},
+            }
+            if call.body is not None:
+                request["body"] = call.body
+                request["headers"]["Content-Type"] = "application/json"
+            inner.append(request)
+        answer = _json(self.send("POST", self.endpoint + "/$batch", key, json={"requests": inner}))
         responses = answer.get("responses")
         by_id = (
             {str(r.get("id")): r for r in responses or () if isinstance(r, dict)}
             if isinstance(responses, list)
             else {}
         )
-        results: list[dict[str, Any]] = []
-        for index, url in enumerate(urls):
-            response = by_id.get(str(index))
-            if response is None:
-                raise MailboxUnavailable("Graph's batch answer lacks the answer to one of its requests")
-            status = int(response.get("status") or 0)
-            body = response.get("body")
-            if 200 <= status < 300 and isinstance(body, dict):
-                results.append(body)
-                continue
-            error = (body or {}).get("error") if isinstance(body, dict) else None
-            code = str((error or {}).get("code") or "")
-            message = str((error or {}).get("message") or "")
-            if status == 410:
-                raise DeltaExpired(f"{code or 'HTTP 410'}: {message}".strip(": "))
-            if status in _RETRY_STATUS or status == 401:
-                headers = {str(k).lower(): v for k, v in (response.get("headers") or {}).items()}
-                wait = _seconds(headers.get("retry-after"))
-                if wait:
-                    self.retry.sleep(self.retry.delay(0, wait))
-                results.append(self.get(url, mailbox))  # on its own, with its own retries
-                continue
-            raise MailboxUnavailable(_explain(status, code, message), status)
+        results: list[dict[str, Any] | MailboxUnavailable | DeltaExpired] = []
+        for index, call in enumerate(calls):
+            try:
+                results.append(self._inner_answer(call, key, by_id.get(str(index))))
+            except (MailboxUnavailable, DeltaExpired) as exc:
+                if strict:
+                    raise
+                results.append(exc)
         return results
+
+    def _inner_answer(self, call: Call, key: str, response: dict[str, Any] | None) -> dict[str, Any]:
+        """One request's answer in a batch's: its body, else (throttled, 5xx, 401) its answer when sent
+        again alone; raises what :meth:`send` would."""
+        if response is None:
+            raise MailboxUnavailable("Graph's batch answer lacks the answer to one of its requests")
+        status = int(response.get("status") or 0)
+        body = response.get("body")
+        if 200 <= status < 300 and isinstance(body, dict):
+            return body
+        error = (body or {}).get("error") if isinstance(body, dict) else None
+        code = str((error or {}).get("code") or "")
+        message = str((error or {}).get("message") or "")
+        if status == 410:
+            raise DeltaExpired(f"{code or 'HTTP 410'}: {message}".strip(": "))
+        if status in _RETRY_STATUS or status == 401:
+            headers = {str(k).lower(): v for k, v in (response.get("headers") or {}).items()}
+            wait = _seconds(headers.get("retry-after"))
+            if wait:
+                self.retry.sleep(self.retry.delay(0, wait))
+            return _json(self.send(call.method, call.url, key, json=call.body))  # alone, own retries
+        raise MailboxUnavailable(_explain(status, code, message), status, code)
 
 
 def _seconds(value: object) -> float | None:
@@ -484,8 +584,91 @@ def _z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _spans(window: Window, days: int) -> list[Window]:
+    """``window`` cut into consecutive spans of at most ``days`` days."""
+    spans, start = [], window.start
+    while start < window.end:
+        end = min(start + timedelta(days=days), window.end)
+        spans.append(Window(start, end))
+        start = end
+    return spans
+
+
+def _batches(
+    calls: list[tuple[list[str], Window]], askers: list[str]
+) -> Iterator[list[tuple[list[str], Window, str]]]:
+    """The free/busy requests in batches of at most :data:`BATCH_LIMIT`, at most :data:`PER_MAILBOX`
+    of them asked through one mailbox of ``askers`` (Graph runs a batch's requests at once, and
+    throttles a mailbox's fifth), the mailboxes taking turns (as few as there are requests for)."""
+    batch: list[tuple[list[str], Window, str]] = []
+    through: dict[str, int] = {}
+    for index, (group, span) in enumerate(calls):
+        asker = askers[index // PER_MAILBOX % len(askers)]
+        if len(batch) == BATCH_LIMIT or through.get(asker, 0) == PER_MAILBOX:
+            yield batch
+            batch, through = [], {}
+        batch.append((group, span, asker))
+        through[asker] = through.get(asker, 0) + 1
+    if batch:
+        yield batch
+
+
+def _when(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def _schedule_body(people: list[str], span: Window) -> dict[str, Any]:
+    """A getSchedule request: the people, the span in UTC, and one slot a day in ``availabilityView``
+    (calsync reads the items, not the view: the smallest view keeps the answer small)."""
+    return {
+        "schedules": people,
+        "startTime": _when(span.start),
+        "endTime": _when(span.end),
+        "availabilityViewInterval": 1440,
+    }
+
+
+def _take_schedules(
+    answer: dict[str, Any],
+    people: list[str],
+    blocks: dict[str, set[tuple[datetime, datetime]]],
+    failed: dict[str, str],
+) -> None:
+    """One getSchedule answer: each person's out-of-office items into ``blocks``, or why not into
+    ``failed`` (Graph's per-schedule ``error``, an answer without them, an item that cannot be read)."""
+    values = answer.get("value")
+    if not isinstance(values, list):
+        for person in people:
+            failed.setdefault(person, "Graph's free/busy answer has no list of schedules ('value')")
+        return
+    infos = [v for v in values if isinstance(v, dict)]
+    by_id = {str(v.get("scheduleId") or "").lower(): v for v in infos}
+    for index, person in enumerate(people):
+        info = by_id.get(person)
+        if info is None and len(infos) == len(people) and not infos[index].get("scheduleId"):
+            info = infos[index]  # answers come in the order asked
+        if info is None:
+            failed.setdefault(person, "Graph's free/busy answer does not include them")
+            continue
+        error = info.get("error")
+        if isinstance(error, dict) and (error.get("message") or error.get("responseCode")):
+            code = error.get("responseCode")
+            failed.setdefault(
+                person, str(error.get("message") or "an error") + (f" (response code {code})" if code else "")
+            )
+            continue
+        for item in info.get("scheduleItems") or ():
+            if not isinstance(item, dict) or str(item.get("status") or "").lower() != "oof":
+                continue
+            try:
+                blocks[person].add((_moment(item["start"], UTC), _moment(item["end"], UTC)))
+            except (KeyError, TypeError, ValueError) as exc:
+                failed.setdefault(person, f"an out-of-office item of theirs cannot be read ({exc!r})")
+
+
 class MicrosoftSource:
-    """Microsoft 365 calendars: each mailbox's calendarView, kept up to date with delta queries."""
+    """Microsoft 365 calendars: each mailbox's calendarView, kept up to date with delta queries, and
+    the out-of-office of ``absentees`` (people whose mailboxes are not read) from their free/busy."""
 
     def __init__(
         self,
@@ -500,20 +683,28 @@ class MicrosoftSource:
         stop: threading.Event | None = None,
         reads: ReadCache | None = None,
         parts: int = PARTS,
+        absentees: Iterable[str] = (),
     ) -> None:
         self.name = name
         self.stop = stop
         self.parts = max(1, min(parts, BATCH_LIMIT - 1))
         self.mailboxes = list(dict.fromkeys(m.lower() for m in mailboxes))
+        read = set(self.mailboxes)
+        #: People whose out-of-office is read from their free/busy: a mailbox read shows its own.
+        self.absentees = [
+            a for a in dict.fromkeys(a.strip().lower() for a in absentees) if a and a not in read
+        ]
         self.client = client
         self.store = store
         self.default_tz = default_tz
         self.parallel = max(1, parallel)
         self.reads = reads
         self.progress: Progress = progress if progress is not None else NoProgress()
+        #: How many days one free/busy request covers (see :data:`SCHEDULE_DAYS`).
+        self.schedule_days = SCHEDULE_DAYS
 
     def fetch(self, window: Window) -> SourceResult:
-        return read_concurrently(
+        result = read_concurrently(
             self.name,
             self.mailboxes,
             lambda mailbox: self._read_one(mailbox, window),
@@ -521,14 +712,27 @@ class MicrosoftSource:
             progress=self.progress,
             reads=self.reads,
         )
+        if self.absentees:
+            # asked through mailboxes that could be read just now (any, if none could)
+            asking = [c.calendar for c in result.calendars if c.stored_at is None] or self.mailboxes
+            absent = self.read_absentees(window, asking)
+            result.calendars.extend(absent.calendars)
+            result.problems.extend(absent.problems)
+        return result
 
     def _read_one(self, mailbox: str, window: Window) -> Reading:
         check(self.stop)
         try:
             state = self.sync(mailbox, self.store.load(self.name, mailbox), window)
         except MailboxUnavailable as exc:
-            return None, [Problem(f"{self.name}: {mailbox}", str(exc), unread=True)]
+            return self._stored_instead(mailbox, window, exc)
         self.store.save(self.name, state)
+        return self._reading(state, mailbox, window)
+
+    def _reading(
+        self, state: CalendarState, mailbox: str, window: Window
+    ) -> tuple[CalendarData, list[Problem]]:
+        """A state's reading (kept in the daemon's ReadCache by revision)."""
         return cached_reading(
             self.reads,
             self.name,
@@ -544,12 +748,108 @@ class MicrosoftSource:
             ),
         )
 
+    def _stored_instead(self, mailbox: str, window: Window, exc: Exception) -> Reading:
+        """A mailbox that could not be synced now: its stored reading, with a problem saying so; without
+        one, a problem that it could not be read (its meetings are unknown)."""
+        source = f"{self.name}: {mailbox}"
+        state = self.store.load(self.name, mailbox)  # as stored: a failed sync may have changed its copy
+        if state is None or not _readable(state):
+            return None, [Problem(source, str(exc), unread=True, owner=mailbox)]
+        data, problems = self._reading(state, mailbox, window)
+        problem = Problem(
+            source,
+            f"could not be read now ({exc}); judged from calsync's stored reading of it, "
+            + (f"last synced {state.synced_at}" if state.synced_at else "synced at a time not recorded"),
+            owner=mailbox,
+        )
+        return replace(data, stored_at=state.synced_at or ""), [problem, *problems]
+
+    # -- absentees: their out-of-office from their free/busy ----------------------------------------
+
+    def read_absentees(self, window: Window, asking: Iterable[str]) -> SourceResult:
+        """The out-of-office blocks of :attr:`absentees` over ``window``: ``getSchedule`` asked through
+        the mailboxes ``asking`` (the caller's own calendar is the door to others' free/busy),
+        :data:`SCHEDULES_PER_REQUEST` people and at most :attr:`schedule_days` a request, the requests
+        in JSON batches. Each person read is a calendar of no meetings with their absences; each one
+        Graph could not tell about is a problem of theirs (never a calendar)."""
+        result = SourceResult()
+        askers = list(dict.fromkeys(asking))
+        if not askers:
+            for person in self.absentees:
+                result.problems.append(
+                    self._absentee_problem(person, "the source has no mailbox to ask for free/busy through")
+                )
+            return result
+        while True:
+            blocks, failed, too_long = self._schedules(window, askers, self.schedule_days)
+            if not too_long or self.schedule_days <= SCHEDULE_DAYS_FALLBACK:
+                break
+            self.schedule_days = SCHEDULE_DAYS_FALLBACK  # this tenant's limit is lower: ask for less
+        for person in self.absentees:
+            if person in failed:
+                result.problems.append(self._absentee_problem(person, failed[person]))
+                continue
+            label = person + ABSENCE_SUFFIX
+            absences = tuple(
+                Absence(person, start, end, False, label) for start, end in sorted(blocks[person])
+            )
+            result.calendars.append(CalendarData(label, absences=absences, owner=person))
+        return result
+
+    def _absentee_problem(self, person: str, why: str) -> Problem:
+        return Problem(
+            f"{self.name}: {person}{ABSENCE_SUFFIX}",
+            f"could not read the out-of-office of {person} from their free/busy ({why}): their absences are "
+            "not known (their 1:1s are still read from their managers' calendars)",
+            owner=person,
+        )
+
+    def _schedules(
+        self, window: Window, askers: list[str], days: int
+    ) -> tuple[dict[str, set[tuple[datetime, datetime]]], dict[str, str], bool]:
+        """Every absentee's out-of-office blocks (start, end), why those who could not be read could not
+        be, and whether Graph refused a request's span as too long."""
+        groups = [
+            self.absentees[i : i + SCHEDULES_PER_REQUEST]
+            for i in range(0, len(self.absentees), SCHEDULES_PER_REQUEST)
+        ]
+        calls = [(group, span) for span in _spans(window, days) for group in groups]
+        blocks: dict[str, set[tuple[datetime, datetime]]] = {person: set() for person in self.absentees}
+        failed: dict[str, str] = {}
+        too_long = False
+        for batch in _batches(calls, askers):
+            check(self.stop)
+            requests = [
+                Call("POST", self.client.url("users", asker, "calendar", "getSchedule"), _schedule_body(g, s))
+                for g, s, asker in batch
+            ]
+            answers: list[dict[str, Any] | MailboxUnavailable | DeltaExpired]
+            try:
+                answers = self.client.batch_calls(requests, FREE_BUSY)
+            except (MailboxUnavailable, DeltaExpired) as exc:  # the batch itself failed
+                answers = [exc] * len(batch)
+            for (group, _span, _asker), answer in zip(batch, answers, strict=True):
+                if isinstance(answer, Exception):
+                    if isinstance(answer, MailboxUnavailable) and answer.code == "ErrorTimeIntervalTooBig":
+                        too_long = True
+                    for person in group:
+                        failed.setdefault(person, str(answer))
+                    continue
+                _take_schedules(answer, group, blocks, failed)
+        return blocks, failed, too_long
+
     def sync(self, mailbox: str, state: CalendarState | None, window: Window) -> CalendarState:
         """Bring one mailbox's state up to date: incrementally when its delta link still covers the
         window, else with a full read. Never touches the store (it runs in a worker thread)."""
         check(self.stop)
         links = _links(state.cursor) if state is not None else []
-        if state is not None and links and "masters" in state.extra and _covers(state, window):
+        if (
+            state is not None
+            and links
+            and "masters" in state.extra
+            and state.extra.get("kept") == KEEP_RULE
+            and _covers(state, window)
+        ):
             parts = _parts(_listed(state), len(links))
             try:
                 rounds = self._rounds(mailbox, links) if len(parts) == len(links) else None
@@ -574,7 +874,7 @@ class MicrosoftSource:
             _cursor([link for _items, link in read]),
             "UTC",
             {},
-            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": []},
+            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": [], "kept": KEEP_RULE},
             revision=new_revision(),
         )
         changed = set()
@@ -710,22 +1010,35 @@ def possible(event: Event) -> bool:
         if attendee.get("type") != "resource"
         and (address := (attendee.get("emailAddress") or {}).get("address"))
     }
-    organizer = ((event.get("organizer") or {}).get("emailAddress") or {}).get("address")
+    organizer = _organizer(event)
     if organizer:
-        people.add(str(organizer).lower())
+        people.add(organizer.lower())
     return len(people) == 2
 
 
+def own_block(event: Event, owner: str) -> bool:
+    """Whether an event is an out-of-office block of the mailbox's owner: ``showAs`` oof, organised by
+    them (an invitation to someone else's block is not their absence)."""
+    organizer = _organizer(event)
+    return _show_as(event) == "oof" and (not organizer or organizer.lower() == owner.lower())
+
+
+def _wanted(event: Event, owner: str) -> bool:
+    """Whether a mailbox's state keeps an event (a series master or a single instance)."""
+    return possible(event) or own_block(event, owner)
+
+
 def _keep_possible(state: CalendarState) -> bool:
-    """Keep what could count for a 1:1: single instances that could be one, and every instance of a
-    series whose master could be one (the others' masters are remembered as ignored, so that they are
-    not fetched again until their series changes). A later change to any of them arrives whole.
-    Whether it dropped anything."""
+    """Keep what could count: single instances that could be a 1:1 or are the owner's out-of-office,
+    and every instance of a series whose master is either (the others' masters are remembered as
+    ignored, so that they are not fetched again until their series changes). A later change to any of
+    them arrives whole. Whether it dropped anything."""
+    owner = state.calendar.lower()
     masters: dict[str, Any] = state.extra["masters"]
     ignored = set(state.extra.get("ignored") or ())
     before = len(masters) + len(state.events)
     for ident, master in list(masters.items()):
-        if not possible(master):
+        if not _wanted(master, owner):
             del masters[ident]
             ignored.add(ident)
     for key, event in list(state.events.items()):
@@ -733,20 +1046,21 @@ def _keep_possible(state: CalendarState) -> bool:
         if series:
             if str(series) not in masters:
                 del state.events[key]
-        elif not possible(event):
+        elif not _wanted(event, owner):
             del state.events[key]
     state.extra["ignored"] = sorted(ignored)
     return len(masters) + len(state.events) != before
 
 
 def _drop_ignored(state: CalendarState) -> set[str]:
-    """Drop the instances a delta round brought of series known not to be 1:1s, unless the instance
-    itself could now be one (then its master is fetched again and judged anew); the series dropped."""
+    """Drop the instances a delta round brought of series known not to be kept, unless the instance
+    itself could now be (then its master is fetched again and judged anew); the series dropped."""
+    owner = state.calendar.lower()
     ignored = set(state.extra.get("ignored") or ())
     dropped: set[str] = set()
     for key, event in list(state.events.items()):
         series = str(event.get("seriesMasterId") or "")
-        if series in ignored and "attendees" in event and not possible(event):
+        if series in ignored and "attendees" in event and not _wanted(event, owner):
             del state.events[key]
             dropped.add(series)
     return dropped - _series(state)
@@ -794,6 +1108,7 @@ _KEPT = (
     "organizer",
     "responseStatus",
     "recurrence",
+    "showAs",
 )
 
 
@@ -849,6 +1164,35 @@ def _links(cursor: str | None) -> list[str]:
 
 def _cursor(links: list[str]) -> str:
     return links[0] if len(links) == 1 else json.dumps(links)
+
+
+def _readable(state: CalendarState) -> bool:
+    """Whether a stored state can be read (a state this module wrote: its masters and listed span)."""
+    if not isinstance(state.extra.get("masters"), dict):
+        return False
+    try:
+        _listed(state)
+    except (KeyError, ValueError, TypeError):
+        return False
+    return True
+
+
+def stored_calendars(
+    store: StateStore, source_name: str, mailboxes: Iterable[str], window: Window, default_tz: tzinfo
+) -> list[CalendarData]:
+    """The stored readings of those ``mailboxes`` of a source that have a state, each with
+    ``stored_at``: what the pipeline reports from when the source cannot be read at all (it cannot
+    sign in). What reading them finds wrong was reported when they were read."""
+    found = []
+    for mailbox in dict.fromkeys(m.lower() for m in mailboxes):
+        state = store.load(source_name, mailbox)
+        if state is None or not _readable(state):
+            continue
+        data, _problems = graph_calendar_data(
+            state.events.values(), state.extra["masters"], mailbox, _listed(state), window, default_tz
+        )
+        found.append(replace(data, stored_at=state.synced_at or ""))
+    return found
 
 
 def _listed(state: CalendarState) -> Window:

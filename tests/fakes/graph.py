@@ -18,8 +18,9 @@ It speaks the wire protocol the real client libraries (``msal`` 1.39 with a ``re
 * Graph (``graph_endpoint`` = ``https://127.0.0.1:PORT/v1.0``): ``/users[/{id|upn}[/manager]]``,
   ``/users/{u}/calendarView/delta``, ``/users/{u}/calendarView``, ``/users/{u}/events`` (GET: list),
   ``/users/{u}/events/{id}`` (GET, PATCH, DELETE), ``/users/{u}/events/{id}/instances`` (GET),
-  ``/users/{u}/mailboxSettings``, OneDrive under ``/users/{u}/drive`` (see "OneDrive" below), the
-  same under ``/me`` for delegated tokens, and ``POST /$batch`` (see "JSON batching" below). Errors in
+  ``/users/{u}/mailboxSettings``, ``POST /users/{u}/calendar/getSchedule`` (see "Free/busy" below),
+  OneDrive under ``/users/{u}/drive`` (see "OneDrive" below), the same under ``/me`` for delegated
+  tokens, and ``POST /$batch`` (see "JSON batching" below). Errors in
   Graph's envelope ``{"error": {"code", "message", "innerError": {"date", "request-id",
   "client-request-id"}}}``.
 * ``GET /_download/{key}``: the pre-authenticated download URLs of OneDrive files (no token needed).
@@ -95,10 +96,12 @@ Graph behaviour worth knowing when writing tests
   changeKey changed, and ``{"id", "@removed": {"reason": "deleted"}}`` for those gone. Delta tokens can
   be used more than once. A token this fake never issued (or issued for another mailbox) is a 400;
   after :meth:`FakeGraph.expire_delta_tokens` it is a 410 ``SyncStateNotFound``.
+* ``showAs`` (free, tentative, busy, oof, workingElsewhere, unknown) is stored as given, ``busy`` when
+  an event has none; an exception starts with its master's.
 * Occurrences come as stubs (``id``, ``type``, ``seriesMasterId``, ``originalStart``, ``start``, ``end``,
-  ``isCancelled``) unless :attr:`FakeGraph.full_occurrences` is set. A series master is never part of a
-  calendarView; GET it by id. An exception carries every stored property plus ``originalStart``. A
-  cancelled series (master ``isCancelled``) has all its instances ``isCancelled``.
+  ``isCancelled``: no ``showAs``) unless :attr:`FakeGraph.full_occurrences` is set. A series master is
+  never part of a calendarView; GET it by id. An exception carries every stored property plus
+  ``originalStart``. A cancelled series (master ``isCancelled``) has all its instances ``isCancelled``.
 * ``iCalUId``: exceptions and full occurrences carry the master's (real Graph gives each instance an
   iCalUId of its own; calsync does not rely on either).
 * Concurrency: at most 4 requests in flight per mailbox on Exchange paths (calendarView, events,
@@ -190,6 +193,41 @@ JSON batching
   with the ``/v1.0`` prefix as for a request sent alone, its ``query``, ``mailbox``, ``status`` and own
   ``headers``) with ``batch`` True. HTTP requests are the records with ``batch`` False; API calls every
   record but the ``$batch`` ones. :meth:`FakeGraph.count` counts both kinds unless told (``batch=``).
+
+Free/busy
+---------
+``POST /users/{u}/calendar/getSchedule`` (and ``/me/...``; the path in any case), as documented for
+calendar: getSchedule and the "Get free/busy schedule" concept page:
+
+* Permission: ``Calendars.ReadBasic``, ``Calendars.Read`` or ``Calendars.ReadWrite`` (role or delegated
+  scope), checked against ``{u}`` like any mailbox request (403, 404 ``ErrorInvalidUser``, a delegated
+  token only for its own mailbox, the RBAC scope); the schedules asked about are not checked against
+  the RBAC scope (the docs say nothing of it). ``{u}`` counts towards its mailbox's 4 requests in flight.
+* Body: ``schedules`` (SMTP addresses), ``startTime`` and ``endTime`` (``dateTimeTimeZone``, wall clock
+  in an IANA or Windows zone, or with an offset), ``availabilityViewInterval`` (minutes, 5-1440, default
+  30; a number or a numeric string). Property names in any case (the concept page writes
+  ``Schedules``). 400 for a body that is not a JSON object, no or an empty ``schedules``, a bad time,
+  ``endTime`` not after ``startTime``, a bad interval (code ``ErrorInvalidParameter``: the docs name no
+  code); more than :attr:`FakeGraph.schedule_limit` schedules (20, documented; Graph has been seen to take
+  100) is a 400 ``ErrorMailboxDataArrayTooBig`` ("There are too many target users in the EmailAddress
+  array. The allowed size = 20; the actual size = 21.", the message seen); a span of
+  :attr:`FakeGraph.schedule_max_days` or more (documented: "less than 62 days") is a 400
+  ``ErrorTimeIntervalTooBig`` (the availability service's code; set the attribute to 42 for its EWS
+  default).
+* Answer: 200 ``{"value": [scheduleInformation, ...]}``, one per schedule in the order asked, each with
+  ``scheduleId`` as asked, ``availabilityView`` (one digit a slot: 0 free or working elsewhere, 1
+  tentative, 2 busy, 3 out of office; the highest of the items overlapping the slot), ``scheduleItems``
+  and ``workingHours`` (Monday to Friday 08:00-17:00 in the user's zone). Items: every instance of the
+  schedule's calendar that overlaps the span, whole (not cut at its edges, as the availability service
+  answers), but cancelled ones; ``status`` is the event's ``showAs`` (an occurrence's, its master's),
+  ``start``/``end`` in the ``Prefer: outlook.timezone`` zone (UTC without it; all-day events as the
+  instants of their midnights in their own zone). Another person's items carry only ``status``,
+  ``start`` and ``end``; the caller's own also ``isPrivate``, and ``subject`` and ``location`` unless
+  private. An address that is no user with a mailbox is ``{"scheduleId", "error": {"message": "Unable
+  to resolve e-mail address ... to an Active Directory object.", "responseCode": "5009"}}`` (the answer
+  seen; the concept page: "it returns a single schedule item and indicates the error").
+* Faults, throttling (429 with ``Retry-After``), the log and JSON batching as for any Graph request; the
+  request's JSON body is :attr:`RequestRecord.body`.
 
 OneDrive
 --------
@@ -304,6 +342,10 @@ TOKEN_LIFETIME = 3599
 DEVICE_CODE_LIFETIME = 900
 MAX_CONCURRENT = 4
 MAX_BATCH = 20
+#: getSchedule: schedules per request (documented: "up to 20"; Graph has been seen to allow 100), and
+#: the span, which must be less than this many days (documented).
+MAX_SCHEDULES = 20
+SCHEDULE_MAX_DAYS = 62
 _BATCH_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 MAX_PAGE_SIZE = 1000
 DEFAULT_USERS_TOP = 100
@@ -312,6 +354,11 @@ _CLOCK_SKEW = 300
 
 CALENDAR_READ = frozenset({"Calendars.Read", "Calendars.ReadWrite"})
 CALENDAR_WRITE = frozenset({"Calendars.ReadWrite"})
+#: getSchedule's permissions (least privileged first, as documented).
+SCHEDULE_READ = frozenset({"Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite"})
+#: A getSchedule item's status, as a digit of ``availabilityView`` (working elsewhere is 0, documented).
+_AVAILABILITY = {"free": 0, "workingElsewhere": 0, "tentative": 1, "busy": 2, "oof": 3, "unknown": 0}
+_WORKING_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday"]
 USERS_READ_ROLES = frozenset(
     {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 )
@@ -495,11 +542,11 @@ class RequestRecord:
     each (decoded) parameter to its last value; ``mailbox`` is the lower-case address of the user a
     ``/users/{u}/...`` or ``/me/...`` request is about (the path segment itself when no such user
     exists), else None; ``status`` is 0 while the request is in flight and stays 0 for a dropped
-    connection. ``body``: the JSON of an event PATCH or a drive ``/invite``, or the non-secret fields of
-    an identity form (an uploaded file's bytes are not kept here). ``batch``: one of the requests of a
-    JSON batch (``POST /v1.0/$batch``, itself logged as a request of its own with ``batch`` False): so
-    the HTTP requests are the records with ``batch`` False, the API calls every record but the
-    ``$batch`` ones."""
+    connection. ``body``: the JSON of an event PATCH, a getSchedule or a drive ``/invite``, or the
+    non-secret fields of an identity form (an uploaded file's bytes are not kept here). ``batch``: one
+    of the requests of a JSON batch (``POST /v1.0/$batch``, itself logged as a request of its own with
+    ``batch`` False): so the HTTP requests are the records with ``batch`` False, the API calls every
+    record but the ``$batch`` ones."""
 
     method: str
     path: str
@@ -1204,6 +1251,9 @@ class FakeGraph(HttpsFake):
         self._delta_tokens: dict[str, _DeltaToken] = {}
         #: When true, occurrences in calendarView carry all their master's properties, not stubs.
         self.full_occurrences = False
+        #: getSchedule's limits (see the module doc): schedules per request, and the span's days.
+        self.schedule_limit = MAX_SCHEDULES
+        self.schedule_max_days = SCHEDULE_MAX_DAYS
         #: ``(mailbox, event id)`` of every PATCH over HTTP that may have mailed the attendees an update:
         #: it set one of :data:`MEETING_UPDATE_FIELDS` of an event with attendees, in the organizer's
         #: mailbox (``mailbox`` lower-case). The Python helpers (``patch_event`` ...) record nothing.
@@ -1656,6 +1706,7 @@ class FakeGraph(HttpsFake):
         resource["bodyPreview"] = _preview(body["contentType"], body["content"])
         resource.setdefault("isAllDay", False)
         resource.setdefault("isCancelled", False)
+        resource.setdefault("showAs", "busy")
         resource.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper())
         if "organizer" not in resource:
             resource["organizer"] = {"emailAddress": {"name": owner.display_name, "address": owner.email}}
@@ -2753,6 +2804,10 @@ class FakeGraph(HttpsFake):
                 },
                 {},
             )
+        if [r.lower() for r in rest] == ["calendar", "getschedule"]:  # paths ignore case
+            if method != "POST":
+                raise self._not_served(method, raw_path)
+            return self._get_schedule(token, user_segment, handler, body, record)
         if rest == ["calendarView", "delta"] and method == "GET":
             return self._delta(token, user_segment, query, handler, f"{prefix}/calendarView/delta")
         if rest == ["calendarView"] and method == "GET":
@@ -3117,6 +3172,144 @@ class FakeGraph(HttpsFake):
             rest["$skip"] = str(skip + top)
             answer["@odata.nextLink"] = f"{link}?{urllib.parse.urlencode(rest, safe='$:,')}"
         return 200, answer, ({"Preference-Applied": ", ".join(applied)} if applied else {})
+
+    # ------------------------------------------------------------------ Graph: getSchedule
+
+    def _get_schedule(
+        self,
+        token: _AccessToken,
+        user_segment: str,
+        handler: RequestHandler,
+        body: bytes,
+        record: RequestRecord,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``POST /users/{u}/calendar/getSchedule`` (see the module doc)."""
+        asker, _ = self._mailbox_access(token, user_segment, SCHEDULE_READ)
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            raise self._graph_error(400, "BadRequest", "The request body is not valid JSON.") from None
+        if not isinstance(document, dict):
+            raise self._graph_error(400, "BadRequest", "The request body must be a JSON object.")
+        record.body = document
+        fields = {str(k).lower(): v for k, v in document.items()}  # Graph reads them in any case
+        schedules = fields.get("schedules")
+        if not isinstance(schedules, list) or not schedules or not all(isinstance(x, str) for x in schedules):
+            raise self._graph_error(
+                400, "ErrorInvalidParameter", "'schedules' must be a non-empty collection of SMTP addresses."
+            )
+        if len(schedules) > self.schedule_limit:
+            raise self._graph_error(
+                400,
+                "ErrorMailboxDataArrayTooBig",
+                "There are too many target users in the EmailAddress array. The allowed size = "
+                f"{self.schedule_limit}; the actual size = {len(schedules)}.",
+            )
+        bounds = []
+        for name in ("startTime", "endTime"):
+            value = fields.get(name.lower())
+            zone = value.get("timeZone") if isinstance(value, dict) else None
+            try:
+                if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
+                    raise ValueError(name)
+                if zone is not None and _known_zone(str(zone)) is None:
+                    raise ValueError(zone)
+                bounds.append(_local(value))
+            except ValueError:
+                raise self._graph_error(
+                    400, "ErrorInvalidParameter", f"'{name}' must be a dateTimeTimeZone."
+                ) from None
+        lo, hi = bounds
+        if hi <= lo:
+            raise self._graph_error(400, "ErrorInvalidParameter", "'endTime' must be later than 'startTime'.")
+        if hi - lo >= timedelta(days=self.schedule_max_days):
+            raise self._graph_error(
+                400,
+                "ErrorTimeIntervalTooBig",
+                f"The time period must be less than {self.schedule_max_days} days.",
+            )
+        interval = fields.get("availabilityviewinterval", 30)
+        try:
+            minutes = int(interval)
+            if isinstance(interval, bool) or not 5 <= minutes <= 1440:
+                raise ValueError(interval)
+        except (TypeError, ValueError):
+            raise self._graph_error(
+                400, "ErrorInvalidParameter", "'availabilityViewInterval' must be 5 to 1440 (minutes)."
+            ) from None
+        tz_name, _, applied = self._prefer(handler)
+        applied = [a for a in applied if a.startswith("outlook.timezone")]
+        value = [self._schedule(address, asker, lo, hi, minutes, tz_name) for address in schedules]
+        context = f"{self.graph_endpoint}/$metadata#Collection(microsoft.graph.scheduleInformation)"
+        answer = {"@odata.context": context, "value": value}
+        return 200, answer, ({"Preference-Applied": ", ".join(applied)} if applied else {})
+
+    def _schedule(
+        self, address: str, asker: _User, lo: datetime, hi: datetime, minutes: int, tz_name: str | None
+    ) -> dict[str, Any]:
+        """One scheduleInformation: the schedule's items over [lo, hi), its availabilityView, its
+        working hours; for an address that is no mailbox, only an ``error``."""
+        user = self._find_user(address)
+        if user is None or not user.mailbox or user.email.lower() != address.strip().lower():
+            return {
+                "scheduleId": address,
+                "error": {
+                    "message": f"Unable to resolve e-mail address {address} to an Active Directory object.",
+                    "responseCode": "5009",
+                },
+            }
+        own = user.user_id == asker.user_id
+        items: list[dict[str, Any]] = []
+        busy: list[tuple[datetime, datetime, int]] = []
+        for instance in self._instances(self._mailboxes[user.user_id], lo, hi):
+            event = instance.event
+            if instance.kind == "occurrence":
+                resource = event.resource
+                cancelled = bool(resource.get("isCancelled")) or instance.original in event.kept
+                if instance.end is not None:
+                    start, end = instance.start, instance.end
+                else:
+                    assert instance.original is not None
+                    start, end = _instance_times(resource, self._pattern_of(event), instance.original)
+            else:
+                resource = event.resource
+                cancelled = bool(resource.get("isCancelled"))
+                if instance.kind == "exception":
+                    master = self._mailboxes[user.user_id].events.get(str(resource.get("seriesMasterId")))
+                    cancelled = cancelled or bool(master is not None and master.resource.get("isCancelled"))
+                start, end = event.times()
+            if cancelled:
+                continue  # a cancelled meeting takes no time
+            status = str(resource.get("showAs") or "busy")
+            item: dict[str, Any] = {"status": status}
+            if own:  # the caller's own calendar says more; another's only when and how busy
+                private = resource.get("sensitivity") == "private"
+                item["isPrivate"] = private
+                if not private:
+                    item["subject"] = str(resource.get("subject") or "")
+                    item["location"] = str(((resource.get("location") or {}).get("displayName")) or "")
+            item["start"] = _render_time(start, False, tz_name)
+            item["end"] = _render_time(end, False, tz_name)
+            items.append(item)
+            busy.append((start, end, _AVAILABILITY.get(status, 0)))
+        view = []
+        slot = timedelta(minutes=minutes)
+        at = lo
+        while at < hi:
+            following = at + slot
+            view.append(str(max((code for s, e, code in busy if s < following and e > at), default=0)))
+            at = following
+        return {
+            "scheduleId": address,
+            "availabilityView": "".join(view),
+            "scheduleItems": items,
+            "workingHours": {
+                "daysOfWeek": list(_WORKING_DAYS),
+                "startTime": "08:00:00.0000000",
+                "endTime": "17:00:00.0000000",
+                "timeZone": {"name": user.time_zone},
+            },
+        }
 
     # ------------------------------------------------------------------ Graph: events
 

@@ -10,6 +10,8 @@ them.
   is a master with ``isCancelled`` whose instances are all cancelled.
 - Exchange keeps Windows zone names: a ``tzid`` spec is stored with that name; floating times are in the
   org's zone; other times in their own IANA zone. All-day specs are ``isAllDay`` midnight to midnight.
+- Outlook's busy status (``X-MICROSOFT-CDO-BUSYSTATUS`` in a spec's ``extra``: OOF, BUSY, FREE,
+  TENTATIVE, WORKINGELSEWHERE) is the event's ``showAs``; without it Exchange's default, ``busy``.
 - Graph has no SEQUENCE: ``lastModifiedDateTime`` is ``spec.last_modified``, else 2026-01-01 UTC plus
   ``sequence`` hours; a master's is the latest of its own and its overrides' (in Exchange, changing an
   occurrence changes the master).
@@ -36,6 +38,21 @@ _RESPONSES = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tent
 _RESOURCES = frozenset({"ROOM", "RESOURCE"})
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _NEVER = "0001-01-01T00:00:00Z"
+_SHOW_AS = {
+    "FREE": "free",
+    "TENTATIVE": "tentative",
+    "BUSY": "busy",
+    "OOF": "oof",
+    "WORKINGELSEWHERE": "workingElsewhere",
+}
+
+
+def show_as(spec: EventSpec) -> str:
+    """The spec's ``showAs``: its Outlook busy status, else ``busy``."""
+    status = str(spec.extra.get("X-MICROSOFT-CDO-BUSYSTATUS", "BUSY")).upper()
+    if status not in _SHOW_AS:
+        raise ValueError(f"{spec.uid}: no showAs stands for X-MICROSOFT-CDO-BUSYSTATUS:{status}")
+    return _SHOW_AS[status]
 
 
 def version(spec: EventSpec) -> datetime:
@@ -234,6 +251,7 @@ def _resource(
         "originalStartTimeZone": zone,
         "originalEndTimeZone": zone,
         "isCancelled": spec.status == "CANCELLED",
+        "showAs": show_as(spec),
         **_people(spec, mailbox, known),
         "createdDateTime": _stamp(min(BASE_VERSION, last_modified)),
         "lastModifiedDateTime": _stamp(last_modified),
@@ -286,6 +304,7 @@ def _load(fake: FakeGraph, mailbox: str, specs: list[EventSpec], org_tz: str) ->
                 "subject": override.summary,
                 **_times(override, org_tz),
                 "isCancelled": False,
+                "showAs": show_as(override),
                 **_people(override, mailbox, known),
                 "lastModifiedDateTime": _stamp(version(override)),
             }

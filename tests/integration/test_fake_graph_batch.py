@@ -352,3 +352,57 @@ def test_the_log_has_the_batch_and_each_request_in_it(fake: FakeGraph) -> None:
     assert fake.count("GET", "/calendarView/delta", batch=False) == 1
     assert fake.count("GET", "/calendarView/delta", batch=True) == 2
     assert fake.count("POST", "/$batch") == 1
+
+
+def test_free_busy_requests_go_in_a_batch_as_they_go_alone(fake: FakeGraph) -> None:
+    """getSchedule is a POST: JSON batching takes it with its body (and the Content-Type a body needs),
+    answers it as alone, and lets a fault aimed at it throttle it alone."""
+    token = app_token(fake)
+    fake.put_event(
+        BOB,
+        {
+            "subject": "Away",
+            "showAs": "oof",
+            "start": {"dateTime": "2026-11-10T08:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-10T18:00:00", "timeZone": "UTC"},
+        },
+    )
+
+    def free_busy(ident: str, start: str, end: str, asker: str = ANN) -> dict[str, Any]:
+        request = call(ident, f"/users/{asker}/calendar/getSchedule", "POST", Content_Type="application/json")
+        request["body"] = {
+            "schedules": [BOB, GHOST],
+            "startTime": {"dateTime": start, "timeZone": "UTC"},
+            "endTime": {"dateTime": end, "timeZone": "UTC"},
+            "availabilityViewInterval": 1440,
+        }
+        return request
+
+    calls = [
+        free_busy("nov", "2026-11-01T00:00:00", "2026-12-01T00:00:00"),
+        free_busy("dec", "2026-12-01T00:00:00", "2027-01-01T00:00:00", asker=BOB),
+    ]
+    got = answers(post_batch(fake, token, calls))
+    with session_for(fake) as session:
+        alone = session.post(
+            f"{fake.graph_endpoint}/users/{ANN}/calendar/getSchedule",
+            json=calls[0]["body"],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    assert got["nov"]["status"] == 200 and got["nov"]["body"] == alone.json()
+    bob, ghost = got["nov"]["body"]["value"]
+    assert [i["status"] for i in bob["scheduleItems"]] == ["oof"] and "error" in ghost
+    assert got["dec"]["body"]["value"][0]["scheduleItems"] == []
+    inner = [r for r in fake.requests if r.batch]
+    assert [(r.method, r.mailbox, r.body["schedules"]) for r in inner[:2]] == [
+        ("POST", ANN, [BOB, GHOST]),
+        ("POST", BOB, [BOB, GHOST]),
+    ]
+
+    without_type = dict(calls[0], headers={})
+    assert error_of(post_batch(fake, token, [without_type]))[:2] == (400, "BadRequest")
+    fake.fail_next(429, retry_after=2, path_contains="getSchedule")
+    got = answers(post_batch(fake, token, calls))
+    assert inner_error(got["nov"]) == (429, "TooManyRequests") and got["nov"]["headers"]["Retry-After"] == "2"
+    assert got["dec"]["status"] == 200

@@ -832,10 +832,19 @@ def test_the_demo_org_round_trips_through_load_mailbox(fake: FakeGraph) -> None:
     )
     assert maya_master["id"] != priya_master["id"]
     assert maya_master["lastModifiedDateTime"] == "2026-01-01T02:00:00.0000000Z"  # its override's SEQUENCE 2
+    # scheduled by Maya's assistant: both accepted, neither organises it
     assert (maya_master["responseStatus"]["response"], priya_master["responseStatus"]["response"]) == (
-        "organizer",
+        "accepted",
         "accepted",
     )
+    assert maya_master["organizer"]["emailAddress"]["address"] == "kim.ea@acme.test"
+    # diego / ava: Ava's out-of-office block (Outlook's OOF), all-day, the only one not shown as busy
+    (away,) = [i for i in seen["ava"] if i.get("showAs") == "oof"]
+    assert away["isAllDay"] and away["organizer"]["emailAddress"]["address"] == "ava@acme.test"
+    assert {i.get("showAs") for o in seen.values() for i in o if i.get("type") != "occurrence"} == {
+        "busy",
+        "oof",
+    }
 
     # lena / sam: Windows zone names kept; Lena's copy lost 9 Nov, Sam's stale copy still has it
     lena = instances("lena", "lena-sam@acme.test")
@@ -1147,3 +1156,190 @@ def test_instances_of_a_series(fake: FakeGraph) -> None:
     single = fake.put_event(ANN, {"subject": "Single", **{k: master[k] for k in ("start", "end")}})
     assert get(fake, f"/users/{ANN}/events/{single['id']}/instances", token, WINDOW).json()["value"] == []
     assert error_of(get(fake, f"/users/{ANN}/events/AAMkADnope=/instances", token, WINDOW))[0] == 404
+
+
+# ---------------------------------------------------------------------------------------------- free/busy
+
+
+def schedule(
+    fake: FakeGraph,
+    token: str | None,
+    body: dict[str, Any],
+    asker: str = ANN,
+    prefer: str | None = UTC_PREFER,
+    path: str = "calendar/getSchedule",
+) -> requests.Response:
+    sent = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    if prefer is not None:
+        sent["Prefer"] = prefer
+    with session_for(fake) as session:
+        return session.post(
+            f"{fake.graph_endpoint}/users/{asker}/{path}", json=body, headers=sent, timeout=30
+        )
+
+
+def span(start: str, end: str, people: list[str], **extra: Any) -> dict[str, Any]:
+    return {
+        "schedules": people,
+        "startTime": {"dateTime": start, "timeZone": "UTC"},
+        "endTime": {"dateTime": end, "timeZone": "UTC"},
+        **extra,
+    }
+
+
+def test_get_schedule_answers_each_schedule_whole_items_and_their_view(fake: FakeGraph) -> None:
+    fake.put_event(BOB, weekly("Standup", "2026-11-02T09:00:00", zone="UTC", organizer=None, attendees=[]))
+    fake.put_event(  # all-day in Berlin: its midnights there
+        BOB,
+        {
+            "subject": "Away",
+            "showAs": "oof",
+            "isAllDay": True,
+            "start": {"dateTime": "2026-11-04T00:00:00", "timeZone": "W. Europe Standard Time"},
+            "end": {"dateTime": "2026-11-06T00:00:00", "timeZone": "W. Europe Standard Time"},
+        },
+    )
+    fake.put_event(  # begins before the span: answered whole
+        BOB,
+        {
+            "subject": "Maybe",
+            "showAs": "tentative",
+            "start": {"dateTime": "2026-11-01T22:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-02T01:00:00", "timeZone": "UTC"},
+        },
+    )
+    fake.put_event(
+        BOB,
+        {
+            "subject": "Called off",
+            "isCancelled": True,
+            "start": {"dateTime": "2026-11-03T12:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-03T13:00:00", "timeZone": "UTC"},
+        },
+    )
+    for subject, sensitivity in (("Lunch", "normal"), ("Doctor", "private")):
+        fake.put_event(
+            ANN,
+            {
+                "subject": subject,
+                "sensitivity": sensitivity,
+                "location": {"displayName": "Downtown"},
+                "start": {"dateTime": "2026-11-02T11:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": "2026-11-02T12:00:00", "timeZone": "UTC"},
+            },
+        )
+    token = app_token(fake)
+    response = schedule(
+        fake,
+        token,
+        span("2026-11-02T00:00:00", "2026-11-06T00:00:00", ["Bob@Acme.test", ANN, "ghost@acme.test"]),
+    )
+    assert response.status_code == 200, response.text
+    bob, ann, ghost = response.json()["value"]
+    assert [bob["scheduleId"], ann["scheduleId"], ghost["scheduleId"]] == [
+        "Bob@Acme.test",
+        ANN,
+        "ghost@acme.test",
+    ]
+    # someone else's items: when and how busy, nothing more; the cancelled one takes no time
+    assert [(i["status"], i["start"]["dateTime"], i["end"]["dateTime"]) for i in bob["scheduleItems"]] == [
+        ("tentative", "2026-11-01T22:00:00.0000000", "2026-11-02T01:00:00.0000000"),
+        ("busy", "2026-11-02T09:00:00.0000000", "2026-11-02T09:30:00.0000000"),
+        ("oof", "2026-11-03T23:00:00.0000000", "2026-11-05T23:00:00.0000000"),
+    ]
+    assert all(set(i) == {"status", "start", "end"} for i in bob["scheduleItems"])
+    assert all(i["start"]["timeZone"] == "UTC" for i in bob["scheduleItems"])
+    view = bob["availabilityView"]  # 30-minute slots from 2 Nov 00:00 UTC
+    assert len(view) == 4 * 48 and view[:2] == "11" and view[18] == "2" and view[20] == "0"
+    assert view[2 * 48 - 2 : 2 * 48] == "33" and view[4 * 48 - 2 :] == "00" and view[3 * 48 + 45] == "3"
+    assert bob["workingHours"]["daysOfWeek"][0] == "monday"
+    # the caller's own calendar says more, a private event less
+    own = sorted(ann["scheduleItems"], key=lambda i: i["isPrivate"])
+    assert [{k: i.get(k) for k in ("subject", "location", "isPrivate")} for i in own] == [
+        {"subject": "Lunch", "location": "Downtown", "isPrivate": False},
+        {"subject": None, "location": None, "isPrivate": True},
+    ]
+    assert ghost == {
+        "scheduleId": "ghost@acme.test",
+        "error": {
+            "message": "Unable to resolve e-mail address ghost@acme.test to an Active Directory object.",
+            "responseCode": "5009",
+        },
+    }
+    # the preferred zone; the names in any case (the concept page writes them so), the interval a string
+    berlin = schedule(
+        fake,
+        token,
+        {
+            "Schedules": [BOB],
+            "StartTime": {"dateTime": "2026-11-02T01:00:00", "timeZone": "W. Europe Standard Time"},
+            "EndTime": {"dateTime": "2026-11-03T01:00:00", "timeZone": "W. Europe Standard Time"},
+            "availabilityViewInterval": "1440",
+        },
+        prefer='outlook.timezone="Europe/Berlin"',
+        path="calendar/getschedule",
+    )
+    assert berlin.status_code == 200, berlin.text
+    assert berlin.headers["Preference-Applied"] == 'outlook.timezone="Europe/Berlin"'
+    (only,) = berlin.json()["value"]
+    assert only["availabilityView"] == "2"
+    assert [(i["start"]["dateTime"], i["start"]["timeZone"]) for i in only["scheduleItems"]] == [
+        ("2026-11-01T23:00:00.0000000", "Europe/Berlin"),
+        ("2026-11-02T10:00:00.0000000", "Europe/Berlin"),
+    ]
+    assert fake.requests[-1].body["Schedules"] == [BOB] and fake.requests[-1].mailbox == ANN
+
+
+def test_get_schedule_limits_and_refusals(fake: FakeGraph) -> None:
+    token = app_token(fake)
+    people = [f"p{i}@acme.test" for i in range(21)]
+    assert (
+        schedule(fake, token, span("2026-11-01T00:00:00", "2026-11-02T00:00:00", people[:20])).status_code
+        == 200
+    )
+    assert error_of(schedule(fake, token, span("2026-11-01T00:00:00", "2026-11-02T00:00:00", people))) == (
+        400,
+        "ErrorMailboxDataArrayTooBig",
+        "There are too many target users in the EmailAddress array. The allowed size = 20; the actual "
+        "size = 21.",
+    )
+    # the span must be less than 62 days (documented); 42 is the availability service's own default
+    assert schedule(fake, token, span("2026-09-01T00:00:00", "2026-11-01T23:59:00", [BOB])).status_code == 200
+    too_long = schedule(fake, token, span("2026-09-01T00:00:00", "2026-11-02T00:00:00", [BOB]))
+    assert error_of(too_long)[:2] == (400, "ErrorTimeIntervalTooBig")
+    fake.schedule_max_days = 42
+    assert error_of(schedule(fake, token, span("2026-09-01T00:00:00", "2026-10-13T00:00:00", [BOB])))[1] == (
+        "ErrorTimeIntervalTooBig"
+    )
+    for body in (
+        span("2026-11-02T00:00:00", "2026-11-01T00:00:00", [BOB]),  # ends before it starts
+        span("2026-11-01T00:00:00", "2026-11-02T00:00:00", [BOB], availabilityViewInterval=4),
+        span("2026-11-01T00:00:00", "2026-11-02T00:00:00", []),
+        {"startTime": {"dateTime": "2026-11-01T00:00:00", "timeZone": "UTC"}},
+        span("2026-11-01T00:00:00", "2026-11-02T00:00:00", [BOB]) | {"endTime": "tomorrow"},
+    ):
+        assert error_of(schedule(fake, token, body))[:2] == (400, "ErrorInvalidParameter"), body
+    with session_for(fake) as session:
+        wrong = session.get(
+            f"{fake.graph_endpoint}/users/{ANN}/calendar/getSchedule",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    assert error_of(wrong)[:2] == (400, "BadRequest")
+    # asked through a mailbox as any mailbox request is: consent, the user, the RBAC scope
+    body = span("2026-11-01T00:00:00", "2026-11-02T00:00:00", [BOB])
+    assert error_of(schedule(fake, None, body))[0] == 401
+    assert error_of(schedule(fake, token, body, asker="ghost@acme.test"))[:2] == (404, "ErrorInvalidUser")
+    fake.add_app("basic", secret=SECRET, roles=("Calendars.ReadBasic",))
+    assert schedule(fake, app_token(fake, "basic"), body).status_code == 200
+    fake.add_app("mail-only", secret=SECRET, roles=("Mail.Read",))
+    assert error_of(schedule(fake, app_token(fake, "mail-only"), body))[:2] == (403, "ErrorAccessDenied")
+    fake.add_app("scoped", secret=SECRET, mailboxes={BOB})
+    scoped = app_token(fake, "scoped")
+    assert error_of(schedule(fake, scoped, body, asker=ANN))[0] == 403
+    assert schedule(fake, scoped, body | {"schedules": [ANN]}, asker=BOB).status_code == 200
+    # throttled like any request, and counted in flight for the mailbox asked through
+    fake.fail_next(429, retry_after=3, path_contains="getSchedule")
+    throttled = schedule(fake, token, body)
+    assert error_of(throttled)[:2] == (429, "TooManyRequests") and throttled.headers["Retry-After"] == "3"
+    assert fake.max_in_flight[ANN] >= 1

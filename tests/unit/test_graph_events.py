@@ -153,3 +153,153 @@ def test_a_zone_no_table_knows_is_read_in_the_org_zone_not_lost():
     starts = sorted(o.start for o in data.occurrences)
     # 10:00 in Berlin on both sides of the DST change of 25 October
     assert [s.astimezone(BERLIN).hour for s in starts] == [10] * len(TUESDAYS)
+
+
+# -- out-of-office --------------------------------------------------------------------------------------
+
+BLOCKS: dict[str, Any] = {
+    "id": "AAMk-pickup",
+    "type": "seriesMaster",
+    "iCalUId": "pickup",
+    "subject": "Kids pickup",
+    "showAs": "oof",
+    "originalStartTimeZone": "W. Europe Standard Time",
+    "start": when(datetime(2026, 10, 2, 14, tzinfo=BERLIN)),
+    "end": when(datetime(2026, 10, 2, 18, tzinfo=BERLIN)),
+    "recurrence": {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["friday"], "firstDayOfWeek": "monday"},
+        "range": {
+            "type": "noEnd",
+            "startDate": "2026-10-02",
+            "recurrenceTimeZone": "W. Europe Standard Time",
+        },
+    },
+    "organizer": {"emailAddress": {"address": BOB}},
+    "attendees": [],
+}
+FRIDAYS = [date(2026, 10, 2) + timedelta(weeks=k) for k in range(9)]  # 2 Oct .. 27 Nov
+
+
+def friday(day: date, **changes: Any) -> dict[str, Any]:
+    """An occurrence of the oof series as the delta lists it: a stub (no showAs, no organizer)."""
+    original = datetime.combine(day, datetime.min.time(), tzinfo=BERLIN).replace(hour=14)
+    return {
+        "id": f"AAMk-pickup-{day.isoformat()}",
+        "type": "occurrence",
+        "seriesMasterId": BLOCKS["id"],
+        "originalStart": original.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "start": when(original),
+        "end": when(original + timedelta(hours=4)),
+        **changes,
+    }
+
+
+def single(ident: str, start: datetime, end: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "type": "singleInstance",
+        "iCalUId": ident,
+        "subject": ident,
+        "start": when(start),
+        "end": when(end),
+        "organizer": {"emailAddress": {"address": BOB}},
+        "attendees": [],
+        **fields,
+    }
+
+
+def test_out_of_office_blocks_are_absences_of_their_organizer_never_meetings():
+    moved = datetime(2026, 10, 16, 15, tzinfo=BERLIN)
+    instances = [
+        *[friday(day) for day in FRIDAYS if day not in (FRIDAYS[2], FRIDAYS[3], FRIDAYS[4])],
+        # 16 Oct: an exception an hour later (it carries the master's properties, showAs included)
+        friday(
+            FRIDAYS[2],
+            type="exception",
+            showAs="oof",
+            subject="Kids pickup",
+            start=when(moved),
+            end=when(moved + timedelta(hours=4)),
+        ),
+        # 23 Oct vanished (cancelled); 30 Oct kept as cancelled
+        friday(FRIDAYS[4], type="exception", isCancelled=True),
+        single(
+            "conference",
+            datetime(2026, 11, 10, 9, tzinfo=BERLIN),
+            datetime(2026, 11, 10, 17, tzinfo=BERLIN),
+            showAs="oof",
+        ),
+        {  # all-day: whole days, as written
+            **single("holiday", datetime(2026, 11, 16), datetime(2026, 11, 19), showAs="oof", isAllDay=True),
+            "start": {"dateTime": "2026-11-16T00:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-11-19T00:00:00.0000000", "timeZone": "UTC"},
+        },
+        single(  # no organizer given: the mailbox's own block
+            "trip",
+            datetime(2026, 11, 24, 9, tzinfo=BERLIN),
+            datetime(2026, 11, 24, 17, tzinfo=BERLIN),
+            showAs="oof",
+            organizer=None,
+        ),
+        single(  # an oof block of two people: still no meeting
+            "workshop",
+            datetime(2026, 11, 25, 9, tzinfo=BERLIN),
+            datetime(2026, 11, 25, 17, tzinfo=BERLIN),
+            showAs="oof",
+            attendees=[person(ANN, "accepted")],
+        ),
+        single(  # a 1:1 shown as busy: a meeting
+            "one-on-one",
+            datetime(2026, 11, 26, 9, tzinfo=BERLIN),
+            datetime(2026, 11, 26, 9, 30, tzinfo=BERLIN),
+            showAs="busy",
+            attendees=[person(ANN, "accepted")],
+        ),
+    ]
+    data, problems = graph_calendar_data(instances, {BLOCKS["id"]: BLOCKS}, BOB, LISTED, LISTED, BERLIN)
+    assert problems == []
+    assert data.owner == BOB
+    assert [o.series_id for o in data.occurrences] == ["one-on-one"]
+    assert {a.person for a in data.absences} == {BOB} and {a.calendar for a in data.absences} == {BOB}
+    timed = sorted((a.start, a.end) for a in data.absences if not a.all_day)
+    pickups = [
+        (datetime.combine(day, datetime.min.time(), tzinfo=BERLIN).replace(hour=14),) for day in FRIDAYS
+    ]
+    expected = [
+        (start, start + timedelta(hours=4))
+        for (start,) in pickups
+        if start.date() not in (FRIDAYS[2], FRIDAYS[3], FRIDAYS[4])
+    ]
+    expected += [(moved, moved + timedelta(hours=4))]
+    expected += [
+        (datetime(2026, 11, 10, 9, tzinfo=BERLIN), datetime(2026, 11, 10, 17, tzinfo=BERLIN)),
+        (datetime(2026, 11, 24, 9, tzinfo=BERLIN), datetime(2026, 11, 24, 17, tzinfo=BERLIN)),
+        (datetime(2026, 11, 25, 9, tzinfo=BERLIN), datetime(2026, 11, 25, 17, tzinfo=BERLIN)),
+    ]
+    assert timed == sorted(expected)
+    (whole,) = [a for a in data.absences if a.all_day]
+    assert (whole.start.date(), whole.end.date()) == (date(2026, 11, 16), date(2026, 11, 19))
+
+
+def test_show_as_becomes_outlooks_busy_status_and_a_stub_takes_its_masters():
+    from calsync.sources.microsoft import BUSY_STATUS, _instance, _master
+
+    master = _master(BLOCKS, BOB, LISTED, BERLIN)
+    assert str(master[BUSY_STATUS]) == "OOF" and str(master["ORGANIZER"]) == f"mailto:{BOB}"
+    stub = _instance(friday(FRIDAYS[0]), {BLOCKS["id"]: BLOCKS}, BOB, BERLIN)
+    assert stub is not None and str(stub[BUSY_STATUS]) == "OOF"
+    busy = _instance(friday(FRIDAYS[1], showAs="busy"), {BLOCKS["id"]: BLOCKS}, BOB, BERLIN)
+    assert busy is not None and str(busy[BUSY_STATUS]) == "BUSY"
+    for show_as, status in (
+        ("free", "FREE"),
+        ("tentative", "TENTATIVE"),
+        ("workingElsewhere", "WORKINGELSEWHERE"),
+    ):
+        event = _instance(single("x", LISTED.start, LISTED.start, showAs=show_as), {}, BOB, BERLIN)
+        assert event is not None and str(event[BUSY_STATUS]) == status
+    unknown = _instance(single("y", LISTED.start, LISTED.start, showAs="unknown"), {}, BOB, BERLIN)
+    assert unknown is not None and BUSY_STATUS not in unknown
+    ownerless = _instance(
+        single("z", LISTED.start, LISTED.start, showAs="oof", organizer=None), {}, BOB, BERLIN
+    )
+    assert ownerless is not None and str(ownerless["ORGANIZER"]) == f"mailto:{BOB}"

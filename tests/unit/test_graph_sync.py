@@ -1,8 +1,10 @@
-"""The pure parts of the Microsoft source: merging delta rounds, the listed span, the org chart CSV,
-and where the app's credential comes from."""
+"""The pure parts of the Microsoft source: merging delta rounds, the listed span, what a mailbox's state
+keeps, the free/busy requests and their answers, the org chart CSV, and where the app's credential
+comes from."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,20 @@ import pytest
 from calsync.config import MicrosoftSourceConfig
 from calsync.sources.base import Window
 from calsync.sources.microsoft import (
+    BATCH_LIMIT,
+    PER_MAILBOX,
+    _batches,
     _covers,
     _cursor,
+    _drop_ignored,
     _keep_possible,
     _links,
     _merge,
     _parts,
+    _spans,
+    _take_schedules,
     graph_roster_csv,
+    own_block,
 )
 from calsync.sources.microsoft_auth import AuthError, client_credential
 from calsync.store import CalendarState
@@ -122,6 +131,117 @@ def test_keeping_what_could_be_a_1on1_says_whether_it_dropped_anything():
         sorted(state.events) == ["i1", "s1"] and list(masters) == ["m1"] and state.extra["ignored"] == ["m2"]
     )
     assert not _keep_possible(state)  # nothing more to drop
+
+
+def _by(organizer: str | None, **fields: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"attendees": [], **fields}
+    if organizer is not None:
+        event["organizer"] = {"emailAddress": {"address": organizer}}
+    return event
+
+
+def test_the_owners_out_of_office_is_kept_though_one_person_or_all_day():
+    owner = "ann@acme.test"
+    assert own_block(_by("ANN@acme.test", showAs="oof"), owner)
+    assert own_block(_by(None, showAs="oof", isAllDay=True), owner)  # no organizer: the owner's
+    assert not own_block(_by("bob@acme.test", showAs="oof"), owner)  # an invitation to Bob's block
+    assert not own_block(_by(owner, showAs="busy"), owner) and not own_block(_by(owner), owner)
+    masters = {
+        "oof": _by(owner, showAs="oof"),
+        "theirs": _by("bob@acme.test", showAs="oof", attendees=[_person(owner), _person("cat@acme.test")]),
+        "gym": _by(owner, showAs="busy"),
+    }
+    events: dict[str, dict[str, Any]] = {
+        "o1": {"seriesMasterId": "oof"},  # a stub: its master decides
+        "t1": {"seriesMasterId": "theirs"},
+        "g1": {"seriesMasterId": "gym"},
+        "away": _by(owner, showAs="oof", isAllDay=True),
+        "dentist": _by(owner, showAs="busy"),
+        "invited": _by("bob@acme.test", showAs="oof", attendees=[_person(owner), _person("cat@acme.test")]),
+    }
+    state = CalendarState(owner, "link", "UTC", events, {"masters": masters})
+    assert _keep_possible(state)
+    assert sorted(state.events) == ["away", "o1"] and list(masters) == ["oof"]
+    assert state.extra["ignored"] == ["gym", "theirs"]
+    # an exception of an ignored series that became the owner's block stays (its master is judged anew)
+    state.events["g2"] = {"seriesMasterId": "gym", **_by(owner, showAs="oof")}
+    state.events["g3"] = {"seriesMasterId": "gym", **_by(owner, showAs="busy")}
+    assert _drop_ignored(state) == set() and "g2" in state.events and "g3" not in state.events
+
+
+def test_the_window_is_asked_for_in_spans_and_batches_spread_over_the_mailboxes():
+    window = Window(datetime(2026, 8, 16, tzinfo=UTC), datetime(2027, 2, 26, tzinfo=UTC))  # 194 days
+    spans = _spans(window, 61)
+    assert [(s.end - s.start).days for s in spans] == [61, 61, 61, 11]
+    assert spans[0].start == window.start and spans[-1].end == window.end
+    assert all(a.end == b.start for a, b in itertools.pairwise(spans))
+    assert _spans(Window(window.start, window.start), 61) == []
+    groups = [[f"p{i}@acme.test"] for i in range(10)]
+    calls = [(group, span) for span in spans for group in groups]  # 40 requests
+    one = list(_batches(calls, ["ann@acme.test"]))
+    assert [len(b) for b in one] == [PER_MAILBOX] * 10  # at most 4 through one mailbox at once
+    many = list(_batches(calls, [f"m{i}@acme.test" for i in range(6)]))
+    assert [len(b) for b in many] == [BATCH_LIMIT, BATCH_LIMIT]
+    for batch in many:
+        through = [asker for _group, _span, asker in batch]
+        assert max(through.count(a) for a in through) <= PER_MAILBOX
+    assert [(g, s) for b in many for g, s, _asker in b] == calls  # every request once, in order
+
+
+def _item(status: str, start: str, end: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "start": {"dateTime": start, "timeZone": "UTC"},
+        "end": {"dateTime": end, "timeZone": "UTC"},
+    }
+
+
+def test_a_free_busy_answer_gives_each_persons_out_of_office_or_why_not():
+    people = ["ann@acme.test", "bob@acme.test", "cat@acme.test", "dan@acme.test", "eve@acme.test"]
+    blocks: dict[str, set[tuple[datetime, datetime]]] = {p: set() for p in people}
+    failed: dict[str, str] = {}
+    away = _item("oof", "2026-10-14T06:00:00.0000000", "2026-10-20T16:00:00.0000000")
+    answer = {
+        "value": [
+            {
+                "scheduleId": "Ann@Acme.test",
+                "scheduleItems": [away, _item("busy", "2026-10-01T08:00:00", "2026-10-01T09:00:00")],
+            },
+            {
+                "scheduleId": "bob@acme.test",
+                "scheduleItems": [_item("Oof", "2026-11-01T00:00:00", "2026-11-02T00:00:00")],
+            },
+            {
+                "scheduleId": "cat@acme.test",
+                "error": {
+                    "message": "Unable to resolve e-mail address cat@acme.test",
+                    "responseCode": "5009",
+                },
+            },
+            {"scheduleId": "dan@acme.test", "scheduleItems": None},  # seen for an unknown address too
+        ]
+    }
+    _take_schedules(answer, people, blocks, failed)
+    _take_schedules(answer, people, blocks, failed)  # the next span answers a long block again
+    assert blocks["ann@acme.test"] == {
+        (datetime(2026, 10, 14, 6, tzinfo=UTC), datetime(2026, 10, 20, 16, tzinfo=UTC))
+    }
+    assert len(blocks["bob@acme.test"]) == 1 and blocks["dan@acme.test"] == set()
+    assert failed["cat@acme.test"] == "Unable to resolve e-mail address cat@acme.test (response code 5009)"
+    assert failed["eve@acme.test"] == "Graph's free/busy answer does not include them"
+    assert set(failed) == {"cat@acme.test", "eve@acme.test"}
+    broken: dict[str, str] = {}
+    _take_schedules(
+        {"value": [{"scheduleId": "ann@acme.test", "scheduleItems": [{"status": "oof"}]}]},
+        people[:1],
+        blocks,
+        broken,
+    )
+    assert "cannot be read" in broken["ann@acme.test"]
+    _take_schedules({}, people[:1], blocks, broken)
+    nothing: dict[str, str] = {}
+    _take_schedules({"error": "?"}, people[:2], blocks, nothing)
+    assert set(nothing) == set(people[:2]) and "no list of schedules" in nothing["bob@acme.test"]
 
 
 def test_org_chart_csv_keeps_enabled_users_with_an_address_and_their_managers():
