@@ -146,7 +146,7 @@ def occurrence_states(
         cancelled=tuple(sorted(cancelled)),
         declined=tuple(sorted(declined)),
         next_scheduled=next_start.date() if next_start is not None else None,
-        excused=tuple(sorted({d for d in (*cancelled, *declined) if d in excused})),
+        excused=tuple(sorted(d for d in (*cancelled, *declined) if d in excused)),  # one per occurrence
     )
 
 

@@ -127,17 +127,18 @@ def make_sources(
     """The configured sources, ready to fetch; a source that cannot even be set up is a problem."""
     options = options or SyncOptions()
     tz = org_timezone(config)
-    managers = tuple(sorted({m for m, _ in org.direct_pairs()}))
+    managers = managers_of(org)
+    people = absentees_of(org)
     sources: list[Source] = []
     problems: list[Problem] = []
     for source in config.sources:
         made: Source | Problem
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            made = _google_source(source, managers, store, tz, options)
+            made = _google_source(source, managers, people, store, tz, options)
         elif isinstance(source, MicrosoftSourceConfig):
             assert store is not None
-            made = _microsoft_source(source, managers, store, tz, options)
+            made = _microsoft_source(source, managers, people, store, tz, options)
         else:
             made = IcsSource(
                 source.location,
@@ -146,6 +147,8 @@ def make_sources(
                 label_root=config.base_dir,
                 timeout_seconds=source.timeout_seconds,
                 progress=options.bar(),
+                owner=source.owner,
+                owner_of=owner_lookup(org),
             )
         if isinstance(made, Problem):
             problems.append(made)
@@ -154,9 +157,52 @@ def make_sources(
     return sources, problems
 
 
+def managers_of(org: Org) -> tuple[str, ...]:
+    """Everyone with reports: whose calendars hold every 1:1 with a report."""
+    return tuple(sorted({m for m, _ in org.direct_pairs()}))
+
+
+def absentees_of(org: Org) -> tuple[str, ...]:
+    """Everyone in a manager -> report line: whose out-of-office calsync needs (DESIGN.md 3b)."""
+    return tuple(sorted({person for pair in org.direct_pairs() for person in pair}))
+
+
+def owner_lookup(org: Org) -> Callable[[str], str | None]:
+    """Whose calendar an ``.ics`` file is by its name: the roster person whose address or local part
+    is the file's stem (a local part only when one person has it)."""
+    by_local: dict[str, list[str]] = {}
+    for email in org.people:
+        by_local.setdefault(email.rpartition("@")[0], []).append(email)
+
+    def owner(stem: str) -> str | None:
+        key = stem.strip().lower()
+        if org.person(key) is not None:
+            return key
+        found = by_local.get(key, [])
+        return found[0] if len(found) == 1 else None
+
+    return owner
+
+
+def intended_calendars(
+    source: GoogleSourceConfig | MicrosoftSourceConfig, org: Org
+) -> tuple[str, ...] | None:
+    """The calendars an API source is to read, when that is known without signing in: the configured
+    list, else every manager for an org-wide source; None for one person's sign-in (whose calendar
+    that is, the sign-in says)."""
+    if isinstance(source, GoogleSourceConfig):
+        if source.token_file is not None:
+            return source.calendars
+        return source.calendars or managers_of(org)
+    if source.token_cache is not None:
+        return source.mailboxes
+    return source.mailboxes or managers_of(org)
+
+
 def _google_source(
     source: GoogleSourceConfig,
     managers: tuple[str, ...],
+    people: tuple[str, ...],
     store: StateStore,
     tz: tzinfo,
     options: SyncOptions,
@@ -196,12 +242,16 @@ def _google_source(
         stop=options.stop,
         concurrency=source.concurrency,
         reads=options.reads,
+        # One person's sign-in sees other people's calendars only where they are shared with them:
+        # their reports' out-of-office is not asked for.
+        absentees=people if source.token_file is None else (),
     )
 
 
 def _microsoft_source(
     source: MicrosoftSourceConfig,
     managers: tuple[str, ...],
+    people: tuple[str, ...],
     store: StateStore,
     tz: tzinfo,
     options: SyncOptions,
@@ -229,6 +279,7 @@ def _microsoft_source(
         progress=options.bar(),
         stop=options.stop,
         reads=options.reads,
+        absentees=people,
     )
 
 
@@ -313,6 +364,9 @@ class Synced:
     #: Owner -> why: the calendars of sources that could not even be set up (a refused sign-in), for
     #: which no stored reading was found.
     unread: dict[str, str] = field(default_factory=dict)
+    #: The problems of those sources, whose calendars are in ``unread`` (or stood in for by their stored
+    #: readings) each: they say nothing more about what could not be read.
+    expanded: list[Problem] = field(default_factory=list)
 
     @cached_property
     def resolved(self) -> Resolved:
@@ -322,7 +376,7 @@ class Synced:
     @cached_property
     def fairness(self) -> Fairness:
         """Who was away, since when each line exists, and what could not be read."""
-        coverage = Coverage.of(self.calendars, self.problems)
+        coverage = Coverage.of(self.calendars, [p for p in self.problems if p not in self.expanded])
         unread = {**self.unread, **coverage.unread}
         coverage = Coverage(unread, coverage.unowned, coverage.stored)
         blocks = tuple(block for calendar in self.calendars for block in calendar.absences)
@@ -350,6 +404,7 @@ def sync_all(
     synced = Synced(org, [], [*org_problems, *setup_problems], {}, {})
     for problem in setup_problems:
         synced.sources[problem.source] = SourceStatus(problem.source, 0, 1)
+        _stored_instead(config, org, problem, store, window, synced)
     with (
         store.batch() if store is not None else contextlib.nullcontext(),
         ThreadPoolExecutor(max_workers=max(1, len(sources)), thread_name_prefix="source") as pool,
@@ -363,6 +418,35 @@ def sync_all(
             unread = sum(1 for p in result.problems if p.unread)
             synced.sources[source.name] = SourceStatus(source.name, len(result.calendars), unread)
     return synced
+
+
+def _stored_instead(
+    config: Config, org: Org, problem: Problem, store: StateStore | None, window: Window, synced: Synced
+) -> None:
+    """A source that could not even be set up (a refused sign-in, an unreadable key): its calendars'
+    stored readings stand in for them, and those without one are unread (DESIGN.md 3b, "Unknown")."""
+    source = next((s for s in config.sources if s.name == problem.source), None)
+    if not isinstance(source, GoogleSourceConfig | MicrosoftSourceConfig) or store is None:
+        return
+    calendars = intended_calendars(source, org)
+    if calendars is None:
+        return  # whose calendar is not known: the problem stands for any of them
+    tz = org_timezone(config)
+    if isinstance(source, GoogleSourceConfig):
+        from calsync.sources.google import stored_calendars as google_stored
+
+        stored = google_stored(store, source.name, calendars, window, tz)
+    else:
+        from calsync.sources.microsoft import stored_calendars as graph_stored
+
+        stored = graph_stored(store, source.name, calendars, window, tz)
+    synced.calendars.extend(stored)
+    synced.source_of.update((c.calendar, source.name) for c in stored)
+    have = {c.owner for c in stored}
+    synced.unread.update(
+        (calendar.lower(), str(problem)) for calendar in calendars if calendar.lower() not in have
+    )
+    synced.expanded.append(problem)
 
 
 @dataclass

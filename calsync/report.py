@@ -181,7 +181,7 @@ def build_report(
             clock,
             cadence_days,
             policy.grace_days,
-            excused=absences.excused(pair) if cadence_days is not None else frozenset(),
+            excused=absences.excused(pair),
             since=since if cadence_days is not None else None,
         )
         if cadence_days is not None and roles is not None:

@@ -107,7 +107,7 @@ class Figures:
         values = {f.name: data.get(f.name, f.default) for f in fields(cls)}  # older records lack new ones
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values.values()):
             return None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
     def change(self, previous: Figures | None) -> dict[str, str]:
         """Each figure's change since ``previous`` as "+2", "-1" or "±0"; empty without a previous one."""
