@@ -143,6 +143,9 @@ class CalendarData:
     #: Whose calendar this is (lower-case email), when the source knows: a mailbox, a calendar id, an
     #: ICS file named after its owner. None: not known.
     owner: str | None = None
+    #: Only the out-of-office of ``owner``, whose calendar is not read for meetings (an "absentee"):
+    #: it says nothing about whether their calendar could be read.
+    absences_only: bool = False
     #: Set when this calendar could not be read now and this is calsync's stored reading of it instead:
     #: when that reading was last synced (ISO 8601, UTC), or "" when that is not known.
     stored_at: str | None = None

@@ -67,7 +67,8 @@ class Coverage:
     @staticmethod
     def of(calendars: Iterable[CalendarData], problems: Iterable[Problem]) -> Coverage:
         """What the calendars read and the problems met say about what could not be read."""
-        calendars = list(calendars)
+        # An absentee's out-of-office says nothing about whether their calendar could be read.
+        calendars = [c for c in calendars if not c.absences_only]
         have = {c.owner for c in calendars if c.owner is not None and c.stored_at is None}
         stored = {
             c.owner: c.stored_at or "" for c in calendars if c.owner is not None and c.stored_at is not None

@@ -844,7 +844,7 @@ def absence_data(
     data, problems = google_calendar_data(
         state.events.values(), key, state.time_zone or "UTC", window, default_tz, owner=email
     )
-    return replace(data, occurrences=(), series=(), owner=email), problems
+    return replace(data, occurrences=(), series=(), owner=email, absences_only=True), problems
 
 
 def stored_reading(data: CalendarData, state: CalendarState) -> CalendarData:

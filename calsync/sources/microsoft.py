@@ -793,7 +793,7 @@ class MicrosoftSource:
             absences = tuple(
                 Absence(person, start, end, False, label) for start, end in sorted(blocks[person])
             )
-            result.calendars.append(CalendarData(label, absences=absences, owner=person))
+            result.calendars.append(CalendarData(label, absences=absences, owner=person, absences_only=True))
         return result
 
     def _absentee_problem(self, person: str, why: str) -> Problem:

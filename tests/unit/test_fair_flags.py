@@ -289,3 +289,9 @@ def test_a_calendar_of_unknown_owner_that_could_not_be_read_leaves_every_empty_p
     statuses = {p.people: p.status for p in report.pairs}
     assert statuses[(ANN, BOB)] is PairStatus.UNKNOWN and statuses[(ANN, BOSS)] is PairStatus.UNKNOWN
     assert statuses[(ANN, CAT)] is not PairStatus.UNKNOWN
+
+
+def test_an_absentees_out_of_office_does_not_count_as_their_calendar_read():
+    problem = Problem("team.ics", "not a valid iCalendar file", unread=True, owner=ANN)
+    absentee = CalendarData("ann@acme.test (out of office)", owner=ANN, absences_only=True)
+    assert Coverage.of([absentee], [problem]).unread == {ANN: str(problem)}
