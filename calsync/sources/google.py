@@ -26,6 +26,7 @@ Quirks fixed here, at the boundary:
 from __future__ import annotations
 
 import csv
+import hashlib
 import http.client
 import io
 import json
@@ -48,6 +49,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from calsync.config import DEFAULT_CONCURRENCY
+from calsync.detect import NOBODY, Ignored
 from calsync.model import CalendarData, Problem
 from calsync.progress import NoProgress, Progress
 from calsync.sources.base import (
@@ -290,10 +292,33 @@ IGNORED = "ignored"  # CalendarState.extra: the ids of series that are no 1:1 (s
 KEPT = "kept"
 #: 2: event types are kept, and so are the owner's out-of-office blocks. A state kept before (without
 #: this mark) lacks the blocks, which no incremental listing would bring (they did not change): it is
-#: read again in full, once.
+#: read again in full, once. The people who do not count are part of the rule (see :func:`kept_rule`).
 KEPT_LAYOUT = 2
 #: The store's name for an absentee's out-of-office state (:class:`GoogleSource`'s ``absentees``).
 ABSENCE_SUFFIX = " (out of office)"
+
+
+def ignore_patterns(ignored: Callable[[str], bool]) -> list[str]:
+    """The people who do not count, as sorted lower-case patterns (addresses, then ``*@domain``); a
+    matcher other than :class:`calsync.detect.Ignored` is named by its qualified name. Empty for an
+    empty :class:`~calsync.detect.Ignored` (nobody)."""
+    if isinstance(ignored, Ignored):
+        return sorted(ignored.addresses) + sorted(f"*@{domain}" for domain in ignored.domains)
+    kind = ignored if hasattr(ignored, "__qualname__") else type(ignored)
+    return [f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', '?')}"]
+
+
+def kept_rule(ignored: Callable[[str], bool] = NOBODY) -> int | str:
+    """The mark (``extra["kept"]``) of a state kept by this calsync with ``ignored`` people not counted
+    (see :func:`matters`): :data:`KEPT_LAYOUT` when nobody is ignored, else the layout and a hash of the
+    sorted patterns. A state kept under another list lacks the meetings that only the new list makes
+    1:1s (or keeps some it no longer does), which no incremental listing would bring: it is read again
+    in full, once."""
+    patterns = ignore_patterns(ignored)
+    if not patterns:
+        return KEPT_LAYOUT
+    digest = hashlib.sha256("\n".join(patterns).encode("utf-8")).hexdigest()[:16]
+    return f"{KEPT_LAYOUT} ignoring {digest}"
 
 
 class CalendarUnavailable(Exception):
@@ -455,14 +480,20 @@ def _explain(status: int, reason: str, message: str) -> str:
 
 
 def matters(
-    event: Event, ignored: frozenset[str] | set[str] = frozenset(), calendar: str | None = None
+    event: Event,
+    ignored: frozenset[str] | set[str] = frozenset(),
+    calendar: str | None = None,
+    *,
+    ignored_people: Callable[[str], bool] = NOBODY,
 ) -> bool:
     """Whether an event is worth keeping in the state: whether it could ever count for a 1:1, or is
     an absence of ``calendar``'s owner.
 
     Tombstones are (they may cancel what is kept), and so is a copy whose guest list is incomplete;
     all-day events, meetings of three or more people and events of one person alone (focus time,
-    reminders) are not. An out-of-office block is kept when the calendar's owner organises it (see
+    reminders) are not. Rooms and resources do not count as people, nor do ``ignored_people``
+    (``[detect] ignore_attendees``: an assistant who organises the 1:1, a note-taking bot), whether
+    organizer or guest. An out-of-office block is kept when the calendar's owner organises it (see
     :func:`organised_by_owner`): someone else's block on this calendar is not its owner's absence.
     Focus time, working locations and birthdays are never kept. An exception is kept unless its
     series is ``ignored`` (a series that is no 1:1, see :func:`merge_changes`) and it is no 1:1 by
@@ -490,7 +521,7 @@ def matters(
     organizer = (event.get("organizer") or {}).get("email")
     if organizer:
         people.add(str(organizer).lower())
-    return len(people) == 2
+    return len({person for person in people if not ignored_people(person)}) == 2
 
 
 def organised_by_owner(event: Event, calendar: str | None) -> bool:
@@ -560,6 +591,8 @@ def merge_changes(
     changes: Iterable[Event],
     ignored: set[str] | None = None,
     calendar: str | None = None,
+    *,
+    ignored_people: Callable[[str], bool] = NOBODY,
 ) -> bool:
     """Apply an incremental listing of ``calendar`` to its stored events; whether they changed.
 
@@ -569,14 +602,15 @@ def merge_changes(
 
     ``ignored`` (updated here) holds the series that are no 1:1 (standups, team meetings, focus
     time): their exceptions are not kept either. When such a series changes so that it could be a
-    1:1, :class:`SeriesNowMatters` is raised, since its exceptions were not kept.
+    1:1, :class:`SeriesNowMatters` is raised, since its exceptions were not kept. ``ignored_people``
+    never count (see :func:`matters`).
     """
     changes = list(changes)
     ignoring = ignored if ignored is not None else set()
     for change in changes:  # masters first: a listing may give an exception before its series
         if change.get("recurrence") and "id" in change and change.get("status") != "cancelled":
             ident = str(change["id"])
-            if not matters(change, calendar=calendar):
+            if not matters(change, calendar=calendar, ignored_people=ignored_people):
                 ignoring.add(ident)
             elif ident in ignoring:
                 raise SeriesNowMatters(ident)
@@ -595,7 +629,7 @@ def merge_changes(
                 merged["sequence"] = int(previous.get("sequence", 0)) + 1
             events[ident] = merged
             changed = True
-        elif matters(change, ignoring, calendar):
+        elif matters(change, ignoring, calendar, ignored_people=ignored_people):
             kept = lean(change)
             changed = changed or kept != previous
             events[ident] = kept
@@ -640,6 +674,10 @@ class GoogleSource:
     ``concurrency`` calendars are synced at once (each calendar by one worker, its pages in turn);
     Google's limit of 600 requests a minute per user is kept by the rate limiter.
 
+    ``ignored`` people (``[detect] ignore_attendees``) never count when deciding whether an event could
+    be a 1:1 and so is kept (see :func:`matters`); a state kept under another list is read in full once
+    (see :func:`kept_rule`).
+
     ``absentees`` are people whose out-of-office calsync needs although their calendars are not read
     for meetings (the reports of the managers whose calendars are): of each, only the out-of-office
     blocks are listed (``eventTypes=outOfOffice``), as that person, kept incremental in the store as
@@ -665,6 +703,7 @@ class GoogleSource:
         concurrency: int = DEFAULT_CONCURRENCY,
         reads: ReadCache | None = None,
         absentees: Iterable[str] = (),
+        ignored: Callable[[str], bool] = NOBODY,
     ) -> None:
         self.name = name
         self.calendars = list(dict.fromkeys(calendars))
@@ -679,6 +718,7 @@ class GoogleSource:
         self.limiter = limiter or RateLimiter()
         self.concurrency = max(1, concurrency)
         self.reads = reads
+        self.ignored = ignored
         self.requests = 0
         self._count = threading.Lock()
 
@@ -777,7 +817,13 @@ class GoogleSource:
     ) -> CalendarState:
         """:meth:`sync` of ``calendar``'s events of ``event_types`` (all when empty), its state kept in
         the store as ``key``. Until a full listing succeeds the stored state stays as it was (also after
-        a 410): what was read before can still be judged from."""
+        a 410): what was read before can still be judged from.
+
+        An event is kept when it could count (see :func:`matters`), the source's ``ignored`` people not
+        counted; a listing of out-of-office blocks alone (an absentee's) keeps them by their organizer,
+        whatever the ignore list, and so is not read again when it changes."""
+        people = self.ignored if not event_types else NOBODY
+        rule = kept_rule(people)
         try:
             client = CalendarClient(
                 self.service_for(calendar), calendar, self.retry, self.limiter, event_types
@@ -786,13 +832,13 @@ class GoogleSource:
             raise CalendarUnavailable(_auth_problem(exc)) from exc
         try:
             state = self.store.load(self.name, key)
-            if state is not None and state.extra.get(KEPT) != KEPT_LAYOUT:
-                state = None  # kept by an older calsync: read again in full (see KEPT_LAYOUT)
+            if state is not None and state.extra.get(KEPT) != rule:
+                state = None  # kept by an older calsync or another ignore list: read again in full
             if state is not None and state.cursor:
                 try:
                     changes, cursor, zone = client.list_events(calendar, state.cursor)
                     ignored = set(state.extra.get(IGNORED, ()))
-                    changed = merge_changes(state.events, changes, ignored, calendar)
+                    changed = merge_changes(state.events, changes, ignored, calendar, ignored_people=people)
                 except (SyncTokenExpired, SeriesNowMatters):
                     state = None
                 else:
@@ -808,9 +854,9 @@ class GoogleSource:
                     raise CalendarUnavailable(f"HTTP 410 without a sync token: {exc}") from exc
                 state = CalendarState(key, cursor, zone, {}, revision=new_revision())
                 ignored = set()
-                merge_changes(state.events, items, ignored, calendar)
+                merge_changes(state.events, items, ignored, calendar, ignored_people=people)
                 state.extra[IGNORED] = sorted(ignored)
-                state.extra[KEPT] = KEPT_LAYOUT
+                state.extra[KEPT] = rule
         except RefreshError as exc:
             raise CalendarUnavailable(_auth_problem(exc)) from exc
         except TransportError as exc:

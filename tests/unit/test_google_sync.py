@@ -15,11 +15,14 @@ from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
-from calsync.sources.base import Window
+from calsync.detect import NOBODY, Ignored
+from calsync.sources.base import SourceResult, Window
 from calsync.sources.google import (
+    KEPT_LAYOUT,
     GoogleSource,
     SeriesNowMatters,
     absentee_states,
+    kept_rule,
     merge_changes,
     sign_in,
     stored_calendars,
@@ -86,7 +89,12 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def source(tmp_path: Path, https: dict[str, Scripted], sleeps: Sleeps | None = None) -> GoogleSource:
+def source(
+    tmp_path: Path,
+    https: dict[str, Scripted],
+    sleeps: Sleeps | None = None,
+    ignored: Ignored = NOBODY,
+) -> GoogleSource:
     def service_for(user: str) -> Any:
         if user not in https:
             raise RefreshError("unauthorized_client: Client is unauthorized to retrieve access tokens")  # type: ignore[no-untyped-call]
@@ -100,6 +108,7 @@ def source(tmp_path: Path, https: dict[str, Scripted], sleeps: Sleeps | None = N
         default_tz=ZoneInfo("Europe/Berlin"),
         retry=RetryPolicy(attempts=4, sleep=sleeps if sleeps is not None else Sleeps(), jitter=lambda: 1.0),
         limiter=RateLimiter(per_minute=600, sleep=lambda s: None),
+        ignored=ignored,
     )
 
 
@@ -370,8 +379,10 @@ AWAY = {
 }
 
 
-def with_absentees(tmp_path: Path, https: dict[str, Scripted], *absentees: str) -> GoogleSource:
-    made = source(tmp_path, https)
+def with_absentees(
+    tmp_path: Path, https: dict[str, Scripted], *absentees: str, ignored: Ignored = NOBODY
+) -> GoogleSource:
+    made = source(tmp_path, https, ignored=ignored)
     made.calendars = [c for c in made.calendars if c not in absentees]
     made.absentees = absentee_states(made.calendars, absentees)
     return made
@@ -488,3 +499,93 @@ def test_stored_calendars_are_the_stored_readings_of_those_with_a_state(tmp_path
     assert all(d.stored_at for d in found)
     assert {o.series_id for o in found[0].occurrences} == {"m1@google.com"}
     assert found[1].occurrences == () and len(found[1].absences) == 1
+
+
+# -- people who do not count ([detect] ignore_attendees) -----------------------------------------------
+
+EA, BOT = "kim.ea@acme.test", "notes@notetaker.example"
+NOT_COUNTED = Ignored([EA, "*@notetaker.example"])
+#: Ann and Bob's weekly 1:1, organised by Ann's assistant, who is a guest too.
+BY_EA = {
+    **MASTER,
+    "id": "ea1",
+    "iCalUID": "ea1@google.com",
+    "organizer": {"email": EA},
+    "attendees": [{"email": EA}, *MASTER["attendees"]],
+}
+#: A one-off 1:1 of Ann and Bob that a note-taking bot joins.
+WITH_BOT = {
+    **ONE_OFF,
+    "id": "b1",
+    "iCalUID": "b1@google.com",
+    "attendees": [*MASTER["attendees"], {"email": BOT}],
+}
+
+
+def test_people_who_do_not_count_are_not_counted_when_deciding_what_is_kept() -> None:
+    moved = {
+        **BY_EA,
+        "id": "ea1_x",
+        "recurringEventId": "ea1",
+        "recurrence": [],
+        "originalStartTime": BY_EA["start"],
+    }
+    three = {**WITH_BOT, "id": "t", "attendees": [*WITH_BOT["attendees"], {"email": "carl@acme.test"}]}
+    changes = [moved, BY_EA, WITH_BOT, three]
+    events: dict[str, dict[str, Any]] = {}
+    ignored: set[str] = set()
+    merge_changes(events, changes, ignored, ANN, ignored_people=NOT_COUNTED)
+    assert sorted(events) == ["b1", "ea1", "ea1_x"] and ignored == set()  # a real third person still counts
+    counted: dict[str, dict[str, Any]] = {}
+    merge_changes(counted, changes, ignored, ANN)  # everyone counts: three people each
+    assert counted == {} and ignored == {"ea1"}
+
+
+def test_the_ignore_list_is_part_of_the_keep_rule_hashed() -> None:
+    assert kept_rule() == kept_rule(Ignored()) == KEPT_LAYOUT  # states kept with no list stay valid
+    mark = kept_rule(NOT_COUNTED)
+    assert mark == kept_rule(Ignored(["*@NoteTaker.example", " Kim.EA@acme.test"]))  # order and case
+    assert mark != kept_rule(Ignored([EA])) and mark != KEPT_LAYOUT
+    assert isinstance(mark, str) and EA not in mark and "notetaker" not in mark  # a hash, not the list
+
+
+def series_of(result: SourceResult, calendar: str = ANN) -> set[str]:
+    """The series with occurrences in one calendar's reading."""
+    return {o.series_id for c in result.calendars if c.calendar == calendar for o in c.occurrences}
+
+
+def test_a_state_kept_under_another_ignore_list_is_read_again_in_full_once(tmp_path: Path) -> None:
+    bob = Scripted(page([AWAY], sync="b1"))
+    first = with_absentees(
+        tmp_path, {ANN: Scripted(page([MASTER, BY_EA, WITH_BOT], sync="s1")), BOB: bob}, BOB
+    )
+    result = first.fetch(WINDOW)
+    assert series_of(result) == {"m1@google.com"}  # three people each
+    first.store.close()
+
+    # the list now names the assistant and the bot: their 1:1s, dropped before, come back
+    ann = Scripted(page([MASTER, BY_EA, WITH_BOT], sync="s2"))
+    away = Scripted(page([], sync="b2"))
+    listed = with_absentees(tmp_path, {ANN: ann, BOB: away}, BOB, ignored=NOT_COUNTED)
+    result = listed.fetch(WINDOW)
+    assert "syncToken" not in ann.uris[0]  # read again in full
+    assert "syncToken=b1" in away.uris[0]  # an out-of-office listing is not, whatever the list
+    assert series_of(result) == {
+        "m1@google.com",
+        "ea1@google.com",
+        "b1@google.com",
+    }
+    state = listed.store.load("workspace", ANN)
+    assert state is not None and state.extra["kept"] == kept_rule(NOT_COUNTED)
+    listed.store.close()
+
+    same = Scripted(page([], sync="s3"))
+    result = source(tmp_path, {ANN: same}, ignored=Ignored(["*@notetaker.example", EA])).fetch(WINDOW)
+    assert "syncToken=s2" in same.uris[0]  # the same list: incremental again
+    assert len(series_of(result)) == 3
+
+    # the list is emptied: the state kept under it is read in full, and the two are no 1:1s again
+    again = Scripted(page([MASTER, BY_EA, WITH_BOT], sync="s4"))
+    result = source(tmp_path, {ANN: again}).fetch(WINDOW)
+    assert "syncToken" not in again.uris[0]
+    assert series_of(result) == {"m1@google.com"}
