@@ -3,13 +3,19 @@
 Google has no floating times or Windows zone names: such events carry the zone the user's client
 resolved (here: the org's). A cancelled exception is stored as Google's stripped tombstone (id,
 recurringEventId, originalStartTime, status only), which is what ``events.list`` returns for it.
+An all-day event lasts its days (its ``end`` date exclusive, as the ICS writer's DTEND).
+
+An Outlook-style out-of-office spec (``X-MICROSOFT-CDO-BUSYSTATUS:OOF``) is what Calendar keeps for an
+out-of-office block: ``eventType: "outOfOffice"`` with its ``outOfOfficeProperties``, opaque, and always
+timed, since the API refuses an all-day one: a spec of whole days is served as Calendar's UI keeps an
+"all day" block, a span from midnight to midnight in the calendar's zone.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +26,16 @@ from tests.fakes.google import FakeGoogle
 
 WINDOWS_ZONES = {"W. Europe Standard Time": "Europe/Berlin"}
 _RESPONSES = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
+#: What an out-of-office block carries (no decline message: it could say why the person is away).
+OUT_OF_OFFICE_PROPERTIES = {"autoDeclineMode": "declineOnlyNewConflictingInvitations"}
+
+
+def out_of_office(spec: EventSpec) -> bool:
+    """Whether a spec is an out-of-office block, as Outlook exports one."""
+    return any(
+        key.upper() == "X-MICROSOFT-CDO-BUSYSTATUS" and value.upper() == "OOF"
+        for key, value in spec.extra.items()
+    )
 
 
 def event_id(uid: str) -> str:
@@ -62,6 +78,11 @@ def _recurrence(spec: EventSpec, org_tz: str) -> list[str]:
     return lines
 
 
+def _midnight(day: date, zone: str) -> dict[str, str]:
+    """The start of a day in a zone, as a timed Google time (how an "all day" out-of-office is kept)."""
+    return {"dateTime": datetime.combine(day, time(0), tzinfo=ZoneInfo(zone)).isoformat(), "timeZone": zone}
+
+
 def to_google(spec: EventSpec, org_tz: str = "UTC") -> dict[str, Any]:
     """One spec (a master, an override or a one-off) as a Google event resource."""
     master_id = event_id(spec.uid)
@@ -76,18 +97,26 @@ def to_google(spec: EventSpec, org_tz: str = "UTC") -> dict[str, Any]:
     else:
         resource["id"] = master_id
     start = spec.start
+    if isinstance(start, datetime):
+        begins, ends = _time(spec, start, org_tz), _time(spec, start + spec.duration, org_tz)
+    else:
+        last = start + max(timedelta(days=1), spec.duration)  # exclusive, as ics_event's DTEND
+        if out_of_office(spec):
+            begins, ends = _midnight(start, org_tz), _midnight(last, org_tz)
+        else:
+            begins, ends = {"date": start.isoformat()}, {"date": last.isoformat()}
     resource.update(
         {
             "iCalUID": spec.uid,
             "status": "cancelled" if spec.status == "CANCELLED" else "confirmed",
             "summary": spec.summary,
-            "start": _time(spec, start, org_tz),
-            "end": _time(spec, start + spec.duration if isinstance(start, datetime) else start, org_tz),
+            "start": begins,
+            "end": ends,
             "sequence": spec.sequence,
         }
     )
-    if not isinstance(start, datetime):
-        resource["end"] = {"date": date.fromordinal(start.toordinal() + 1).isoformat()}
+    if out_of_office(spec):
+        resource.update(eventType="outOfOffice", outOfOfficeProperties=dict(OUT_OF_OFFICE_PROPERTIES))
     if spec.last_modified is not None:
         resource["updated"] = _rfc3339(spec.last_modified)
     if spec.rrule or spec.exdates or spec.rdates:

@@ -3,6 +3,8 @@ the real google-api-python-client: Docs created once, shared with two, attached 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -52,6 +54,9 @@ class Workspace:
         key.chmod(0o600)
         for calendar in (MAYA, OMAR):
             load_calendar(fake, calendar, [series()], "Europe/Berlin")
+        for person in roster_people():  # every Workspace user has a calendar, an empty one too
+            if person not in (MAYA, OMAR):
+                load_calendar(fake, person, [], "Europe/Berlin")
         self.config = root / "calsync.toml"
         self.config.write_text(
             ORG
@@ -86,6 +91,11 @@ career_every_weeks = 2
 
     def writes(self) -> list[Any]:
         return [r for r in self.fake.requests if r.method in WRITES and r.path != "/token"]
+
+
+def roster_people() -> list[str]:
+    """Everyone in the scenario's roster."""
+    return [row["email"] for row in csv.DictReader(io.StringIO(ROSTER))]
 
 
 def instance_id(n: int) -> str:

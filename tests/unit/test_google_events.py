@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,7 @@ from calsync.sources.google import (
     merge_changes,
     to_vevent,
 )
+from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import to_google
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -148,28 +150,34 @@ def test_a_bad_event_is_reported_and_the_rest_still_read():
     assert len(problems) == 1 and "'Broken' (id bad)" in problems[0].message
 
 
-def as_google_serves_it(spec: EventSpec, org_tz: str) -> dict[str, Any]:
-    """A demo spec as Google keeps it: an Outlook-style OOF block is an out-of-office event, and one
-    of whole days a timed span from midnight to midnight (the API has no all-day out-of-office)."""
-    resource = to_google(spec, org_tz)
-    if spec.extra.get("X-MICROSOFT-CDO-BUSYSTATUS") != "OOF":
-        return resource
-    zone = ZoneInfo(org_tz)
-    start = spec.start
-    if isinstance(start, datetime):
-        begins, ends = start, start + spec.duration
-    else:
-        begins = datetime.combine(start, time(0), tzinfo=zone)
-        ends = datetime.combine(start + spec.duration, time(0), tzinfo=zone)
-    resource.update(
-        eventType="outOfOffice",
-        outOfOfficeProperties={},
-        start={"dateTime": begins.isoformat(), "timeZone": org_tz},
-        end={"dateTime": ends.isoformat(), "timeZone": org_tz},
-        organizer={"email": spec.organizer, "self": True},
-        attendees=[],
+def test_the_fake_serves_an_outlook_oof_as_googles_out_of_office_and_all_day_events_their_length():
+    away = EventSpec(
+        uid="away@acme.test",
+        summary="Away",
+        start=date(2026, 10, 23),
+        duration=timedelta(days=3),  # across the end of summer time in Berlin
+        organizer=ANN,
+        extra={"X-MICROSOFT-CDO-BUSYSTATUS": "OOF"},
     )
-    return resource
+    served = to_google(away, "Europe/Berlin")
+    assert served["eventType"] == "outOfOffice" and "autoDeclineMode" in served["outOfOfficeProperties"]
+    assert served["start"] == {"dateTime": "2026-10-23T00:00:00+02:00", "timeZone": "Europe/Berlin"}
+    assert served["end"] == {"dateTime": "2026-10-26T00:00:00+01:00", "timeZone": "Europe/Berlin"}
+    fake = FakeGoogle()  # not started: what Google would accept is checked as events are put
+    fake.add_calendar(ANN, "Europe/Berlin")
+    fake.put_event(ANN, served)
+    data, problems = google_calendar_data([served], ANN, "Europe/Berlin", WINDOW, BERLIN, owner=ANN)
+    assert problems == [] and data.occurrences == ()
+    assert spans(data) == [(ANN, date(2026, 10, 23), date(2026, 10, 26), True)]
+
+    timed = to_google(
+        replace(away, start=datetime(2026, 10, 7, 13, tzinfo=BERLIN), duration=timedelta(hours=5))
+    )
+    assert timed["eventType"] == "outOfOffice" and timed["end"]["dateTime"] == "2026-10-07T18:00:00+02:00"
+    offsite = to_google(replace(away, extra={}), "Europe/Berlin")
+    assert "eventType" not in offsite and "outOfOfficeProperties" not in offsite
+    assert (offsite["start"], offsite["end"]) == ({"date": "2026-10-23"}, {"date": "2026-10-26"})
+    assert to_google(replace(away, extra={}, duration=timedelta(0)))["end"] == {"date": "2026-10-24"}
 
 
 @pytest.mark.parametrize("as_of", [date(2026, 11, 21), date(2026, 3, 29), date(2027, 1, 1)], ids=str)
@@ -183,7 +191,7 @@ def test_the_demo_org_served_as_google_events_gives_the_same_report_as_ics(
     calendars = []
     for owner, specs in sorted(demo_calendars(as_of).items()):
         data, problems = google_calendar_data(
-            [as_google_serves_it(spec, "Europe/Berlin") for spec in specs],
+            [to_google(spec, "Europe/Berlin") for spec in specs],
             f"{owner}@acme.test",
             "Europe/Berlin",
             sync_window(clock),
