@@ -129,16 +129,17 @@ def make_sources(
     tz = org_timezone(config)
     managers = managers_of(org)
     people = absentees_of(org)
+    ignored = Ignored(config.detect.ignore_attendees)
     sources: list[Source] = []
     problems: list[Problem] = []
     for source in config.sources:
         made: Source | Problem
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            made = _google_source(source, managers, people, store, tz, options)
+            made = _google_source(source, managers, people, store, tz, options, ignored)
         elif isinstance(source, MicrosoftSourceConfig):
             assert store is not None
-            made = _microsoft_source(source, managers, people, store, tz, options)
+            made = _microsoft_source(source, managers, people, store, tz, options, ignored)
         else:
             made = IcsSource(
                 source.location,
@@ -206,6 +207,7 @@ def _google_source(
     store: StateStore,
     tz: tzinfo,
     options: SyncOptions,
+    ignored: Ignored,
 ) -> Source | Problem:
     settings: dict[str, Any] = {
         "endpoint": source.endpoint,
@@ -245,6 +247,7 @@ def _google_source(
         # One person's sign-in sees other people's calendars only where they are shared with them:
         # their reports' out-of-office is not asked for.
         absentees=people if source.token_file is None else (),
+        ignored=ignored,
     )
 
 
@@ -255,6 +258,7 @@ def _microsoft_source(
     store: StateStore,
     tz: tzinfo,
     options: SyncOptions,
+    ignored: Ignored,
 ) -> Source | Problem:
     kept = options.clients if options.clients is not None else {}
     try:
@@ -280,6 +284,7 @@ def _microsoft_source(
         stop=options.stop,
         reads=options.reads,
         absentees=people,
+        ignored=ignored,
     )
 
 
