@@ -37,7 +37,9 @@ answers are applied does not matter. A master is fetched again only when the del
 its series. Only what could count is kept: single instances of two people, the owner's own
 out-of-office blocks (one person or all day as they are; an invitation to someone else's block is not
 the owner's absence), and the instances of series whose master is either (the others' masters are
-remembered as ignored). A state kept by an older rule (:data:`KEEP_RULE`) is read in full once.
+remembered as ignored). People the source is told to ignore (``[detect] ignore_attendees``: an
+assistant who organises the 1:1s, a note-taking bot) are not counted, so that their 1:1s are kept. A
+state kept by an older rule, or under another ignore list (:func:`keep_rule`), is read in full once.
 When Graph answers 410 (``SyncStateNotFound``) or the report
 window has moved past the span, the mailbox's state is dropped and read in full again.
 
@@ -67,13 +69,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import itertools
 import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -83,6 +86,7 @@ import icalendar
 import requests
 
 from calsync.config import DEFAULT_CONCURRENCY, MicrosoftSourceConfig
+from calsync.detect import NOBODY, Ignored
 from calsync.model import Absence, CalendarData, Problem
 from calsync.progress import NoProgress, Progress
 from calsync.sources.base import (
@@ -307,7 +311,8 @@ MASTER_FIELDS = (
     "responseStatus,isAllDay,isCancelled,lastModifiedDateTime,showAs"
 )
 #: What a mailbox's state keeps, as ``extra["kept"]``: a state kept by an older rule (before the
-#: owner's out-of-office blocks were kept) is read in full once, to bring back what it dropped.
+#: owner's out-of-office blocks were kept) is read in full once, to bring back what it dropped. A
+#: source that ignores people marks its states with the list too (:func:`keep_rule`).
 KEEP_RULE = "1:1s+own-oof"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 #: People one getSchedule request asks about (Graph's documented limit; it has been seen to take 100).
@@ -322,6 +327,24 @@ SCHEDULE_DAYS_FALLBACK = 41
 FREE_BUSY = "free/busy"
 #: An absentee's calendar is named ``"<email> (out of office)"`` (as the Google source names theirs).
 ABSENCE_SUFFIX = " (out of office)"
+
+
+def keep_rule(ignored: Callable[[str], bool] = NOBODY) -> str:
+    """The marker of the states a source keeps when it does not count the people ``ignored``: what it
+    dropped depends on whom it ignored, so a state kept under another ignore list is read in full
+    again. :data:`KEEP_RULE` when it ignores nobody (the states kept before ignore lists stay good); an
+    :class:`~calsync.detect.Ignored` is marked by a hash of its sorted patterns (as many as the
+    patterns are, however written); any other function by its name (what it answers cannot be seen,
+    so a change to it is not noticed)."""
+    if isinstance(ignored, Ignored):
+        if not ignored:
+            return KEEP_RULE
+        patterns = sorted(ignored.addresses | {f"*@{domain}" for domain in ignored.domains})
+    else:
+        name = getattr(ignored, "__qualname__", type(ignored).__qualname__)
+        patterns = [f"{getattr(ignored, '__module__', '')}.{name}"]
+    digest = hashlib.sha256("\n".join(patterns).encode()).hexdigest()[:16]
+    return f"{KEEP_RULE}+ignoring:{digest}"
 
 
 class MailboxUnavailable(Exception):
@@ -668,7 +691,9 @@ def _take_schedules(
 
 class MicrosoftSource:
     """Microsoft 365 calendars: each mailbox's calendarView, kept up to date with delta queries, and
-    the out-of-office of ``absentees`` (people whose mailboxes are not read) from their free/busy."""
+    the out-of-office of ``absentees`` (people whose mailboxes are not read) from their free/busy.
+    ``ignored`` people (``[detect] ignore_attendees``) do not count when deciding which events could
+    be 1:1s and are kept."""
 
     def __init__(
         self,
@@ -684,8 +709,12 @@ class MicrosoftSource:
         reads: ReadCache | None = None,
         parts: int = PARTS,
         absentees: Iterable[str] = (),
+        ignored: Callable[[str], bool] = NOBODY,
     ) -> None:
         self.name = name
+        self.ignored = ignored
+        #: The marker of the states this source keeps (see :func:`keep_rule`).
+        self.kept = keep_rule(ignored)
         self.stop = stop
         self.parts = max(1, min(parts, BATCH_LIMIT - 1))
         self.mailboxes = list(dict.fromkeys(m.lower() for m in mailboxes))
@@ -847,7 +876,7 @@ class MicrosoftSource:
             state is not None
             and links
             and "masters" in state.extra
-            and state.extra.get("kept") == KEEP_RULE
+            and state.extra.get("kept") == self.kept
             and _covers(state, window)
         ):
             parts = _parts(_listed(state), len(links))
@@ -860,10 +889,10 @@ class MicrosoftSource:
                 changed: set[str] = set()
                 for (items, _link), part in zip(rounds, parts, strict=True):
                     changed |= _merge(state.events, items, part)
-                changed -= _drop_ignored(state)
+                changed -= _drop_ignored(state, self.ignored)
                 state.cursor = _cursor([link for _items, link in rounds])
                 fetched = self._refresh_masters(mailbox, state, changed)
-                dropped = _keep_possible(state)
+                dropped = _keep_possible(state, self.ignored)
                 if any(items for items, _link in rounds) or fetched or dropped or state.revision is None:
                     state.revision = new_revision()  # see CalendarState.revision
                 return state
@@ -874,7 +903,7 @@ class MicrosoftSource:
             _cursor([link for _items, link in read]),
             "UTC",
             {},
-            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": [], "kept": KEEP_RULE},
+            {"listed": [_z(listed.start), _z(listed.end)], "masters": {}, "ignored": [], "kept": self.kept},
             revision=new_revision(),
         )
         changed = set()
@@ -883,7 +912,7 @@ class MicrosoftSource:
         needed = _series(state)
         state.extra["masters"].update((str(m["id"]), _lean(m)) for m in found if str(m.get("id")) in needed)
         self._refresh_masters(mailbox, state, changed - needed)  # fetches only what the listing lacked
-        _keep_possible(state)
+        _keep_possible(state, self.ignored)
         return state
 
     def _full_read(
@@ -999,9 +1028,10 @@ def _series(state: CalendarState) -> set[str]:
     return {str(e["seriesMasterId"]) for e in state.events.values() if e.get("seriesMasterId")}
 
 
-def possible(event: Event) -> bool:
+def possible(event: Event, ignored: Callable[[str], bool] = NOBODY) -> bool:
     """Whether an event (a series master or a single instance) could be a 1:1: timed, and two people,
-    organizer included (rooms and resources are not people)."""
+    organizer included (rooms and resources are not people, nor are the people ``ignored``: an
+    assistant who organises it, a note-taking bot)."""
     if event.get("isAllDay"):
         return False
     people = {
@@ -1013,7 +1043,7 @@ def possible(event: Event) -> bool:
     organizer = _organizer(event)
     if organizer:
         people.add(organizer.lower())
-    return len(people) == 2
+    return len({person for person in people if not ignored(person)}) == 2
 
 
 def own_block(event: Event, owner: str) -> bool:
@@ -1023,44 +1053,45 @@ def own_block(event: Event, owner: str) -> bool:
     return _show_as(event) == "oof" and (not organizer or organizer.lower() == owner.lower())
 
 
-def _wanted(event: Event, owner: str) -> bool:
+def _wanted(event: Event, owner: str, ignored: Callable[[str], bool] = NOBODY) -> bool:
     """Whether a mailbox's state keeps an event (a series master or a single instance)."""
-    return possible(event) or own_block(event, owner)
+    return possible(event, ignored) or own_block(event, owner)
 
 
-def _keep_possible(state: CalendarState) -> bool:
-    """Keep what could count: single instances that could be a 1:1 or are the owner's out-of-office,
-    and every instance of a series whose master is either (the others' masters are remembered as
-    ignored, so that they are not fetched again until their series changes). A later change to any of
-    them arrives whole. Whether it dropped anything."""
+def _keep_possible(state: CalendarState, ignored: Callable[[str], bool] = NOBODY) -> bool:
+    """Keep what could count: single instances that could be a 1:1 (the people ``ignored`` not
+    counted) or are the owner's out-of-office, and every instance of a series whose master is either
+    (the others' masters are remembered as ignored, so that they are not fetched again until their
+    series changes). A later change to any of them arrives whole. Whether it dropped anything."""
     owner = state.calendar.lower()
     masters: dict[str, Any] = state.extra["masters"]
-    ignored = set(state.extra.get("ignored") or ())
+    skipped = set(state.extra.get("ignored") or ())  # the series not kept
     before = len(masters) + len(state.events)
     for ident, master in list(masters.items()):
-        if not _wanted(master, owner):
+        if not _wanted(master, owner, ignored):
             del masters[ident]
-            ignored.add(ident)
+            skipped.add(ident)
     for key, event in list(state.events.items()):
         series = event.get("seriesMasterId")
         if series:
             if str(series) not in masters:
                 del state.events[key]
-        elif not _wanted(event, owner):
+        elif not _wanted(event, owner, ignored):
             del state.events[key]
-    state.extra["ignored"] = sorted(ignored)
+    state.extra["ignored"] = sorted(skipped)
     return len(masters) + len(state.events) != before
 
 
-def _drop_ignored(state: CalendarState) -> set[str]:
+def _drop_ignored(state: CalendarState, ignored: Callable[[str], bool] = NOBODY) -> set[str]:
     """Drop the instances a delta round brought of series known not to be kept, unless the instance
-    itself could now be (then its master is fetched again and judged anew); the series dropped."""
+    itself could now be (the people ``ignored`` not counted; then its master is fetched again and
+    judged anew); the series dropped."""
     owner = state.calendar.lower()
-    ignored = set(state.extra.get("ignored") or ())
+    skipped = set(state.extra.get("ignored") or ())  # the series not kept
     dropped: set[str] = set()
     for key, event in list(state.events.items()):
         series = str(event.get("seriesMasterId") or "")
-        if series in ignored and "attendees" in event and not _wanted(event, owner):
+        if series in skipped and "attendees" in event and not _wanted(event, owner, ignored):
             del state.events[key]
             dropped.add(series)
     return dropped - _series(state)

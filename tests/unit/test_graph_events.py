@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from calsync.detect import one_on_ones, resolve
+from calsync.detect import Ignored, one_on_ones, resolve
 from calsync.model import Response, Status
 from calsync.sources.base import Window
 from calsync.sources.microsoft import graph_calendar_data
@@ -73,6 +73,10 @@ def read(instances: list[dict[str, Any]], mailbox: str = BOB, window: Window = L
 TUESDAYS = [date(2026, 10, 6) + timedelta(weeks=k) for k in range(8)]  # 6 Oct .. 24 Nov
 
 
+def member(email: str) -> bool:
+    return email.endswith("@acme.test")
+
+
 def test_the_view_decides_which_occurrences_exist():
     moved_start = datetime(2026, 10, 28, 15, tzinfo=BERLIN)
     instances = [
@@ -135,6 +139,28 @@ def test_single_instances_all_day_events_and_bad_items():
     assert (
         len(problems) == 1 and "'Orphan'" in problems[0].message and "was not fetched" in problems[0].message
     )
+
+
+def test_a_series_organised_by_an_assistant_with_a_bot_invited_is_a_1on1_when_they_do_not_count():
+    """As Graph serves it: the assistant organises (and is not among the attendees), a note-taking bot
+    is invited; with both in [detect] ignore_attendees, Ann and Bob's series is their 1:1."""
+    ea, bot = "kim.ea@acme.test", "notes@notetaker.example"
+    master = {
+        **MASTER,
+        "organizer": {"emailAddress": {"name": "Kim (EA)", "address": ea}},
+        "attendees": [person(ANN, "accepted"), person(BOB), person(bot, "accepted")],
+    }
+    instances = [
+        {**occurrence(day), "organizer": master["organizer"], "attendees": master["attendees"]}
+        for day in TUESDAYS
+    ]
+    data, problems = graph_calendar_data(instances, {MASTER["id"]: master}, BOB, LISTED, LISTED, BERLIN)
+    assert problems == []
+    occurrences = resolve([data]).occurrences
+    assert list(one_on_ones(occurrences, member).pairs) == []  # three people: Kim, Ann and Bob
+    found = one_on_ones(occurrences, member, Ignored([ea, "*@notetaker.example"]))
+    assert list(found.pairs) == [(ANN, BOB)]
+    assert sorted(o.original_start.date() for o in found.pairs[(ANN, BOB)]) == TUESDAYS
 
 
 def test_a_zone_no_table_knows_is_read_in_the_org_zone_not_lost():

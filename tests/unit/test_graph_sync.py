@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from calsync.config import MicrosoftSourceConfig
+from calsync.detect import NOBODY, Ignored
 from calsync.sources.base import Window
 from calsync.sources.microsoft import (
     BATCH_LIMIT,
+    KEEP_RULE,
     PER_MAILBOX,
     _batches,
     _covers,
@@ -27,7 +29,9 @@ from calsync.sources.microsoft import (
     _spans,
     _take_schedules,
     graph_roster_csv,
+    keep_rule,
     own_block,
+    possible,
 )
 from calsync.sources.microsoft_auth import AuthError, client_credential
 from calsync.store import CalendarState
@@ -167,6 +171,62 @@ def test_the_owners_out_of_office_is_kept_though_one_person_or_all_day():
     state.events["g2"] = {"seriesMasterId": "gym", **_by(owner, showAs="oof")}
     state.events["g3"] = {"seriesMasterId": "gym", **_by(owner, showAs="busy")}
     assert _drop_ignored(state) == set() and "g2" in state.events and "g3" not in state.events
+
+
+EA, BOT = "kim.ea@acme.test", "notes@notetaker.example"
+IGNORED = Ignored([EA, "*@notetaker.example"])
+
+
+def test_people_who_do_not_count_are_not_counted_when_deciding_what_could_be_a_1on1():
+    """An assistant who organises the 1:1s and a note-taking bot do not make a meeting of three, as
+    the core does not count them (DESIGN.md 3b): their 1:1s are kept."""
+    pair = [_person("ann@acme.test"), _person("bob@acme.test")]
+    by_ea = _by(EA, attendees=[_person(EA), *pair])
+    by_ea_unlisted = _by(EA, attendees=pair)  # Graph often does not list the organizer
+    with_bot = _by("ann@acme.test", attendees=[*pair, _person(BOT)])
+    for event in (by_ea, by_ea_unlisted, with_bot):
+        assert not possible(event) and possible(event, IGNORED)
+    # the rest of the rule stands: three people who count, one who counts, all day
+    three = _by(EA, attendees=[*pair, _person("cat@acme.test")])
+    alone = _by(EA, attendees=[_person("ann@acme.test"), _person(BOT)])
+    assert not possible(three, IGNORED) and not possible(alone, IGNORED)
+    assert not possible({**with_bot, "isAllDay": True}, IGNORED)
+    assert possible(_by(None, attendees=[*pair, _person("ANN@acme.test")]), IGNORED)  # one Ann
+
+    masters = {"ea": by_ea, "team": three}
+    events: dict[str, dict[str, Any]] = {
+        "e1": {"seriesMasterId": "ea"},
+        "t1": {"seriesMasterId": "team"},
+        "bot": with_bot,
+    }
+    state = CalendarState("ann@acme.test", "link", "UTC", events, {"masters": masters})
+    assert _keep_possible(state, IGNORED)
+    assert sorted(state.events) == ["bot", "e1"] and list(masters) == ["ea"]
+    assert state.extra["ignored"] == ["team"]
+    # an exception of an ignored series that, the bot not counted, is now two people stays
+    state.events["t2"] = {"seriesMasterId": "team", **with_bot}
+    state.events["t3"] = {"seriesMasterId": "team", **three}
+    assert _drop_ignored(state, IGNORED) == set() and "t2" in state.events and "t3" not in state.events
+    # ignoring nobody, the assistant's series and the bot's meeting go
+    assert _keep_possible(state) and sorted(state.events) == [] and state.extra["ignored"] == ["ea", "team"]
+
+
+def test_the_ignore_list_is_part_of_what_a_state_is_kept_by():
+    # ignoring nobody, the states kept before ignore lists existed stay good
+    assert keep_rule() == keep_rule(NOBODY) == keep_rule(Ignored()) == keep_rule(Ignored([" "])) == KEEP_RULE
+    marked = keep_rule(IGNORED)
+    assert marked.startswith(KEEP_RULE) and marked != KEEP_RULE
+    # the same people however written; any change to them is another rule
+    assert keep_rule(Ignored(["*@NoteTaker.example", "KIM.EA@acme.test"])) == marked
+    assert keep_rule(Ignored([EA])) != marked
+    assert keep_rule(Ignored([EA, "*@notetaker.example", "bo@acme.test"])) != marked
+    assert keep_rule(Ignored([EA, "notes@notetaker.example"])) != marked  # an address, not the domain
+    assert EA not in marked and "notetaker" not in marked  # a hash, not the addresses
+
+    def bots(email: str) -> bool:
+        return email.startswith("bot")
+
+    assert keep_rule(bots) not in (KEEP_RULE, marked) and keep_rule(bots) == keep_rule(bots)
 
 
 def test_the_window_is_asked_for_in_spans_and_batches_spread_over_the_mailboxes():
