@@ -83,6 +83,10 @@ ca_bundle = "{fake.ca_path}"
         fake.revoke_refresh_tokens()
         fake.expire_access_tokens()
         result = report_to_json(run_report(load_config(config), AS_OF))
-        # the cached access token is refused, and so is the refresh: the mailbox says to sign in again
-        assert [e["source"] for e in result["errors"]] == ["microsoft: maya@acme.test"]
-        assert "calsync auth microsoft" in result["errors"][0]["message"]
+        # the cached access token is refused, and so is the refresh: the mailbox says to sign in again,
+        # and so does Omar's out-of-office, asked through it (DESIGN.md 3b: their absences are unknown)
+        assert [e["source"] for e in result["errors"]] == [
+            "microsoft: maya@acme.test",
+            "microsoft: omar@acme.test (out of office)",
+        ]
+        assert all("calsync auth microsoft" in e["message"] for e in result["errors"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,12 +15,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.config import MicrosoftSourceConfig, load_config
+from calsync.demo import CONFIG as DEMO_CONFIG
 from calsync.demo import demo_calendars, write_demo
+from calsync.detect import Ignored
 from calsync.org import RosterError
 from calsync.pipeline import make_clock, run_report, sync_window
 from calsync.report import report_to_json
 from calsync.sources.base import Window
 from calsync.sources.microsoft import (
+    KEEP_RULE,
     PARTS,
     GraphClient,
     MicrosoftSource,
@@ -27,6 +31,7 @@ from calsync.sources.microsoft import (
     _listed,
     _parts,
     graph_client,
+    keep_rule,
 )
 from calsync.sources.retry import RetryPolicy
 from calsync.store import StateStore
@@ -70,6 +75,31 @@ def demo_org(
     return expected, mailboxes
 
 
+def _toml(value: Any) -> str:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)  # strings, numbers and booleans are written alike
+
+
+def demo_rules(roster: str = "demo/org.csv") -> str:
+    """The demo config's rules (its [org] with the holidays, the people who do not count in [detect],
+    [cadence], [report], any absences and exclusions), its roster at ``roster``, without its ICS source,
+    agendas and digests: the Graph report is made by the rules the ICS report is, read from the demo so
+    that they never drift apart."""
+    settings = tomllib.loads(DEMO_CONFIG)
+    for own in ("sources", "agenda", "digest", "state"):
+        settings.pop(own, None)
+    settings["org"]["roster"] = roster
+    lines: list[str] = []
+    for name, section in settings.items():
+        for table in section if isinstance(section, list) else [section]:
+            lines.append(f"[[{name}]]" if isinstance(section, list) else f"[{name}]")
+            lines += [f"{key} = {_toml(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
 def microsoft_toml(fake: FakeGraph, mailboxes: list[str], *, name: str = "m365", extra: str = "") -> str:
     return f"""
 [[sources]]
@@ -94,18 +124,19 @@ def setup(tmp_path: Path, fake: FakeGraph) -> tuple[Path, dict[str, Any], list[s
     secret.chmod(0o600)
     config = tmp_path / "m365.toml"
     config.write_text(
-        """[org]
-domains = ["acme.test"]
-roster = "demo/org.csv"
-timezone = "Europe/Berlin"
-[cadence]
-skip_level_days = 30
-[state]
-path = "state/calsync.json"
-"""
-        + microsoft_toml(fake, mailboxes)
+        demo_rules() + '[state]\npath = "state/calsync.json"\n' + microsoft_toml(fake, mailboxes)
     )
     return config, expected, mailboxes
+
+
+def absentees(tmp_path: Path, mailboxes: list[str]) -> set[str]:
+    """The people in the demo roster's manager -> report lines whose mailboxes are not read: their
+    out-of-office is asked for through getSchedule (DESIGN.md 3b)."""
+    with (tmp_path / "demo" / "org.csv").open() as roster:
+        lines = [
+            (row["email"], row["manager_email"]) for row in csv.DictReader(roster) if row["manager_email"]
+        ]
+    return {person for line in lines for person in line} - set(mailboxes)
 
 
 def without_rule_text(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,9 +188,12 @@ def test_microsoft_source_gives_the_ics_report_then_one_request_per_mailbox(
     fake.reset_log()
     second = report(config)
     assert second["pairs"] == first["pairs"]
-    # nothing changed: one request per mailbox, a $batch of the delta rounds of the span's parts
+    # nothing changed: one request per mailbox, a $batch of the delta rounds of the span's parts; and
+    # one more, the free/busy of the people in a 1:1 line whose mailboxes are not read (the new report)
     sent = [r.path for r in fake.requests if not r.batch and r.path.startswith("/v1.0/")]
-    assert sent == ["/v1.0/$batch"] * len(mailboxes)
+    assert sent == ["/v1.0/$batch"] * (len(mailboxes) + 1)
+    asked = [r.body for r in fake.requests if r.batch and r.path.endswith("/calendar/getSchedule")]
+    assert asked and {a for body in asked for a in body["schedules"]} == absentees(tmp_path, mailboxes)
     rounds = graph_gets(fake, DELTA)
     assert len(rounds) == PARTS * len(mailboxes) and all("$deltatoken" in r.query for r in rounds)
     assert {r.mailbox for r in rounds} == set(mailboxes)
@@ -191,16 +225,17 @@ def test_delta_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGraph) -
             m, i, datetime(2026, 11, 16, 9, tzinfo=NEW_YORK), last_modified=stamp
         ),
     )
-    # a moved occurrence: Diego / Ava from 16 Nov 10:00 to 17 Nov 11:00 (New York)
+    # a moved occurrence: Diego / Ava from 26 Oct 10:00 to 27 Oct 11:00 (New York; the three Mondays
+    # after it were cancelled while Ava was away)
     moved = {
-        "start": {"dateTime": "2026-11-17T11:00:00", "timeZone": "America/New_York"},
-        "end": {"dateTime": "2026-11-17T11:30:00", "timeZone": "America/New_York"},
+        "start": {"dateTime": "2026-10-27T11:00:00", "timeZone": "America/New_York"},
+        "end": {"dateTime": "2026-10-27T11:30:00", "timeZone": "America/New_York"},
         "lastModifiedDateTime": "2026-11-21T09:00:00Z",
     }
     each(
         "diego-ava@acme.test",
         ("diego", "ava"),
-        lambda m, i: fake.put_exception(m, i, datetime(2026, 11, 16, 10, tzinfo=NEW_YORK), moved),
+        lambda m, i: fake.put_exception(m, i, datetime(2026, 10, 26, 10, tzinfo=NEW_YORK), moved),
     )
     # a declined occurrence: Chloe declines 18 Nov (her own answer, and what Diego's copy shows)
     chloe = fake.events("diego@acme.test")
@@ -288,7 +323,7 @@ def test_delta_sync_after_each_kind_of_change(tmp_path: Path, fake: FakeGraph) -
     maya_omar = after[("maya@acme.test", "omar@acme.test")]
     assert "2026-11-16" in maya_omar["cancelled"] and "2026-11-16" not in maya_omar["held"]
     ava = after[("ava@acme.test", "diego@acme.test")]
-    assert "2026-11-17" in ava["held"] and "2026-11-16" not in ava["held"]
+    assert "2026-10-27" in ava["held"] and "2026-10-26" not in ava["held"]
     chloe_pair = after[("chloe@acme.test", "diego@acme.test")]
     assert chloe_pair["declined"] == ["2026-11-18"] and chloe_pair["last_held"] == "2026-11-11"
     ethan = after[("ethan@acme.test", "priya@acme.test")]
@@ -395,10 +430,27 @@ def test_mailboxes_without_access_are_reported_and_the_rest_synced(tmp_path: Pat
     )
 
     fake.set_roles(CLIENT_ID, ())  # admin consent withdrawn: every mailbox says so, nothing is empty
-    result = report(config)
-    assert result["pairs"] == [] or all(p["status"] == "no-series" for p in result["pairs"])
-    assert len(result["errors"]) == len(mailboxes) + 2
-    assert all("admin consent" in e["message"] for e in result["errors"] if "ghost" not in e["source"])
+    withdrawn = report(config)
+    # DESIGN.md 3b: a mailbox that cannot be read now is judged from calsync's stored reading of it, and
+    # its pairs' reasons say so; the free/busy of the new report, asked through them, is refused too
+    assert [(p["people"], p["status"]) for p in withdrawn["pairs"]] == [
+        (p["people"], p["status"]) for p in result["pairs"]
+    ]
+    assert all(
+        any("could not be read now" in r for r in p["reasons"])
+        for p in withdrawn["pairs"]
+        if p["status"] != "untracked"
+    )
+    assert {e["source"] for e in withdrawn["errors"]} == (
+        {f"m365: {m}" for m in mailboxes}
+        | {"m365: nobox@acme.test", "m365: ghost@acme.test"}
+        | {f"m365: {a} (out of office)" for a in absentees(tmp_path, mailboxes)}
+    )
+    assert all("admin consent" in e["message"] for e in withdrawn["errors"] if "ghost" not in e["source"])
+    # without a stored reading, no pair is no-series: every pair in the roster is unknown
+    config.write_text(config.read_text().replace("state/calsync.json", "state/fresh.json"))
+    fresh = report(config)
+    assert fresh["pairs"] and all(p["status"] == "unknown" for p in fresh["pairs"])
 
 
 def test_a_wrong_secret_is_one_clear_problem_and_exit_code_3(tmp_path: Path, fake: FakeGraph) -> None:
@@ -433,10 +485,16 @@ def test_the_org_chart_from_microsoft_graph(tmp_path: Path, fake: FakeGraph) -> 
         (tuple(p["people"]), p["relationship"], p["manager"], p["report"], p["status"])
         for p in result["pairs"]
     }
+    # the org chart has no roster "since": Zara, who joined days ago, is not known to be new (and has no
+    # 1:1 yet), so her pair is no-series, not at-risk; every other pair is as the roster's
+    zara = ("priya@acme.test", "zara@acme.test")
     assert shape == {
         (tuple(p["people"]), p["relationship"], p["manager"], p["report"], p["status"])
+        if tuple(p["people"]) != zara
+        else (zara, "direct", "priya@acme.test", "zara@acme.test", "no-series")
         for p in expected["pairs"]
     }
+    assert next(p for p in expected["pairs"] if tuple(p["people"]) == zara)["status"] == "at-risk"
     assert not any("gone@acme.test" in p["people"] for p in result["pairs"])
 
     fake.set_roles(CLIENT_ID, ("Calendars.Read",))  # no User.Read.All
@@ -457,16 +515,16 @@ def test_an_org_split_between_google_and_microsoft_gets_one_report(tmp_path: Pat
             calendar = f"{owner}@acme.test"
             calendars.append(calendar)
             load_calendar(google, calendar, specs, "Europe/Berlin")
+        # both directories know everyone, as the tenant does (demo_org): each source is asked for the
+        # out-of-office of the people in a 1:1 line whose calendars it does not read, and finds it empty
+        # where the other source holds their calendars
+        for person in absentees(tmp_path, [*mailboxes, *calendars]) | set(mailboxes):
+            load_calendar(google, person, [], "Europe/Berlin")
         (tmp_path / "sa.json").write_text(json.dumps(google.service_account_info()))
         config = tmp_path / "mixed.toml"
         config.write_text(
-            f"""[org]
-domains = ["acme.test"]
-roster = "demo/org.csv"
-timezone = "Europe/Berlin"
-[cadence]
-skip_level_days = 30
-[[sources]]
+            demo_rules()
+            + f"""[[sources]]
 type = "google"
 name = "workspace"
 service_account_key = "sa.json"
@@ -600,5 +658,35 @@ def test_a_state_read_in_one_part_goes_on_with_its_one_link(tmp_path: Path, fake
             (f"/v1.0/users/{mailbox}/calendarView/delta", True, False)
         ]
         assert len(_links(state.cursor)) == 1
+    finally:
+        store.close()
+
+
+def test_a_state_kept_under_another_ignore_list_is_read_in_full_once(tmp_path: Path, fake: FakeGraph) -> None:
+    """Maya's 1:1s with Priya are organised by her assistant: kept only when the assistant does not
+    count. What a state dropped depends on whom it ignored, so a new list reads the mailbox in full."""
+    client, window, store = one_mailbox(tmp_path, fake)
+    mailbox, uid = "maya@acme.test", "maya-priya@acme.test"
+    ignored = Ignored(tomllib.loads(DEMO_CONFIG)["detect"]["ignore_attendees"])
+
+    def kept(state: Any) -> bool:
+        return any(m.get("iCalUId") == uid for m in state.extra["masters"].values())
+
+    def full_read() -> bool:
+        views = graph_gets(fake, DELTA)
+        return bool(views) and all("startDateTime" in r.query for r in views)
+
+    try:
+        nobody = MicrosoftSource("m365", [mailbox], client, store, default_tz=BERLIN)
+        assistant = MicrosoftSource("m365", [mailbox], client, store, default_tz=BERLIN, ignored=ignored)
+        state = nobody.sync(mailbox, None, window)
+        assert not kept(state) and state.extra["kept"] == KEEP_RULE  # a meeting of three
+        for source, keeps in ((assistant, True), (assistant, True), (nobody, False)):
+            fake.reset_log()
+            was = state.extra["kept"]
+            state = source.sync(mailbox, state, window)
+            assert full_read() == (was != source.kept)  # once per change of the list, then incremental
+            assert kept(state) == keeps and state.extra["kept"] == source.kept
+        assert assistant.kept == keep_rule(ignored) != KEEP_RULE
     finally:
         store.close()
