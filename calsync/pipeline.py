@@ -132,14 +132,22 @@ def make_sources(
     ignored = Ignored(config.detect.ignore_attendees)
     sources: list[Source] = []
     problems: list[Problem] = []
+    # Whose calendars each API source reads: another source need not ask for their out-of-office.
+    reading = {
+        s.name: {c.lower() for c in intended_calendars(s, org) or ()}
+        for s in config.sources
+        if isinstance(s, GoogleSourceConfig | MicrosoftSourceConfig)
+    }
     for source in config.sources:
         made: Source | Problem
+        elsewhere = set().union(*(cals for name, cals in reading.items() if name != source.name))
+        absentees = tuple(p for p in people if p not in elsewhere)
         if isinstance(source, GoogleSourceConfig):
             assert store is not None
-            made = _google_source(source, managers, people, store, tz, options, ignored)
+            made = _google_source(source, managers, absentees, store, tz, options, ignored)
         elif isinstance(source, MicrosoftSourceConfig):
             assert store is not None
-            made = _microsoft_source(source, managers, people, store, tz, options, ignored)
+            made = _microsoft_source(source, managers, absentees, store, tz, options, ignored)
         else:
             made = IcsSource(
                 source.location,
