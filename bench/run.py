@@ -45,13 +45,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' fakes live in the repository
+
+from calsync.demo import EventSpec  # noqa: E402 - after the path is set
 
 AS_OF = date(2026, 11, 21)
 ORG_TZ = "Europe/Berlin"
@@ -88,6 +90,10 @@ COLUMNS = (
     "write_again_s",
     "write_share",
     "peak_rss_mb",
+    "absentees",
+    "first_absence_calls_per_person",
+    "again_absence_calls_per_person",
+    "again_absence_http_per_person",
     "problems",
 )
 
@@ -105,17 +111,35 @@ def serve(provider: str, people: int, seed: int, latency: float, conn: Connectio
 
     org = generate(people, seed, AS_OF, ORG_TZ)
     fake: Any
-    info: dict[str, Any] = {"roster": org.roster_csv, "calendars": sorted(org.calendars)}
+    # Everyone else has a calendar too (calsync asks for their out-of-office); one in 7 is away a week.
+    everyone = [line.split(",")[0] for line in org.roster_csv.splitlines()[1:] if line]
+    absentees = [email for email in everyone if email not in org.calendars]
+    others = {email: _away(email, n) for n, email in enumerate(absentees)}
+    info: dict[str, Any] = {
+        "roster": org.roster_csv,
+        "calendars": sorted(org.calendars),
+        "absentees": len(absentees),
+    }
+    absence_batches: set[int] = set()  # the Graph $batch requests that carry getSchedule calls
     if provider == "google":
         fake = FakeGoogle().start()
-        for owner, specs in org.calendars.items():
+        for owner, specs in [*org.calendars.items(), *others.items()]:
             load_calendar(fake, owner, specs, ORG_TZ)
         info.update(key=fake.service_account_info(), endpoint=fake.calendar_endpoint, ca=str(fake.ca_path))
     else:
         fake = FakeGraph().start()
         fake.add_app(CLIENT_ID, secret=SECRET)
-        for owner, specs in org.calendars.items():
+        for owner, specs in [*org.calendars.items(), *others.items()]:
+            fake.add_user(owner, owner, time_zone=ORG_TZ)  # a mailbox even without events
             load_mailbox(fake, owner, specs, ORG_TZ)
+        batch = fake._batch
+
+        def tagged(handler: Any, body: bytes, record: Any) -> Any:
+            if b"getSchedule" in body:
+                absence_batches.add(id(record))
+            return batch(handler, body, record)
+
+        fake._batch = tagged
         info.update(
             tenant=fake.tenant,
             authority=fake.authority_host,
@@ -128,7 +152,7 @@ def serve(provider: str, people: int, seed: int, latency: float, conn: Connectio
     while True:
         command = conn.recv()
         if command == "stats":
-            conn.send({**_stats(fake.requests), "cpu": time.process_time()})
+            conn.send({**_stats(fake.requests, absence_batches), "cpu": time.process_time()})
         elif command == "reset":
             fake.reset_log()
             conn.send(True)
@@ -138,13 +162,54 @@ def serve(provider: str, people: int, seed: int, latency: float, conn: Connectio
             return
 
 
-def _stats(records: Sequence[Any]) -> dict[str, int]:
-    """HTTP requests, API calls (a batch's inner requests, not the batch itself) and sign-ins."""
+def _away(email: str, n: int) -> list[EventSpec]:
+    """The calendar of someone whose calendar is not read for meetings: one in 7 is away a week, as an
+    Outlook out-of-office block (served as Google's out-of-office event, Graph's showAs oof)."""
+    if n % 7:
+        return []
+    first = AS_OF - timedelta(days=10 + n % 30)
+    return [
+        EventSpec(
+            uid=f"away-{n}@bench.test",
+            summary="away",
+            start=first,
+            duration=timedelta(days=5),
+            organizer=email,
+            extra={"X-MICROSOFT-CDO-BUSYSTATUS": "OOF"},
+        )
+    ]
+
+
+def _absence(record: Any, batches: set[int]) -> bool:
+    """A request for the out-of-office of someone whose calendar is not read: Google's listing with
+    ``eventTypes=outOfOffice``, Graph's getSchedule (and the $batch requests carrying those)."""
+    return (
+        record.query.get("eventTypes") == "outOfOffice"
+        or record.path.endswith("/calendar/getSchedule")
+        or id(record) in batches
+    )
+
+
+def _stats(records: Sequence[Any], absence_batches: set[int] | None = None) -> dict[str, int]:
+    """HTTP requests, API calls (a batch's inner requests, not the batch itself) and sign-ins: those
+    for the calendars read, and apart those for other people's out-of-office (``absence_*``)."""
+    tagged = absence_batches or set()
+    absence = [r for r in records if _absence(r, tagged)]
+    records = [r for r in records if not _absence(r, tagged)]
     http = [r for r in records if not getattr(r, "batch", False)]
     signins = [r for r in http if r.path.endswith("/token")]
     batches = [r for r in http if r.path.endswith("/$batch")]
     calls = len(records) - len(batches) - len(signins)
-    return {"http": len(http), "calls": calls, "signins": len(signins), "batches": len(batches)}
+    absence_http = [r for r in absence if not getattr(r, "batch", False)]
+    absence_calls = len(absence) - sum(1 for r in absence_http if r.path.endswith("/$batch"))
+    return {
+        "http": len(http),
+        "calls": calls,
+        "signins": len(signins),
+        "batches": len(batches),
+        "absence_http": len(absence_http),
+        "absence_calls": absence_calls,
+    }
 
 
 # -- calsync, measured -----------------------------------------------------------------------------------
@@ -367,20 +432,24 @@ def _measure(
             store.close()
         state_bytes = config.state.path.stat().st_size
     calendars = len(info["calendars"])
-    served = events.per_calendar
+    read = set(info["calendars"])
+    served = {c: n for c, n in events.per_calendar.items() if c in read}  # not absentees' listings
     pages = sum(max(1, -(-n // PAGE_EVENTS)) for n in served.values()) or calendars
 
     def bound(stats: dict[str, float]) -> float:
-        return stats["http"] * latency / concurrency
+        return (stats["http"] + stats["absence_http"]) * latency / concurrency
 
     return {
         "provider": provider,
         "people": people,
         "calendars": calendars,
         "events_per_cal": sum(served.values()) / max(1, len(served)),
-        "first_req_per_cal": first["http"] / calendars,
+        # the calendars' own requests, and one sign-in per person (as every person signs in once)
+        "first_req_per_cal": (first["http"] - first["signins"]) / calendars
+        + first["signins"] / (calendars + info["absentees"]),
         "first_calls_per_cal": first["calls"] / calendars,
-        "first_signin_per_cal": first["signins"] / calendars,
+        # everyone calsync acts as: a calendar's owner, or an absentee (Google: one sign-in each)
+        "first_signin_per_cal": first["signins"] / (calendars + info["absentees"]),
         "per_2500": (first["http"] - first["signins"]) / pages,
         "first_s": first["s"],
         "first_bound_s": bound(first),
@@ -390,7 +459,8 @@ def _measure(
         "first_kb_per_cal": first["received"] / 1000 / calendars,
         "first_decode_s": first["decode"],
         "decode_ratio": first["decode"] / bound(first) if latency else 0.0,
-        "again_req_per_cal": again["http"] / calendars,
+        "again_req_per_cal": (again["http"] - again["signins"]) / calendars
+        + again["signins"] / (calendars + info["absentees"]),
         "again_s": again["s"],
         "again_bound_s": bound(again),
         "again_ratio": again["s"] / bound(again) if latency else 0.0,
@@ -402,6 +472,10 @@ def _measure(
         "write_again_s": again["write"],
         "write_share": again["write"] / again["s"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "absentees": info["absentees"],
+        "first_absence_calls_per_person": first["absence_calls"] / max(1, info["absentees"]),
+        "again_absence_calls_per_person": again["absence_calls"] / max(1, info["absentees"]),
+        "again_absence_http_per_person": again["absence_http"] / max(1, info["absentees"]),
         "problems": len(synced.problems),
         "unread": [p.message for p in synced.problems][:3],
     }
@@ -485,12 +559,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table(rows)
         print(
             "\nreq: HTTP requests to the API (a $batch counts once; calls: the API calls inside them); "
-            "signin: token requests;\nper_2500: first sync's API requests per calendar per 2,500 events "
+            "signin: token requests per person signed in as (calendars and absentees);\n"
+            "absentees: the people in a pair whose calendars are not read (reports), asked only for their "
+            "out-of-office; absence_calls / _http: those requests per absentee (not in the req columns);\n"
+            "per_2500: first sync's API requests per calendar per 2,500 events "
             "served; bound: requests x latency / concurrency;\ncpu: calsync's CPU time in that sync; "
             "server_cpu: the fake's; kb: the API's answers received;\ndecode: CPU decoding their JSON "
             "(one at a time: the least wall time any sync in one process could take), decode_ratio: its "
             "ratio to the bound;\ncore_cpu: detection + cadence + report (CPU);\nwrite: time writing the "
-            "state file in that cycle; write_share: of the no-change cycle."
+            "state file in that cycle; write_share: of the no-change cycle. bound counts the absentees' "
+            "requests too."
         )
     return 0
 

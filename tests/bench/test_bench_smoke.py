@@ -57,3 +57,13 @@ def test_cycle_benchmark_smoke():
     # Graph: the view's first page and the series masters' listing in one $batch per mailbox
     assert rows["microsoft"]["first_calls_per_cal"] >= 2.0
     assert rows["microsoft"]["first_req_per_cal"] < rows["microsoft"]["first_calls_per_cal"]
+    # the reports' out-of-office: Google one incremental listing each, Graph's getSchedule 20 at a time
+    # over the window's spans, several in one $batch
+    for row in rows.values():
+        assert row["absentees"] > 0
+    assert rows["google"]["again_absence_calls_per_person"] == 1.0
+    assert 0 < rows["microsoft"]["again_absence_calls_per_person"] <= 0.25
+    assert (
+        rows["microsoft"]["again_absence_http_per_person"]
+        < rows["microsoft"]["again_absence_calls_per_person"]
+    )
