@@ -289,3 +289,37 @@ def test_reading_the_directory_as_a_non_admin_is_a_clear_error(tmp_path: Path, f
         and "domain-wide delegation" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_a_managers_calendar_that_cannot_be_read_gives_unknown_and_a_stored_reading_does_not(
+    tmp_path: Path, fake: FakeGoogle
+) -> None:
+    config, expected, _ = setup(tmp_path, fake)
+    wanted = {tuple(p["people"]): p for p in expected["pairs"]}
+    priya = "priya@acme.test"
+    # never read: the pairs no other calendar shows cannot be checked (not "no 1:1s")
+    fake.revoke_delegation(priya)
+    result = report(config)
+    pairs = {tuple(p["people"]): p for p in result["pairs"]}
+    for report_ in ("ethan", "grace", "zara"):
+        pair = pairs[tuple(sorted((priya, f"{report_}@acme.test")))]
+        assert pair["status"] == "unknown", pair
+        assert pair["reasons"][0].startswith("could not be checked: Priya Raman's calendar could not be read")
+    # Hugo's and Fatima's 1:1s are in their own calendars: judged as usual
+    for other in ("fatima", "hugo"):
+        key = tuple(sorted((priya, f"{other}@acme.test")))
+        assert pairs[key]["status"] == wanted[key]["status"]
+    assert [e["source"] for e in result["errors"]] == [f"workspace: {priya}"]
+    # read once, then refused again: judged from the stored reading, and it says so
+    fake.grant_delegation(priya)
+    assert report(config)["pairs"] == expected["pairs"]
+    fake.revoke_delegation(priya)
+    result = report(config)
+    pairs = {tuple(p["people"]): p for p in result["pairs"]}
+    assert all(p["status"] != "unknown" for p in result["pairs"])
+    for key in [k for k in wanted if priya in k and wanted[k]["manager"] == priya]:
+        assert pairs[key]["status"] == wanted[key]["status"]
+        assert any(
+            r.startswith("judged from Priya Raman's calendar as last synced on")
+            for r in pairs[key]["reasons"]
+        )
