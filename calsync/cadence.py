@@ -274,7 +274,8 @@ def _status(
     if nxt is None:
         return (
             PairStatus.AT_RISK,
-            f"nothing scheduled in the next {clock.lookahead_days} days (last 1:1 {days_since} days ago)",
+            f"nothing scheduled in the next {clock.lookahead_days} days (last 1:1 {days_since} days "
+            f"ago{_away(between(excused, last, as_of))})",
         )
     ahead = (nxt - last).days
     away = between(excused, last, nxt)
@@ -284,7 +285,8 @@ def _status(
             f"the next 1:1 ({nxt}) is {ahead} days after the last one held{_away(away)}; the schedule is "
             f"slower than the cadence ({allowance})",
         )
-    return PairStatus.OK, f"last 1:1 {days_since} days ago; next scheduled {nxt}"
+    since_away = _away(between(excused, last, as_of))
+    return PairStatus.OK, f"last 1:1 {days_since} days ago{since_away}; next scheduled {nxt}"
 
 
 def _notes(states: States, clock: Clock) -> list[str]:
