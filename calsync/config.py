@@ -526,13 +526,8 @@ class _Checker:
             for key in item:
                 if key not in _SECTIONS["exclude"]:
                     self.unknown(f"{prefix} {key}", key, _SECTIONS["exclude"], section="exclude")
-            address = item.get("email")
-            if (
-                not isinstance(address, str)
-                or "@" not in address
-                or any(c.isspace() for c in address.strip())
-            ):
-                self.problem(f"{prefix} email", f"expected the email of a person, got {_describe(address)}")
+            address = self.person(prefix, item)
+            if address is None:
                 continue
             reason = item.get("reason", "excluded")
             if not isinstance(reason, str) or not reason.strip():
@@ -551,8 +546,16 @@ class _Checker:
                     + _describe(until),
                 )
                 continue
-            found.append(Exclusion(address.strip().lower(), reason.strip(), until, source="config"))
+            found.append(Exclusion(address, reason.strip(), until, source="config"))
         return tuple(found)
+
+    def person(self, prefix: str, item: Mapping[str, Any]) -> str | None:
+        """A table's ``email`` of one person, lower case; None (reported) if it is not one."""
+        address = item.get("email")
+        if not isinstance(address, str) or "@" not in address or any(c.isspace() for c in address.strip()):
+            self.problem(f"{prefix} email", f"expected the email of a person, got {_describe(address)}")
+            return None
+        return address.strip().lower()
 
     def absences(self, data: Mapping[str, Any]) -> tuple[AbsenceEntry, ...]:
         """``[[absence]]``: a person away from one date to another (inclusive), e.g. leave that is in
@@ -570,13 +573,8 @@ class _Checker:
             for key in item:
                 if key not in _SECTIONS["absence"]:
                     self.unknown(f"{prefix} {key}", key, _SECTIONS["absence"], section="absence")
-            address = item.get("email")
-            if (
-                not isinstance(address, str)
-                or "@" not in address
-                or any(c.isspace() for c in address.strip())
-            ):
-                self.problem(f"{prefix} email", f"expected the email of a person, got {_describe(address)}")
+            address = self.person(prefix, item)
+            if address is None:
                 continue
             days: dict[str, date] = {}
             for key in ("from", "until"):
@@ -604,7 +602,7 @@ class _Checker:
             if reason is not None and not isinstance(reason, str):
                 self.problem(f"{prefix} reason", f"expected a few words, got {_describe(reason)}")
                 continue
-            found.append(AbsenceEntry(address.strip().lower(), days["from"], days["until"], reason))
+            found.append(AbsenceEntry(address, days["from"], days["until"], reason))
         return tuple(found)
 
     def detect(self, section: dict[str, Any]) -> DetectConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tomllib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,10 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.config import load_config
-from calsync.demo import CONFIG, DOMAIN, PEOPLE, demo_calendars, write_demo
+from calsync.demo import DOMAIN, PEOPLE, demo_calendars, write_demo
 from calsync.org import RosterError
 from calsync.pipeline import run_report
 from calsync.report import report_to_json
+from tests.demo_rules import demo_rules
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import load_calendar
 from tests.integration.cli import run_calsync
@@ -30,30 +30,6 @@ EVENTS_PATH = "/events"
 def fake() -> Iterator[FakeGoogle]:
     with FakeGoogle() as google:
         yield google
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(value)  # strings, numbers and booleans are written alike
-
-
-def demo_settings() -> str:
-    """The demo config's settings (org with its holidays, [detect], cadence, report, absences and
-    exclusions), its roster in ``demo/``, without its ICS source and agendas: so that the Google report
-    is made by the same rules as the ICS report it is compared with, whatever the demo sets."""
-    settings = tomllib.loads(CONFIG)
-    for own in ("sources", "agenda", "digest", "state"):
-        settings.pop(own, None)
-    settings["org"]["roster"] = "demo/" + settings["org"]["roster"]
-    lines: list[str] = []
-    for name, section in settings.items():
-        for table in section if isinstance(section, list) else [section]:
-            lines.append(f"[[{name}]]" if isinstance(section, list) else f"[{name}]")
-            lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
-    return "\n".join(lines) + "\n"
 
 
 def setup(tmp_path: Path, fake: FakeGoogle, as_of: date = AS_OF) -> tuple[Path, dict[str, Any], list[str]]:
@@ -72,7 +48,7 @@ def setup(tmp_path: Path, fake: FakeGoogle, as_of: date = AS_OF) -> tuple[Path, 
     key.chmod(0o600)
     config = tmp_path / "google.toml"
     config.write_text(
-        demo_settings()
+        demo_rules()
         + f"""[[sources]]
 type = "google"
 name = "workspace"

@@ -35,6 +35,7 @@ from calsync.sources.microsoft import (
 )
 from calsync.sources.retry import RetryPolicy
 from calsync.store import StateStore
+from tests.demo_rules import demo_rules
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import load_calendar
 from tests.fakes.graph import FakeGraph
@@ -73,31 +74,6 @@ def demo_org(
         mailboxes.append(mailbox)
         load_mailbox(fake, mailbox, specs, "Europe/Berlin")
     return expected, mailboxes
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)  # strings, numbers and booleans are written alike
-
-
-def demo_rules(roster: str = "demo/org.csv") -> str:
-    """The demo config's rules (its [org] with the holidays, the people who do not count in [detect],
-    [cadence], [report], any absences and exclusions), its roster at ``roster``, without its ICS source,
-    agendas and digests: the Graph report is made by the rules the ICS report is, read from the demo so
-    that they never drift apart."""
-    settings = tomllib.loads(DEMO_CONFIG)
-    for own in ("sources", "agenda", "digest", "state"):
-        settings.pop(own, None)
-    settings["org"]["roster"] = roster
-    lines: list[str] = []
-    for name, section in settings.items():
-        for table in section if isinstance(section, list) else [section]:
-            lines.append(f"[[{name}]]" if isinstance(section, list) else f"[{name}]")
-            lines += [f"{key} = {_toml(value)}" for key, value in table.items()]
-    return "\n".join(lines) + "\n"
 
 
 def microsoft_toml(fake: FakeGraph, mailboxes: list[str], *, name: str = "m365", extra: str = "") -> str:

@@ -863,3 +863,67 @@ def test_the_state_goes_to_systemds_state_directory_unless_set(tmp_path, monkeyp
     assert config.state is not None and config.state.path == Path("/var/lib/calsync/calsync-state.json")
     config = load_config(setup_dir(tmp_path, MINIMAL + '[state]\npath = "mine.json"\n'))
     assert config.state is not None and config.state.path == tmp_path / "mine.json"
+
+
+# -- fair flags: [[absence]], [org] holidays and weekend, [detect], an ICS source's owner --------------
+
+
+def test_fair_flag_settings_are_read(tmp_path: Path) -> None:
+    from calsync.absence import AbsenceEntry
+
+    text = MINIMAL.replace(
+        'roster = "org.csv"', 'roster = "org.csv"\nholidays = "de-by"\nweekend = ["Friday", "saturday"]'
+    )
+    text += (
+        '\n[detect]\nignore_attendees = ["EA@acme.test", "*@Notetaker.example", "ea@acme.test"]\n'
+        '\n[[absence]]\nemail = "Ann@acme.test"\nfrom = 2026-12-21\nuntil = "2027-01-01"\nreason = "leave"\n'
+    )
+    config = load_config(setup_dir(tmp_path, text))
+    assert config.org.holidays == "DE-BY" and config.org.weekend == (4, 5)
+    assert config.detect.ignore_attendees == ("ea@acme.test", "*@notetaker.example")
+    assert config.absences == (AbsenceEntry("ann@acme.test", date(2026, 12, 21), date(2027, 1, 1), "leave"),)
+    (tmp_path / "d").mkdir()
+    default = load_config(setup_dir(tmp_path / "d"))
+    assert (default.org.holidays, default.org.weekend, default.detect.ignore_attendees) == (None, (5, 6), ())
+
+
+def test_a_single_ics_file_may_name_its_owner_and_a_directory_may_not(tmp_path: Path) -> None:
+    config = setup_dir(
+        tmp_path, MINIMAL.replace('path = "calendars"', 'path = "one.ics"\nowner = "Ann@acme.test"')
+    )
+    (tmp_path / "one.ics").write_text("BEGIN:VCALENDAR\nEND:VCALENDAR\n", encoding="utf-8")
+    assert ics_sources(load_config(config))[0].owner == "ann@acme.test"
+    config.write_text(MINIMAL.replace('path = "calendars"', 'path = "calendars"\nowner = "ann@acme.test"'))
+    assert "name each file after its owner" in only_problem(config)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ('[org]\nholidays = "XX"', "[org] holidays: 'XX' is not a country code"),
+        ('[org]\nholidays = "DE-ZZ"', "[org] holidays: 'ZZ' is not a subdivision of DE"),
+        ('[org]\nweekend = ["caturday"]', "[org] weekend: expected a list of days of the week"),
+        ('[detect]\nignore_attendees = "ea@acme.test"', "[detect] ignore_attendees: expected a list"),
+        ('[detect]\nignore_attendees = ["ea@*.test"]', 'is neither an address nor a "*@domain" pattern'),
+        ("[[absence]]\nfrom = 2026-01-01\nuntil = 2026-01-02", "[[absence]] #1 email: expected the email"),
+        (
+            '[[absence]]\nemail = "a@acme.test"\nfrom = 2026-01-02\nuntil = 2026-01-01',
+            "until is the last day away",
+        ),
+        (
+            '[[absence]]\nemail = "a@acme.test"\nfrom = "soon"\nuntil = 2026-01-01',
+            "[[absence]] #1 from: expected",
+        ),
+        (
+            '[[absence]]\nemail = "a@acme.test"\nfrom = 2026-01-01\nuntill = 2026-01-02',
+            "did you mean 'until'?",
+        ),
+    ],
+)
+def test_fair_flag_settings_that_are_wrong_say_so(tmp_path: Path, snippet: str, expected: str) -> None:
+    if snippet.startswith("[org]"):
+        text = MINIMAL.replace('roster = "org.csv"', 'roster = "org.csv"\n' + snippet.split("\n", 1)[1])
+    else:
+        text = MINIMAL + "\n" + snippet + "\n"
+    problems = problems_of(setup_dir(tmp_path, text))
+    assert any(expected in p for p in problems), problems
