@@ -127,6 +127,10 @@ def crowded_html() -> str:
             else:  # no 1:1s at all
                 days = range(0)
             occurrences += [occ(at(d), people=(e(m), e(r)), series=series) for d in days]
+    # a direct report of the leader's on leave: the one exclusion whose reason the leader's digest gives
+    # (those of the managers' reports read "excluded": DESIGN.md 3b)
+    away = Exclusion(e("lr"), "parental leave " * 4, AS_OF + timedelta(60))
+    people.append(Person(e("lr"), f"{LONG[3 % len(LONG)]} 12", e("lead"), exclusion=away))
     org = Org(people, [D])
     calendars = [CalendarData("cal", tuple(occurrences))]
     report = build_report(org, resolve(calendars), clock(), Policy(14, 3))
@@ -195,6 +199,8 @@ def test_the_crowded_digest_escapes_every_name() -> None:
     html = crowded_html()
     assert "<Ade>" not in html and "& Sons" not in html
     assert "Oluwaseun &lt;Ade&gt; Adebayo-Okonkwo &amp; Sons" in html
-    # also where a name is part of an exclusion's reason (with its date kept on one line)
-    assert "Oluwaseun &lt;Ade&gt; Adebayo-Okonkwo &amp; Sons 11: parental leave" in html
+    # also where a name is part of an exclusion's reason (with its date kept on one line): the reason
+    # itself for the leader's own report, "excluded" for those further down
+    assert "Oluwaseun &lt;Ade&gt; Adebayo-Okonkwo &amp; Sons 11: excluded" in html
+    assert " 12: parental leave parental leave" in html
     assert '<span class="date" style="white-space:nowrap;">2027-01-20</span>' in html

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from calsync.cli import main
-from calsync.demo import CONFIG, PEOPLE, demo_calendars, email, write_demo
+from calsync.demo import BROKEN_FILE, CONFIG, PEOPLE, demo_calendars, email, write_demo
 from tests.fakes.smtp import Received, SmtpFake
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
@@ -70,7 +70,7 @@ class Org:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.config, _ = write_demo(directory, AS_OF)
-        (directory / "calendars" / "broken.ics").unlink()  # the planted broken file: see its own test
+        (directory / "calendars" / BROKEN_FILE).unlink()  # the planted broken file: see its own test
         roster = directory / "org.csv"
         roster.write_text(roster.read_text(encoding="utf-8").replace("Ben Carter", EVIL), encoding="utf-8")
 
