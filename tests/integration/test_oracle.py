@@ -1395,7 +1395,7 @@ def reports(
     """The calsync runs of the selected seeds, started at once on a few workers (each run is a process
     of its own; running them side by side keeps the whole oracle well under a minute)."""
     seeds = [
-        item.callspec.params["seed"]
+        item.callspec.params["seed"]  # type: ignore[attr-defined]
         for item in request.session.items
         if getattr(item, "originalname", None) == "test_report_matches_the_oracle"
     ]

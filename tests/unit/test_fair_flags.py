@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from calsync.absence import AbsenceEntry
-from calsync.cadence import Gap, PairStatus, assess, find_gaps
+from calsync.cadence import Assessment, Gap, PairStatus, assess, find_gaps
 from calsync.detect import Ignored, one_on_ones, resolve
-from calsync.model import Absence, CalendarData, Problem, Status
+from calsync.model import Absence, CalendarData, Occurrence, Problem, Status
 from calsync.org import Org, Person
-from calsync.report import Coverage, Fairness, Policy, build_report, render_csv, render_json, render_table
+from calsync.report import (
+    Coverage,
+    Fairness,
+    PairReport,
+    Policy,
+    Report,
+    build_report,
+    render_csv,
+    render_json,
+    render_table,
+)
 from tests.builders import AS_OF, PAIR, A, B, at, clock, occ, series_copy
 
 LIMIT = 17  # cadence 14 + 3 grace
@@ -26,7 +37,12 @@ def away(first: int, last: int) -> frozenset[date]:
     return frozenset(day(n) for n in range(first, last + 1))
 
 
-def fair(occurrences, excused=frozenset(), since=None, cadence=14):
+def fair(
+    occurrences: list[Occurrence],
+    excused: frozenset[date] = frozenset(),
+    since: date | None = None,
+    cadence: int = 14,
+) -> Assessment:
     return assess(occurrences, PAIR, clock(), cadence, 3, excused=excused, since=since)
 
 
@@ -177,7 +193,7 @@ def test_an_assistant_or_a_bot_does_not_stop_a_meeting_being_a_1on1():
 BOSS, ANN, BOB, CAT = "boss@acme.test", "ann@acme.test", "bob@acme.test", "cat@acme.test"
 
 
-def org(**bob) -> Org:
+def org(**bob: Any) -> Org:
     return Org(
         [
             Person(BOSS, "Boss", None),
@@ -189,7 +205,7 @@ def org(**bob) -> Org:
     )
 
 
-def pairs_of(report):
+def pairs_of(report: Report) -> dict[tuple[str, str], PairReport]:
     return {p.people: p for p in report.pairs}
 
 

@@ -295,8 +295,10 @@ def test_a_recurring_all_day_block_with_its_exdates_exceptions_and_cancellations
     }
     vevent = to_vevent(fridays, {}, "Europe/Berlin")
     assert vevent is not None
-    assert vevent["RRULE"]["UNTIL"] == [date(2026, 11, 20)]  # 23:00 UTC is midnight in Berlin
-    assert [d.dt for d in vevent["EXDATE"].dts] == [date(2026, 10, 30)]
+    rrule: Any = vevent["RRULE"]
+    exdates: Any = vevent["EXDATE"]
+    assert rrule["UNTIL"] == [date(2026, 11, 20)]  # 23:00 UTC is midnight in Berlin
+    assert [d.dt for d in exdates.dts] == [date(2026, 10, 30)]
     data, problems = read(fridays, cancelled, morning)
     assert problems == []
     assert data.occurrences == ()
