@@ -41,6 +41,7 @@ import fcntl
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -144,7 +145,7 @@ class AtomicJSONStorage(Storage):
         return data
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(self.path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -219,7 +220,7 @@ def lock_path(path: Path) -> Path:
 def _lock(path: Path) -> int:
     """Take the state's lock file (exclusive, not waiting); raise :class:`StateLocked` if it is held."""
     target = lock_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_directory(target.parent)
     try:
         fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -750,14 +751,59 @@ def _v1_to_v2(db: TinyDB) -> None:
 _MIGRATIONS = {1: _v1_to_v2}
 
 
+#: calsync's files that hold calendar data, people's data or secrets (the state, tokens, reports,
+#: previews, outbox mails, the agenda secret): readable and writable by calsync's user only, whatever
+#: the umask.
+PRIVATE_FILE_MODE = 0o600
+#: Directories calsync creates for them (and their missing parents).
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_directory(path: Path, mode: int = PRIVATE_DIR_MODE) -> None:
+    """Create ``path`` and its missing parents, each with exactly ``mode`` (not what the umask leaves
+    of 0777: under ``umask 000`` that is world-writable). A directory that exists already is left as it
+    is: it is someone's choice (a home directory, a served directory set up by hand)."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir() and current.parent != current:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode)  # never more than ``mode`` (the umask only takes bits away)...
+        except FileExistsError:
+            if directory.is_dir():
+                continue  # made by someone else meanwhile: theirs
+            raise
+        directory.chmod(mode)  # ... and then exactly ``mode``
+
+
 def write_private(path: Path, text: str) -> None:
-    """Write a file that holds a secret or people's data: created 0600, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a file that holds a secret or people's data: created 0600 (whatever the umask), in a
+    directory created 0700 if missing, replaced atomically (a unique temporary file beside it, fsync,
+    rename)."""
+    make_directory(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write what a command was asked to write to ``path`` (``-o FILE``: a report, a digest preview),
+    which carries people's data: a new file is created 0600 whatever the umask, and an existing regular
+    file is truncated and made 0600 (when calsync's user owns it). Not atomic and not replaced, so that
+    ``-o /dev/stdout`` or a named pipe still work: anything but a regular file is just written to."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            with contextlib.suppress(PermissionError):
+                os.fchmod(fd, PRIVATE_FILE_MODE)
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.chmod(0o600)
-    tmp.replace(path)
