@@ -18,7 +18,7 @@ from calsync.config import MICROSOFT_AUTHORITY_HOST, ConfigError, load_config
 from calsync.org import RosterError
 from calsync.progress import progress_board_for
 from calsync.report import Report, render_csv, render_json, render_table, table_width
-from calsync.store import StateError
+from calsync.store import StateError, write_output
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -613,7 +613,7 @@ def _emit(report: Report, args: argparse.Namespace, stdout: TextIO, stderr: Text
         text = render_table(report, show_untracked=args.all, color=color, width=width)
     if args.output is not None:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            write_output(args.output, text)  # people's data: 0600 whatever the umask
         except OSError as exc:
             print(f"calsync: cannot write {args.output}: {exc.strerror or exc}", file=stderr)
             return EXIT_USAGE
@@ -716,7 +716,7 @@ def _write_preview(message: EmailMessage, output: Path | None, stdout: TextIO, s
         stdout.write(text)
         return 0
     try:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)  # people's data: 0600 whatever the umask
     except OSError as exc:
         print(f"calsync: cannot write {output}: {exc.strerror or exc}", file=stderr)
         return EXIT_USAGE

@@ -28,7 +28,7 @@ from typing import Protocol
 
 from calsync.config import PLAIN, SSL, STARTTLS, SmtpConfig
 from calsync.digest.compose import Digest, Figures
-from calsync.store import StateStore
+from calsync.store import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, StateStore, make_directory
 
 SENT, SENDING, FAILED, IN_DOUBT = "sent", "sending", "failed", "in doubt"
 
@@ -213,9 +213,11 @@ class OutboxDelivery:
         safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in recipient)
         path = self.directory / f"{period}-{safe}.eml"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            # a digest carries people's data: the outbox is 0700 (if calsync creates it), each .eml 0600
+            make_directory(self.directory, PRIVATE_DIR_MODE)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.directory)
             with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
                 handle.write(bytes(message))
             Path(tmp).replace(path)
         except OSError as exc:
