@@ -30,9 +30,16 @@ class Resolved:
     series: dict[str, SeriesCopy] = field(default_factory=dict)
 
 
-def _occurrence_key(occurrence: Occurrence) -> tuple[str, datetime | None]:
+def _occurrence_key(occurrence: Occurrence) -> tuple[str, datetime | None] | None:
+    """The meeting an occurrence is a copy of: its series and original start (in UTC); None if its
+    times cannot be moved to UTC (a date near year 1 or 9999, which the readers do not let through)."""
     rid = occurrence.recurrence_id
-    return occurrence.series_id, (rid.astimezone(UTC) if rid is not None else None)
+    try:
+        occurrence.start.astimezone(UTC)
+        occurrence.end.astimezone(UTC)
+        return occurrence.series_id, (rid.astimezone(UTC) if rid is not None else None)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _rank(occurrence: Occurrence) -> int:
@@ -51,7 +58,9 @@ def resolve(calendars: Iterable[CalendarData]) -> Resolved:
         for series_copy in calendar.series:
             copies.setdefault(series_copy.series_id, []).append(series_copy)
         for occurrence in calendar.occurrences:
-            by_key.setdefault(_occurrence_key(occurrence), []).append(occurrence)
+            key = _occurrence_key(occurrence)
+            if key is not None:  # else dropped: it cannot be compared with anything
+                by_key.setdefault(key, []).append(occurrence)
 
     newest = {
         series_id: max(candidates, key=lambda c: (c.version.key(), c.cancelled))

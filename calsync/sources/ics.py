@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import re
+import time as _time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -84,6 +86,24 @@ OUT_OF_OFFICE = "OOF"
 _IGNORABLE = frozenset({"CREATED", "LAST-MODIFIED", "DTSTAMP"})
 #: What the UIDs made for events without one begin with: no calendar writes UIDs like these.
 DERIVED_UID_PREFIX = "calsync-derived-uid:"
+#: The years an event's dates (DTSTART, DTEND, RECURRENCE-ID, EXDATE, RDATE, UNTIL) may fall in: an
+#: event with a date outside them is reported and skipped. No calendar holds 1:1s from before 1900
+#: or after 2200, and dates near the ends of what Python can hold (year 1, year 9999) overflow as soon
+#: as they are moved into another time zone.
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2200
+#: A 1:1 (and a day away) recurs at most daily: a series' expansion gives at most one occurrence per
+#: day of the window, plus this many (RDATEs, overrides moved into the window, the edges of the
+#: window): a series that gives more is reported and skipped.
+OCCURRENCE_MARGIN = 64
+#: How long the expansion of one event (all its copies) may take, and of all the events of one
+#: document, in seconds: the expansion is stopped, and the event reported and skipped, past either.
+#: A well-formed series of a year's window expands in milliseconds.
+EVENT_SECONDS = 2.0
+DOCUMENT_SECONDS = 30.0
+#: The frequencies of a series that can be a 1:1: at most daily.
+_FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
+_clock = _time.monotonic  # replaced in tests
 _EMAIL = re.compile(r"[^@\s<>,;:\"()\[\]]+@[^@\s<>,;:\"()\[\].]+(?:\.[^@\s<>,;:\"()\[\].]+)+")
 
 
@@ -414,10 +434,11 @@ def read_calendars(
     absences: list[Absence] = []
     unowned = 0
     skipped: set[str] = set()
+    budget = _Budget(window)
     for uid, components in groups.items():
         private = _is_private(components)
         try:
-            group = _read_group(uid, components, timezones, label, window, default_tz, owner, private)
+            group = _read_group(uid, components, timezones, label, window, default_tz, owner, private, budget)
         except Exception as exc:  # one broken event must not stop the others
             skipped.add(uid)
             problems.append(
@@ -470,7 +491,8 @@ def read_converted(
 ) -> tuple[CalendarData, list[Problem]]:
     """Another provider's resources, each converted to the VEVENT it stands for, through this reader.
 
-    A resource that cannot be converted (KeyError, TypeError, ValueError) is reported and skipped;
+    A resource that cannot be converted (KeyError, TypeError, ValueError, OverflowError: a date too
+    near the ends of what Python holds to be moved to another zone) is reported and skipped;
     ``convert`` returns None for one that stands for nothing (e.g. a tombstone of an unknown event).
     An out-of-office block is converted to a VEVENT with ``X-MICROSOFT-CDO-BUSYSTATUS:OOF``. ``owner``
     is whose calendar this is (a mailbox, a calendar id that is an address), as for
@@ -483,7 +505,7 @@ def read_converted(
     for item in items:
         try:
             vevent = convert(item)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             problems.append(Problem(label, f"{describe(item)}: skipped: {exc}"))
             continue
         if vevent is not None:
@@ -530,7 +552,10 @@ def _derived_uid(component: icalendar.Component, start: str, default_tz: tzinfo)
     except ValueError:
         when = ""  # no start: the event is reported and skipped when read
     else:
-        when = _instant(value, default_tz).isoformat() if isinstance(value, datetime) else value.isoformat()
+        try:
+            when = (_instant(value, default_tz) if isinstance(value, datetime) else value).isoformat()
+        except OverflowError:  # e.g. year 1: the event is reported and skipped when read
+            when = value.isoformat()
     key = "\n".join((_organizer(component) or "", when, _title(component)))
     return DERIVED_UID_PREFIX + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
 
@@ -592,8 +617,15 @@ def _read_group(
     default_tz: tzinfo,
     owner: str | None = None,
     private: bool = False,
+    budget: _Budget | None = None,
 ) -> _Group:
     problems = _property_problems(components, label, private)
+    # Before anything is computed from them: dates out of range, and recurrences no 1:1 has.
+    for component in components:
+        _check_dates(component)
+    if budget is None:
+        budget = _Budget(window)
+    deadline = budget.for_event()
     # An unresolvable time zone is reported once per event, not once per override.
     problems += next(
         (tz for c in components if (tz := _timezone_problems(c, label, default_tz, private))), []
@@ -609,6 +641,12 @@ def _read_group(
 
     def found(occurrences: list[Occurrence], copy_: SeriesCopy | None = None) -> _Group:
         return _Group(occurrences, copy_, blocks.found, problems, blocks.unowned)
+
+    if master is not None:
+        _check_recurrence(master)
+
+    def expand(events: list[icalendar.Component]) -> list[_Expanded]:
+        return _expand(events, timezones, window, deadline, budget.limit)
 
     if master is None or not _is_recurring(master):
         # A one-off event, or single occurrences of a series this calendar was only invited to.
@@ -627,7 +665,7 @@ def _read_group(
     if block_series:
         if _is_cancelled(master):
             return found([])
-        for expanded in _expand([master, *overrides], timezones, window):
+        for expanded in expand([master, *overrides]):
             raw = expanded.source
             if raw is master and listed is not None:
                 continue  # the provider lists every instance: one it did not list is not there
@@ -652,7 +690,7 @@ def _read_group(
     occs: list[Occurrence] = []
     seen: set[datetime] = set()
     shared: dict[int, _Shared] = {}
-    for expanded in _expand([master, *overrides], timezones, window):
+    for expanded in expand([master, *overrides]):
         rid = _instant(expanded.original, default_tz)
         seen.add(rid)
         raw = expanded.source
@@ -685,7 +723,7 @@ def _read_group(
         # Expand the bare series without its EXDATEs: what appears only there was removed from it.
         bare = master.copy()
         bare.pop("EXDATE")
-        for expanded in _expand([bare], timezones, window):
+        for expanded in expand([bare]):
             rid = _instant(expanded.original, default_tz)
             if rid in seen:
                 continue
@@ -705,6 +743,118 @@ def _read_group(
                 )
             )
     return found(occs, copy_)
+
+
+class _Unbounded(ValueError):
+    """An event calsync does not read: a date out of range, a recurrence more frequent than daily, an
+    expansion past its bounds. Reported (with the event named) and the event skipped."""
+
+
+def _days(window: Window) -> int:
+    return max(0, math.ceil((window.end - window.start) / timedelta(days=1)))
+
+
+class _Deadline(NamedTuple):
+    """When the expansion of an event must have ended (a monotonic clock's reading), and why."""
+
+    at: float
+    why: str
+
+    def check(self) -> None:
+        if _clock() > self.at:
+            raise _Unbounded(self.why)
+
+
+class _Budget:
+    """The bounds of one document's expansions: its deadline, and how many occurrences a series may
+    have in the window."""
+
+    def __init__(self, window: Window) -> None:
+        self.document = _clock() + DOCUMENT_SECONDS
+        self.limit = _days(window) + 1 + OCCURRENCE_MARGIN
+
+    def for_event(self) -> _Deadline:
+        """The deadline of the next event's expansion: its own, or the document's if sooner."""
+        own = _clock() + EVENT_SECONDS
+        if own <= self.document:
+            return _Deadline(own, f"reading its recurrence took longer than {EVENT_SECONDS:g} s; stopped")
+        return _Deadline(
+            self.document,
+            f"reading this calendar's recurrences took longer than {DOCUMENT_SECONDS:g} s; stopped",
+        )
+
+
+def _check_dates(component: icalendar.Component) -> None:
+    """Raise :class:`_Unbounded` if one of the event's dates is before EARLIEST_YEAR or after
+    LATEST_YEAR: DTSTART, DTEND, its end by DURATION, RECURRENCE-ID, EXDATE, RDATE, an RRULE's UNTIL."""
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID"):
+        value = getattr(_prop(component, name), "dt", None)
+        if isinstance(value, date):
+            _check_year(name, value)
+            if name == "DTSTART" and "DTEND" not in component and "DURATION" in component:
+                duration = getattr(_prop(component, "DURATION"), "dt", None)
+                if isinstance(duration, timedelta):
+                    try:
+                        end = value + duration
+                    except OverflowError:
+                        raise _Unbounded(f"its DURATION ends after {LATEST_YEAR}") from None
+                    _check_year("its end (DTSTART + DURATION)", end)
+    for name in ("EXDATE", "RDATE"):
+        prop = _prop(component, name)
+        for item in prop if isinstance(prop, list) else [prop] if prop is not None else []:
+            for value in getattr(item, "dts", ()):
+                moment = getattr(value, "dt", None)
+                for part in moment if isinstance(moment, tuple) else (moment,):
+                    if isinstance(part, date):
+                        _check_year(name, part)
+    for rule in _rules(component):
+        for until in rule.get("UNTIL", ()):
+            if isinstance(until, date):
+                _check_year("its RRULE's UNTIL", until)
+
+
+def _check_year(name: str, value: date) -> None:
+    if value.year < EARLIEST_YEAR:
+        raise _Unbounded(f"{name} {value.isoformat()} is before {EARLIEST_YEAR}: not read")
+    if value.year > LATEST_YEAR:
+        raise _Unbounded(f"{name} {value.isoformat()} is after {LATEST_YEAR}: not read")
+
+
+def _rules(component: icalendar.Component) -> list[Any]:
+    """The event's RRULEs, as icalendar reads them (each a mapping of a part's name to its values)."""
+    rule = component.get("RRULE")
+    if rule is None:
+        return []
+    return list(rule) if isinstance(rule, list) else [rule]
+
+
+def _check_recurrence(master: icalendar.Component) -> None:
+    """Raise :class:`_Unbounded` if a series recurs more often than daily (FREQ=SECONDLY, MINUTELY,
+    HOURLY; BYHOUR, BYMINUTE and BYSECOND giving several times a day) or has an INTERVAL below 1: no
+    1:1 (and no day away) does, and expanding one can take hours. Checked before it is expanded."""
+    for rule in _rules(master):
+        freq = [str(v).upper() for v in rule.get("FREQ", ())]
+        if freq and freq[0] not in _FREQUENCIES:
+            raise _Unbounded(f"it repeats more often than daily (FREQ={freq[0]}); a 1:1 recurs at most daily")
+        for interval in rule.get("INTERVAL", ()):
+            try:
+                every = int(interval)
+            except (TypeError, ValueError):
+                raise _Unbounded("its RRULE's INTERVAL is not a whole number") from None
+            if every < 1:
+                raise _Unbounded(f"its RRULE's INTERVAL is {every}: it must be at least 1")
+        per_day = math.prod(
+            len({str(v) for v in rule.get(part, ())}) or 1 for part in ("BYHOUR", "BYMINUTE", "BYSECOND")
+        )
+        if "BYSETPOS" in rule:
+            per_day = min(per_day, len(rule["BYSETPOS"]) or 1)
+        if per_day > 1:
+            parts = ";".join(
+                f"{part}={','.join(str(v) for v in rule[part])}"
+                for part in ("BYHOUR", "BYMINUTE", "BYSECOND")
+                if part in rule
+            )
+            raise _Unbounded(f"it repeats several times a day ({parts}); a 1:1 recurs at most daily")
 
 
 class _BrokenProperty(ValueError):
@@ -780,8 +930,14 @@ _EVENTS = (recurring_ical_events.ComponentsWithName("VEVENT", _ExpandedEvent),)
 
 
 def _expand(
-    components: Iterable[icalendar.Component], timezones: list[icalendar.Component], window: Window
+    components: Iterable[icalendar.Component],
+    timezones: list[icalendar.Component],
+    window: Window,
+    deadline: _Deadline | None = None,
+    limit: int | None = None,
 ) -> list[_Expanded]:
+    """The occurrences of these components (one UID) in the window. Stopped with :class:`_Unbounded`
+    past ``deadline``, or when there are more than ``limit``: the expander yields them one by one."""
     calendar = icalendar.Calendar()
     calendar.add("PRODID", "-//calsync//expansion//EN")
     calendar.add("VERSION", "2.0")
@@ -789,7 +945,24 @@ def _expand(
         calendar.add_component(tz)
     for component in components:
         calendar.add_component(component)
-    return list(recurring_ical_events.of(calendar, components=_EVENTS).between(window.start, window.end))
+    if deadline is not None:
+        deadline.check()
+    query = recurring_ical_events.of(calendar, components=_EVENTS)
+    start, end = query.to_datetime(window.start), query.to_datetime(window.end)
+    found: list[_Expanded] = []
+    for series in query.series:
+        for occurrence in series.between(start, end):
+            if deadline is not None:
+                deadline.check()
+            found.append(occurrence.as_component(query.keep_recurrence_attributes))
+            if limit is not None and len(found) > limit:
+                raise _Unbounded(
+                    f"its recurrence gives more than {limit} occurrences in the {_days(window)} days read; "
+                    "a 1:1 recurs at most daily"
+                )
+    if deadline is not None:
+        deadline.check()
+    return found
 
 
 class _Shared(NamedTuple):
