@@ -19,6 +19,7 @@ from calsync.org import RosterError
 from calsync.progress import progress_board_for
 from calsync.report import Report, render_csv, render_json, render_table, table_width
 from calsync.store import StateError, write_output
+from calsync.text import printable
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -602,7 +603,7 @@ def _use_color(choice: str, stream: TextIO) -> bool:
 
 def _emit(report: Report, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     for problem in report.errors:
-        print(f"calsync: skipped: {problem}", file=stderr)
+        print(f"calsync: skipped: {printable(str(problem))}", file=stderr)
     if args.format == "json":
         text = render_json(report)
     elif args.format == "csv":
@@ -635,7 +636,7 @@ def cmd_report(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def _notify(notices: Sequence[str], stderr: TextIO) -> None:
     for notice in notices:
-        print(f"calsync: note: {notice}", file=stderr)
+        print(f"calsync: note: {printable(notice)}", file=stderr)
 
 
 @contextlib.contextmanager
@@ -658,11 +659,11 @@ def cmd_agendas(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         run = run_agendas(config, now=now, dry_run=args.dry_run, bars=bars)
     _notify(run.notices, stderr)
     for problem in run.problems:
-        print(f"calsync: skipped: {problem}", file=stderr)
+        print(f"calsync: skipped: {printable(str(problem))}", file=stderr)
     stdout.write(render_outcomes(run.outcomes, config.org.timezone))
     failed = [o for o in run.outcomes if o.failed]
     for outcome in failed:
-        print(f"calsync: failed: {outcome.names}: {outcome.detail}", file=stderr)
+        print(f"calsync: failed: {printable(f'{outcome.names}: {outcome.detail}')}", file=stderr)
     return EXIT_PARTIAL if failed or run.problems else EXIT_OK
 
 
@@ -690,16 +691,19 @@ def cmd_digest(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_USAGE
     _notify(run.notices, stderr)
     for problem in run.problems:
-        print(f"calsync: skipped: {problem}", file=stderr)
+        print(f"calsync: skipped: {printable(str(problem))}", file=stderr)
     if args.preview is not None:
-        message = run.messages[args.preview.strip().lower()]
+        message = run.messages.get(args.preview.strip().lower())
+        if message is None:  # it could not be made: a problem above says why
+            return EXIT_PARTIAL
         return _write_preview(message, args.output, stdout, stderr) or (
             EXIT_PARTIAL if run.problems else EXIT_OK
         )
     stdout.write(render_digest_run(run))
     failed = [o for o in run.outcomes if o.failed]
     for outcome in failed:
-        print(f"calsync: {outcome.action}: {outcome.name} <{outcome.leader}>: {outcome.detail}", file=stderr)
+        said = printable(f"{outcome.name} <{outcome.leader}>: {outcome.detail}")
+        print(f"calsync: {outcome.action}: {said}", file=stderr)
     return EXIT_PARTIAL if failed or run.problems else EXIT_OK
 
 
@@ -729,7 +733,7 @@ def render_digest_run(run: DigestRun) -> str:
     lines = [f"Digests of the week of {run.period.isoformat()}:"]
     if run.outcomes:
         for o in run.outcomes:
-            lines.append(f"  {o.action:<13} {o.name} <{o.leader}>: {o.detail}")
+            lines.append(f"  {o.action:<13} {printable(f'{o.name} <{o.leader}>: {o.detail}')}")
         counts: dict[str, int] = {}
         for o in run.outcomes:
             counts[o.action] = counts.get(o.action, 0) + 1
@@ -737,7 +741,8 @@ def render_digest_run(run: DigestRun) -> str:
     else:
         for leader, message in run.messages.items():
             state = f"sent {run.sent_before[leader]}" if leader in run.sent_before else "due"
-            lines.append(f"  {state:<13} {message['To']}: {message['Subject']}")
+            said = f"{message['To']}: {message['Subject']}"
+            lines.append(f"  {state:<13} {printable(said)}")
         if not run.messages:
             lines.append("  (no leaders: nobody in the roster has reports)")
         else:
@@ -754,7 +759,7 @@ def render_outcomes(outcomes: Sequence[Outcome], timezone: str | None) -> str:
     for o in sorted(outcomes, key=lambda o: (o.start, o.manager, o.report)):
         when = o.start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         link = f"  {o.url}" if o.url else ""
-        lines.append(f"{o.action:<14} {when}  {o.names}: {o.detail}{link}")
+        lines.append(f"{o.action:<14} {when}  {printable(f'{o.names}: {o.detail}{link}')}")
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1
@@ -799,7 +804,7 @@ def _demo(args: argparse.Namespace, as_of: date, stdout: TextIO, stderr: TextIO)
         stderr.write(render_outcomes(agendas.outcomes, config.org.timezone))
         print(f"\nThe leaders' digests (as .eml files in {config.digest.outbox}):", file=stderr)
         for o in digests.outcomes:
-            print(f"  {o.action:<8} {o.name}: {o.detail}", file=stderr)
+            print(f"  {o.action:<8} {printable(f'{o.name}: {o.detail}')}", file=stderr)
         print(
             f"\nThe problems above are planted in the demo to show how bad input is reported.\n"
             f"Next: calsync report --config {config_path} --as-of {as_of} --format json\n"

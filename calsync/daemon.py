@@ -59,6 +59,7 @@ from calsync.sources.base import ReadCache
 from calsync.sources.retry import Stopped
 from calsync.store import StateError, StateStore, write_private
 from calsync.telemetry import REQUESTS
+from calsync.text import printable
 
 log = logging.getLogger("calsync")
 
@@ -584,7 +585,7 @@ class Daemon:
             if o.action in ("created", "linked", "updated", "failed"):
                 _event(
                     logging.WARNING if o.failed else logging.INFO,
-                    f"agenda {o.action}: {o.names} {o.start.isoformat()}: {o.detail}",
+                    f"agenda {o.action}: {printable(f'{o.names} {o.start.isoformat()}: {o.detail}')}",
                     event=f"agenda {o.action}",
                     manager=o.manager,
                     report=o.report,
@@ -597,7 +598,7 @@ class Daemon:
                         self._held.add(key)
                         _event(
                             logging.WARNING,
-                            f"digest held back: {d.leader}: {d.detail}",
+                            f"digest held back: {printable(f'{d.leader}: {d.detail}')}",
                             event="digest held back",
                         )
                     continue
@@ -605,7 +606,8 @@ class Daemon:
                     self._held.discard(key)
                     _event(
                         logging.WARNING if d.failed else logging.INFO,
-                        f"digest {d.action}: {d.leader} (week of {result.digests.period}): {d.detail}",
+                        f"digest {d.action}: {printable(d.leader)} (week of {result.digests.period}): "
+                        + printable(d.detail),
                         event=f"digest {d.action}",
                         leader=d.leader,
                     )
@@ -623,7 +625,7 @@ class Daemon:
 
     def _log_problems(self, problems: Iterable[Problem]) -> None:
         """A problem is logged when it appears and when it is gone, not every cycle in between."""
-        now = {str(p) for p in problems}
+        now = {printable(str(p)) for p in problems}  # names, titles, UIDs: one line each, no raw ESC
         for text in sorted(now - self._known_problems):
             _event(logging.WARNING, f"skipped: {text}", event="problem")
         for text in sorted(self._known_problems - now):

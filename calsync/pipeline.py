@@ -28,7 +28,7 @@ from calsync.config import (
     MicrosoftSourceConfig,
 )
 from calsync.detect import Ignored, Resolved, one_on_ones, resolve
-from calsync.digest.compose import build_message, compose, due_period, leaders, render
+from calsync.digest.compose import build_message, compose, due_period, leaders, pairs_by_manager, render
 from calsync.digest.send import (
     IN_DOUBT,
     SENT,
@@ -69,6 +69,7 @@ from calsync.sources.microsoft import (
 from calsync.sources.microsoft_auth import AuthError
 from calsync.sources.retry import RateLimiter, RetryPolicy, interruptible
 from calsync.store import StateError, StateStore
+from calsync.text import printable
 
 #: Extra days synced on both sides of the report's windows, so that occurrences moved across a
 #: window's edge are still seen with their original dates.
@@ -719,22 +720,36 @@ def digest_pass(
     env = environment(settings.templates)
     messages: dict[str, EmailMessage] = {}
     items = []
+    unbuilt: list[DigestOutcome] = []  # digests that could not be made: that leader's problem alone
+    index = pairs_by_manager(report)  # once for every leader: each digest reads its subtree's pairs only
     for leader in chosen:
         previous, previous_period = previous_digest(store, leader, period)
-        digest = compose(
-            report,
-            org,
-            leader,
-            period,
-            previous=previous,
-            previous_period=previous_period,
-            cadence_days=config.cadence.default_days,
-            grace_days=config.cadence.grace_days,
-            skip_level_days=config.cadence.skip_level_days,
-        )
-        message = build_message(
-            digest, render(digest, env), sender=settings.sender, reply_to=settings.reply_to, when=moment
-        )
+        try:
+            digest = compose(
+                report,
+                org,
+                leader,
+                period,
+                previous=previous,
+                previous_period=previous_period,
+                cadence_days=config.cadence.default_days,
+                grace_days=config.cadence.grace_days,
+                skip_level_days=config.cadence.skip_level_days,
+                index=index,
+            )
+            message = build_message(
+                digest, render(digest, env), sender=settings.sender, reply_to=settings.reply_to, when=moment
+            )
+            for header, value in message.items():  # a header that cannot be written fails here, not
+                message.policy.fold_binary(header, value)  # while sending: the headers alone, cheaply
+        except Exception as exc:  # a bad address or name, a broken template: this leader's alone
+            why = f"the digest could not be made: {printable(f'{type(exc).__name__}: {exc}')}"
+            name = printable(org.name(leader))
+            if delivery is None:
+                problems.append(Problem(f"digest of {printable(leader)}", why))
+            else:
+                unbuilt.append(DigestOutcome(leader, name, "failed", why))
+            continue
         messages[leader] = message
         items.append((digest, message))
     outcomes: list[DigestOutcome] = []
@@ -754,6 +769,9 @@ def digest_pass(
     elif delivery is not None:
         written = settings.delivery == OUTBOX
         outcomes = deliver_all(items, store, delivery, now_function(fixed_now), written=written)
+    if unbuilt:
+        order = {leader: n for n, leader in enumerate(chosen)}
+        outcomes = sorted([*outcomes, *unbuilt], key=lambda o: order.get(o.leader, len(order)))
     return DigestRun(period, messages, outcomes, problems, sent_before)
 
 

@@ -35,6 +35,7 @@ from calsync.cadence import (
 from calsync.detect import NOBODY, Ignored, Pair, Resolved, one_on_ones
 from calsync.model import Absence, CalendarData, Occurrence, Problem
 from calsync.org import Exclusion, Org, Relationship
+from calsync.text import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,13 +433,17 @@ CSV_COLUMNS = (
 
 
 def render_csv(report: Report) -> str:
+    """The report as CSV, one row per pair. Every text cell is made printable
+    (:func:`calsync.text.printable`): a name or reason from a roster, an org chart or a calendar
+    never brings a line break or an ESC sequence into the file or onto a terminal."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for pair in report.pairs:
         a = pair.assessment
         writer.writerow(
-            [
+            printable(cell) if isinstance(cell, str) else cell
+            for cell in [
                 pair.manager or "",
                 pair.report or "",
                 pair.people[0],
@@ -593,11 +598,12 @@ def render_table(
         why = a.reasons[0] if a.reasons else ""
         if p.excluded is not None:
             why = p.excluded.describe(names.get(p.excluded.email, p.excluded.email))
+        why = printable(why)  # names and reasons come from rosters, org charts, calendars: no raw ESC
         rows.append(
             (
                 status,
-                _clip(names.get(first, first), 24),
-                _clip(names.get(second, second), 24),
+                _clip(printable(names.get(first, first)), 24),
+                _clip(printable(names.get(second, second)), 24),
                 _iso(a.states.last_held) or "-",
                 str(a.days_since_last) if a.days_since_last is not None else "-",
                 _iso(a.states.next_scheduled) or "-",

@@ -22,6 +22,7 @@ from calsync.cadence import PairStatus
 from calsync.digest.headers import MAIL_POLICY
 from calsync.org import Org
 from calsync.report import PairReport, Report, sort_worst_first
+from calsync.text import printable
 
 #: Weeks the heatmap shows (fewer when the report looks back less far).
 HEATMAP_WEEKS = 12
@@ -53,19 +54,44 @@ def next_due(now: datetime, weekday: int, hour: int, tz: tzinfo) -> datetime:
 def subtree(org: Org, leader: str) -> list[str]:
     """Everyone below ``leader``, level by level (the leader's direct reports first), each level in
     roster name order. Cycles are already broken by the roster; a guard keeps this finite anyway."""
-    below: list[str] = []
-    seen = {leader}
+    return list(_walk(org, leader).levels)[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """A leader's subtree, walked once: each person's level (the leader's 0, in :func:`subtree`'s order,
+    the leader first) and branch (the leader's direct report whose part of the org they are in)."""
+
+    levels: dict[str, int]
+    branch: dict[str, str]
+
+
+def _walk(org: Org, leader: str) -> _Tree:
+    """One breadth-first walk down from ``leader``: linear in the size of the subtree, whatever its
+    depth (a person's level and branch come from their manager's, found just before)."""
+    levels = {leader: 0}
+    branch = {leader: leader}
     level = [leader]
     while level:
         following: list[str] = []
         for manager in level:
             for person in sorted(org.reports_of(manager), key=lambda e: (org.name(e).lower(), e)):
-                if person not in seen:
-                    seen.add(person)
+                if person not in levels:
+                    levels[person] = levels[manager] + 1
+                    branch[person] = person if manager == leader else branch[manager]
                     following.append(person)
-        below.extend(following)
         level = following
-    return below
+    return _Tree(levels, branch)
+
+
+def pairs_by_manager(report: Report) -> dict[str, list[PairReport]]:
+    """The report's tracked pairs by manager, in the report's order: made once for all the digests of a
+    report (:func:`compose`'s ``index``), so that each digest reads its own subtree's pairs only."""
+    index: dict[str, list[PairReport]] = {}
+    for pair in report.pairs:
+        if pair.tracked and pair.manager is not None:
+            index.setdefault(pair.manager, []).append(pair)
+    return index
 
 
 def leaders(org: Org, chosen: Sequence[str] | None = None) -> list[str]:
@@ -240,22 +266,30 @@ def _heat_row(label: str, counts: Sequence[int], peak: int, org: bool = False) -
 
 
 def heatmap(
-    report: Report, org: Org, leader: str, below: Sequence[str], pairs: Sequence[PairReport]
+    report: Report,
+    org: Org,
+    leader: str,
+    below: Sequence[str],
+    pairs: Sequence[PairReport],
+    branch_of: Mapping[str, str] | None = None,
 ) -> Heatmap:
     """1:1s held per week (``below``: the leader's :func:`subtree`): a total row, then the leader's own
     1:1s and one row per direct report who manages (their whole part of the org, when it has managers
     below them), so that a leader of hundreds of managers still reads a handful of rows. A leader
-    without managers below gets the total row alone: their own row would be the same."""
+    without managers below gets the total row alone: their own row would be the same. ``branch_of``:
+    each person's branch (from :func:`_walk`; walked here when not given)."""
     clock = report.clock
     count = max(1, min(HEATMAP_WEEKS, clock.lookback_days // 7))
     weeks = tuple(clock.as_of_date - timedelta(days=7 * (count - i)) for i in range(count))
+    if branch_of is None:
+        branch_of = _walk(org, leader).branch
     branches = [
         leader,
         *(r for r in below if org.manager_of(r) == leader and org.reports_of(r)),
     ]
     per_branch: dict[str, list[int]] = {b: [0] * count for b in branches}
     for pair in pairs:
-        row = per_branch.get(_branch(org, leader, pair.manager or ""))
+        row = per_branch.get(branch_of.get(pair.manager or "", ""))
         if row is None:
             continue
         for held in pair.assessment.states.held:
@@ -267,7 +301,7 @@ def heatmap(
 
     def row_of(branch: str) -> HeatRow:
         whole = branch != leader and any(org.reports_of(r) for r in org.reports_of(branch))
-        label = f"{org.name(branch)}'s org" if whole else org.name(branch)
+        label = f"{_name(org, branch)}'s org" if whole else _name(org, branch)
         return _heat_row(label, per_branch[branch], peak_row, org=whole)
 
     return Heatmap(
@@ -277,16 +311,11 @@ def heatmap(
     )
 
 
-def _branch(org: Org, leader: str, manager: str) -> str:
-    """The leader, or the leader's direct report whose part of the org ``manager`` belongs to."""
-    person, seen = manager, set()
-    while person and person != leader and person not in seen:
-        seen.add(person)
-        boss = org.manager_of(person)
-        if boss == leader:
-            return person
-        person = boss or ""
-    return leader if person == leader else ""
+def _name(org: Org, email: str) -> str:
+    """A person's name as a digest shows it: from the roster or an org chart, with any control
+    character escaped (:func:`calsync.text.printable`), so that a line break or an ESC in a name never
+    reaches a header, a mail client or a terminal raw."""
+    return printable(org.name(email))
 
 
 def _line(pair: PairReport, org: Org, leader: str) -> PairLine:
@@ -303,9 +332,10 @@ def _line(pair: PairReport, org: Org, leader: str) -> PairLine:
             reason = f"{org.name(person)}: excluded"
     else:
         reason = a.reasons[0] if a.reasons else ""
+    reason = printable(reason)
     return PairLine(
         report=report,
-        report_name=org.name(report),
+        report_name=_name(org, report),
         relationship=str(pair.relationship),
         status=pair.shown_status,
         days_since_last=a.days_since_last,
@@ -328,20 +358,20 @@ def compose(
     cadence_days: int,
     grace_days: int,
     skip_level_days: int | None = None,
+    index: Mapping[str, Sequence[PairReport]] | None = None,
 ) -> Digest:
-    """The digest of ``leader``: the tracked pairs whose manager is the leader or below them."""
-    below = subtree(org, leader)
-    members = {leader, *below}
-    scoped = [p for p in report.pairs if p.tracked and p.manager in members]
-    by_manager: dict[str, list[PairReport]] = {}
-    for pair in scoped:
-        assert pair.manager is not None
-        by_manager.setdefault(pair.manager, []).append(pair)
-    managers = [m for m in [leader, *below] if m in by_manager or org.reports_of(m)]
-    levels = {leader: 0}
-    for person in below:
-        manager = org.manager_of(person)
-        levels[person] = levels.get(manager or "", 0) + 1
+    """The digest of ``leader``: the tracked pairs whose manager is the leader or below them. Linear in
+    the size of the leader's subtree and its pairs, whatever its depth, given ``index``
+    (:func:`pairs_by_manager` of ``report``, made once for all the leaders; made here when not given).
+    Every name and reason is made printable (:func:`_name`)."""
+    tree = _walk(org, leader)
+    levels = tree.levels
+    below = list(levels)[1:]
+    if index is None:
+        index = pairs_by_manager(report)
+    by_manager = {m: index[m] for m in levels if m in index}
+    scoped = [p for pairs in by_manager.values() for p in pairs]
+    managers = [m for m in levels if m in by_manager or org.reports_of(m)]
     sections = []
     for manager in managers:
         pairs = by_manager.get(manager, [])
@@ -350,8 +380,8 @@ def compose(
         sections.append(
             TeamSection(
                 manager=manager,
-                manager_name=org.name(manager),
-                reports_to=org.name(boss) if boss is not None and levels[manager] > 1 else None,
+                manager_name=_name(org, manager),
+                reports_to=_name(org, boss) if boss is not None and levels[manager] > 1 else None,
                 level=levels[manager],
                 tracked=len(assessed),
                 ok=sum(1 for p in assessed if p.status is PairStatus.OK),
@@ -367,7 +397,7 @@ def compose(
         )
     return Digest(
         leader=leader,
-        leader_name=org.name(leader),
+        leader_name=_name(org, leader),
         period=period,
         as_of=report.clock.as_of_date,
         window_start=report.clock.window_start,
@@ -375,7 +405,7 @@ def compose(
         previous=previous,
         previous_period=previous_period,
         sections=tuple(sections),
-        heatmap=heatmap(report, org, leader, below, scoped),
+        heatmap=heatmap(report, org, leader, below, scoped, tree.branch),
         managers=len(managers),
         people=len(below),
         cadence_days=cadence_days,
@@ -458,11 +488,16 @@ def build_message(
 ) -> EmailMessage:
     """The multipart/alternative message: plain text first, then HTML (clients show the last they can).
     Every address header is an :class:`Address`, and the policy never folds a header right after its
-    name (:mod:`calsync.digest.headers`), so that any name and subject round-trip."""
+    name (:mod:`calsync.digest.headers`), so that any name and subject round-trip. The subject and the
+    leader's name are made printable (:func:`calsync.text.printable`) here too, whatever made the
+    digest: a line break in a header would be refused (ValueError), or worse, start a header of its own.
+    """
     message = EmailMessage(policy=MAIL_POLICY)
-    message["Subject"] = rendered.subject
+    message["Subject"] = printable(rendered.subject)
     message["From"] = sender
-    name = digest.leader_name if digest.leader_name != digest.leader else ""
+    name = printable(digest.leader_name) if digest.leader_name != digest.leader else ""
+    if printable(digest.leader) != digest.leader:  # an address cannot be cleaned: it would be another's
+        raise ValueError(f"the address {printable(digest.leader)} holds control characters")
     local, _, domain = digest.leader.rpartition("@")
     message["To"] = Address(display_name=name, username=local, domain=domain)
     if reply_to is not None:

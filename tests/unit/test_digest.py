@@ -6,8 +6,6 @@ from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from calsync.agenda import environment
 from calsync.detect import resolve
 from calsync.digest.compose import (
@@ -259,20 +257,27 @@ def test_the_message_is_multipart_with_a_stable_message_id() -> None:
 
 
 def test_a_name_cannot_inject_headers() -> None:
-    people = [Person(e("boss"), "Evil\r\nBcc: everyone@acme.test", None), Person(e("x"), "X", e("boss"))]
+    # the name of a leader from an org chart (or any input not cleaned when read): a line break, ESC
+    people = [
+        Person(e("boss"), "Evil\r\nBcc: everyone@acme.test\x1b[2J", None),
+        Person(e("x"), "X\x07", e("boss")),
+    ]
     org = Org(people, [D])
     rep = build_report(org, resolve([]), clock(), Policy(14, 3))
     d = compose(rep, org, e("boss"), AS_OF, cadence_days=14, grace_days=3)
-    with pytest.raises(ValueError):
-        bytes(
-            build_message(
-                d,
-                render(d, environment()),
-                sender=mailbox("c@acme.test"),
-                reply_to=None,
-                when=datetime.now(UTC),
-            )
-        )
+    assert d.leader_name == "Evil\\r\\nBcc: everyone@acme.test\\x1b[2J"
+    msg = build_message(
+        d, render(d, environment()), sender=mailbox("c@acme.test"), reply_to=None, when=datetime.now(UTC)
+    )
+    raw = bytes(msg)  # used to raise ValueError: Header values may not contain linefeed
+    assert b"\nBcc:" not in raw and b"\x1b" not in raw and b"\x07" not in raw
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Bcc"] is None
+    (to,) = parsed["To"].addresses
+    assert (to.display_name, to.addr_spec) == (d.leader_name, e("boss"))
+    assert d.leader_name in parsed["Subject"]
+    for part in parsed.iter_parts():
+        assert "\x1b" not in part.get_content() and "\x07" not in part.get_content()
 
 
 def test_an_org_s_own_templates_override_calsync_s_and_are_autoescaped(tmp_path) -> None:
