@@ -13,6 +13,7 @@ import difflib
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -341,17 +342,32 @@ _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
 DEFAULT_STATE_FILE = "calsync-state.json"
 #: The longest look-back, look-ahead or agenda lead time, in days: ten years.
 MAX_SPAN_DAYS = 3660
+#: The longest network timeout (``timeout_seconds``), in seconds: an hour.
+MAX_TIMEOUT_SECONDS = 3600
+#: The longest ``[daemon] sync_interval`` and ``jitter``, in seconds: a week.
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+#: The most ``[daemon] unhealthy_after`` intervals.
+MAX_UNHEALTHY_AFTER = 1000
 GOOGLE_DIRECTORY = "google-directory"
 MICROSOFT_GRAPH = "microsoft-graph"
 ORG_CHART_ROSTERS = (GOOGLE_DIRECTORY, MICROSOFT_GRAPH)
 _CREDENTIAL_KEYS = ("client_secret_file", "client_secret_env", "certificate_file", "token_cache")
 
 
+#: The largest config file read (a real one is a few kB): more is not a config file.
+MAX_CONFIG_BYTES = 10_000_000
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the config file at ``path``; raise :class:`ConfigError` listing every problem."""
     label = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ConfigError(
+                    [f"{label}: not a regular file; expected the path of calsync's TOML config file"]
+                )
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(
@@ -360,6 +376,10 @@ def load_config(path: Path) -> Config:
                 "from `calsync config example > calsync.toml` (`calsync demo` writes a working example)"
             ]
         ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            [f"{label}: larger than {MAX_CONFIG_BYTES // 1_000_000} MB; is it calsync's TOML config file?"]
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -370,6 +390,13 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{label}: invalid TOML: {exc}; {_HINT}"]) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(
+            [
+                f"{label}: invalid TOML: arrays or inline tables nested hundreds deep; no key of calsync's "
+                f"config takes more than a list of strings or of tables; {_HINT}"
+            ]
+        ) from None
     try:
         given = Path(path).expanduser().absolute()
         config_path = given.parent.resolve() / given.name
@@ -388,6 +415,7 @@ class _Checker:
         self.label = label
         self.path = config_path
         self.problems: list[str] = []
+        self.trouble = ""  # why the last path :meth:`resolve` returned None for is unusable, if known
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{self.label}: {where}: {message}" if where else f"{self.label}: {message}")
@@ -454,7 +482,7 @@ class _Checker:
         value = section.get("path", str(Path(home) / DEFAULT_STATE_FILE) if home else DEFAULT_STATE_FILE)
         path = self.resolve(value) if isinstance(value, str) and value.strip() else None
         if path is None:
-            self.problem("[state] path", f"expected the path of calsync's state file, got {_describe(value)}")
+            self.problem("[state] path", f"expected the path of calsync's state file, got {self.got(value)}")
             path = self.path.parent / DEFAULT_STATE_FILE
         return StateConfig(path=path)
 
@@ -744,14 +772,8 @@ class _Checker:
         if "password_file" in section and password_file is None:
             ok = False
         password_env = section.get("password_env")
-        if password_env is not None and (
-            not isinstance(password_env, str) or not password_env.strip() or "=" in password_env
-        ):
-            self.problem(
-                "[smtp] password_env",
-                "expected the NAME of an environment variable that holds the password (never the password "
-                f"itself), got {'a value' if isinstance(password_env, str) else _describe(password_env)}",
-            )
+        if password_env is not None and not _is_variable_name(password_env):
+            self.problem("[smtp] password_env", _not_a_variable_name(password_env, "the password"))
             ok = False
             password_env = None
         if username is not None:
@@ -930,7 +952,7 @@ class _Checker:
             return None
         path = self.resolve(value)
         if path is None:
-            self.problem(where, f"invalid path {_describe(value)}")
+            self.problem(where, f"invalid path {self.got(value)}")
             return None
         if not path.exists():
             self.problem(where, f"file not found: {path} (relative paths start at {self.path.parent})")
@@ -1190,14 +1212,8 @@ class _Checker:
             "the token cache written by `calsync auth microsoft` (run it first)",
         )
         secret_env = item.get("client_secret_env")
-        if "client_secret_env" in item and (
-            not isinstance(secret_env, str) or not secret_env.strip() or "=" in secret_env
-        ):
-            self.problem(
-                f"{prefix} client_secret_env",
-                "expected the NAME of an environment variable that holds the client secret (never the "
-                f"secret itself), got {'a value' if isinstance(secret_env, str) else _describe(secret_env)}",
-            )
+        if "client_secret_env" in item and not _is_variable_name(secret_env):
+            self.problem(f"{prefix} client_secret_env", _not_a_variable_name(secret_env, "the client secret"))
             ok = False
         if any(
             key in item and value is None
@@ -1267,7 +1283,7 @@ class _Checker:
         value = item[key]
         path = self.resolve(value) if isinstance(value, str) and value.strip() else None
         if path is None:
-            self.problem(where, f"expected the path of {what}, got {_describe(value)}")
+            self.problem(where, f"expected the path of {what}, got {self.got(value)}")
             return None
         if not path.is_file():
             self.problem(
@@ -1301,7 +1317,7 @@ class _Checker:
             return urlunsplit(parts._replace(scheme="https" if scheme == "webcal" else scheme))
         path = self.resolve(value)
         if path is None:
-            self.problem(where, f"invalid path {_describe(value)}")
+            self.problem(where, f"invalid path {self.got(value)}")
             return None
         if not path.exists():
             self.problem(
@@ -1332,7 +1348,7 @@ class _Checker:
         value = section[key]
         path = self.resolve(value) if isinstance(value, str) and value.strip() else None
         if path is None:
-            self.problem(f"[{name}] {key}", f"expected the path of a directory, got {_describe(value)}")
+            self.problem(f"[{name}] {key}", f"expected the path of a directory, got {self.got(value)}")
             return None
         if must_exist and not path.is_dir():
             self.problem(
@@ -1391,21 +1407,43 @@ class _Checker:
             isinstance(value, bool)
             or not isinstance(value, int | float)
             or not math.isfinite(value)
-            or value <= 0
+            or not 0 < value <= MAX_TIMEOUT_SECONDS
         ):
-            self.problem(where, f"expected a number of seconds > 0, got {_describe(value)}")
+            self.problem(
+                where,
+                f"expected a number of seconds > 0 and at most {MAX_TIMEOUT_SECONDS} (an hour), "
+                f"got {_describe(value)}",
+            )
             return None
         return float(value)
 
     def resolve(self, value: str) -> Path | None:
         """A path from the config, relative to the config file's directory; ``~`` and ``${VAR}`` (such
         as systemd's ``${CREDENTIALS_DIRECTORY}``) are expanded. An unset variable is left as written,
-        so the path is reported as not found."""
+        so the path is reported as not found.
+
+        None for a path the system cannot use at all (longer than the file system allows, a loop of
+        symbolic links, a NUL character); :meth:`got` then says why. A path that does not exist (yet)
+        is returned: whether it must exist is the caller's to check."""
+        self.trouble = ""
         expanded = _VARIABLE.sub(lambda m: os.environ.get(m.group(1) or m.group(2), m.group(0)), value)
         try:
-            return (self.path.parent / Path(expanded).expanduser()).resolve()
-        except (OSError, RuntimeError, ValueError):
+            path = (self.path.parent / Path(expanded).expanduser()).resolve()
+            path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return path
+        except OSError as exc:
+            self.trouble = f": {exc.strerror or type(exc).__name__}"
             return None
+        except (RuntimeError, ValueError) as exc:
+            self.trouble = f": {exc}" if "null" in str(exc) else ""
+            return None
+        return path
+
+    def got(self, value: object) -> str:
+        """``value`` as written (shortened), then why :meth:`resolve` could not use it, if it said."""
+        trouble, self.trouble = self.trouble, ""
+        return f"{_describe(value)}{trouble}"
 
     def daemon(self, section: dict[str, Any]) -> DaemonConfig:
         default = DaemonConfig()
@@ -1422,8 +1460,8 @@ class _Checker:
             value = section["report"]
             report = self.resolve(value) if isinstance(value, str) and value.strip() else None
             if report is None:
-                self.problem("[daemon] report", f"expected the path of a JSON file, got {_describe(value)}")
-        unhealthy = self.integer(section, "daemon", "unhealthy_after", 1)
+                self.problem("[daemon] report", f"expected the path of a JSON file, got {self.got(value)}")
+        unhealthy = self.integer(section, "daemon", "unhealthy_after", 1, MAX_UNHEALTHY_AFTER)
         return DaemonConfig(
             sync_interval=interval,
             jitter=jitter,
@@ -1444,11 +1482,11 @@ class _Checker:
             match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value.lower())
             if match:
                 seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-        if seconds is None or seconds < minimum:
+        if seconds is None or not minimum <= seconds <= MAX_INTERVAL_SECONDS:
             self.problem(
                 f"[daemon] {key}",
-                f'expected a duration of at least {minimum:g} s, like "5m", "90s" or 300, '
-                f"got {_describe(value)}",
+                f"expected a duration from {minimum:g} s to {MAX_INTERVAL_SECONDS} s (a week), like "
+                f'"5m", "90s" or 300, got {_describe(value)}',
             )
             return default
         return seconds
@@ -1491,6 +1529,23 @@ class _Checker:
 
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_variable_name(value: object) -> bool:
+    """Whether ``value`` is a string naming an environment variable (surrounding spaces allowed)."""
+    return isinstance(value, str) and _VARIABLE_NAME.fullmatch(value.strip()) is not None
+
+
+def _not_a_variable_name(value: object, what: str) -> str:
+    """The problem of a ``*_env`` key whose value is not a variable name. The value is never shown, not
+    even in part: it is often the secret itself, typed where its variable's name belongs."""
+    kind = next((label for cls, label in _KINDS if isinstance(value, cls)), "a value")
+    return (
+        f"expected the NAME of an environment variable that holds {what} (letters, digits and _, not "
+        f"starting with a digit, like CALSYNC_SECRET), never {what} itself; got {kind} that is not "
+        "such a name (not shown here, in case it is the secret)"
+    )
 
 
 def agenda_backend(source: SourceConfig, local_directory: Path | None) -> str:
