@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=CASE_TIMEOUT, help="seconds per command")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep every case's files")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every outcome to FILE")
+    parser.add_argument("--deadline", type=float, metavar="SECONDS", help="start no case after SECONDS")
     parser.add_argument("--quiet", action="store_true", help="no line per case")
     args = parser.parse_args(argv)
     numbers = args.case or range(args.first, args.first + args.cases)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         work=args.keep,
         keep=args.keep is not None,
         progress=progress,
+        deadline=args.deadline,
     )
     print(summary.text())
     if args.json is not None:

@@ -1210,16 +1210,27 @@ def campaign(
     work: Path | None = None,
     keep: bool = False,
     progress: Callable[[Outcome], None] | None = None,
+    deadline: float | None = None,
 ) -> Summary:
+    """Run ``cases`` on ``workers`` threads; after ``deadline`` seconds no further case is started (the
+    summary then says how many were run)."""
     start = time.monotonic()
     with contextlib.ExitStack() as stack:
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="calsync-fuzz-")))
         work.mkdir(parents=True, exist_ok=True)
-        base = prepare(work)
+        base, directory = prepare(work), work
+
+        def one(number: int) -> Outcome | None:
+            if deadline is not None and time.monotonic() - start > deadline:
+                return None
+            return run_case(seed, number, base, directory, timeout, keep)
+
         outcomes: list[Outcome] = []
         with ThreadPoolExecutor(workers) as pool:
-            for outcome in pool.map(lambda n: run_case(seed, n, base, work, timeout, keep), cases):
+            for outcome in pool.map(one, cases):
+                if outcome is None:
+                    continue
                 outcomes.append(outcome)
                 if progress is not None:
                     progress(outcome)

@@ -11,7 +11,7 @@ from tests.fuzz.mutate import KINDS, campaign
 
 SEED = int(os.environ.get("CALSYNC_FUZZ_SEED", "20261121"))
 #: About 60 s on 2 cores: a case is one to three runs of the command line (about 1 to 2 s each).
-CASES = int(os.environ.get("CALSYNC_FUZZ_CASES", "50"))
+CASES = int(os.environ.get("CALSYNC_FUZZ_CASES", "60"))
 TIMEOUT = 20.0  # seconds per command
 
 
