@@ -7,14 +7,28 @@ case-insensitive, order is free and other columns are ignored. A bad row or cell
 :class:`~calsync.model.Problem` (with its line number) and skipped; everything else is kept. Only a
 roster that cannot be used at all (unreadable, or a header without the required columns) raises
 :class:`RosterError`.
+
+No row is lost silently:
+
+- Each line is one row: a quoted cell may hold commas but not line breaks. A quote left open at the end
+  of its line (``omar@acme.test,"Omar Haddad,...``) would otherwise swallow every line after it into one
+  cell; such a row is reported and ignored, and the next line is read as a row of its own. (A name with
+  a line break in it has no place in a roster, nor in a mail header or a terminal.)
+- A row with non-empty cells beyond the header's columns (an unquoted comma: ``Haddad, Omar``) is
+  reported and ignored rather than read with its cells shifted. A row may stop before the header's
+  last columns: the cells it leaves out are empty (``ceo@acme.test,Chief`` has no manager), as a
+  spreadsheet writes them, so that is not a problem.
+- Control characters (C0 and C1, DEL, tabs inside a row, bidi overrides and isolates, line and paragraph
+  separators) never reach a name or an email: they are replaced by spaces where the roster is read,
+  with a problem naming the line.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
-import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -32,6 +46,17 @@ OPTIONAL_COLUMNS = ("cadence_days", "timezone", "exclude", "exclude_until", "hol
 
 _Report = Callable[[int, str], None]  # (line, message)
 _Cell = Callable[[str], str]  # column name -> the stripped cell of the current row
+
+#: The longest ``cadence_days`` of a roster row: ten years, as :data:`calsync.config.MAX_SPAN_DAYS`.
+MAX_CADENCE_DAYS = 3660
+#: Line breaks as the csv module sees them (a roster row is one line).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: Characters that change how text is shown or where it ends, beyond the C0/C1 controls: bidi
+#: embeddings, overrides, isolates and marks, and the line and paragraph separators.
+_FORMATTING = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
+_CONTROL_NAMES = {"\x00": "NUL", "\x07": "BEL", "\x08": "BS", "\t": "TAB", "\x1b": "ESC", "\x7f": "DEL"}
 
 _EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\".][^@\s<>,;\"]*")
 
@@ -295,6 +320,16 @@ def parse_roster(text: str, domains: Iterable[str], label: str) -> tuple[Org, li
 
     rows: dict[str, _Row] = {}
     for line, cells in records:
+        if any("\t" in c for c in cells):
+            report(line, f"{_controls(''.join(cells))} replaced by spaces (a roster holds plain text)")
+            cells = [_clean(c) for c in cells]
+        if any(c.strip() for c in cells[len(header_cells) :]):
+            report(
+                line,
+                f"{len(cells)} cells but the header names {len(header_cells)} columns: a comma in a cell "
+                'that is not quoted? (write "Haddad, Omar" in quotes); this row is ignored',
+            )
+            continue
 
         def cell(column: str, cells: list[str] = cells) -> str:
             index = columns.get(column)
@@ -350,25 +385,73 @@ def _other_separator(header: list[str]) -> str | None:
 
 
 def _records(text: str, report: _Report) -> Iterator[tuple[int, list[str]]]:
-    """The CSV records of ``text`` with their first line number, without blank and ``#`` lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    last = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            if reader.line_num == last:  # no progress: give up on the rest
-                report(last + 1, f"cannot read the CSV from here on ({exc})")
-                return
-            report(last + 1, f"cannot read this row as CSV ({exc}); this row is ignored")
-            last = reader.line_num
+    """The CSV records of ``text`` with their line numbers, without blank and ``#`` lines: one per line
+    (see the module's docstring), control characters replaced (and reported) except tabs, which are
+    the header's to show a tab-separated file; :func:`_clean_cells` replaces those of the other rows."""
+    for line, physical in enumerate(_LINE_BREAK.split(text), start=1):
+        if not physical.strip():
             continue
-        line, last = last + 1, reader.line_num
+        clean = _clean(physical, keep="\t")
+        if clean != physical:
+            report(line, f"{_controls(physical, keep=chr(9))} replaced by spaces (a roster holds plain text)")
+        if _open_quote(clean):
+            report(
+                line,
+                'a quote (") opens a cell that does not end on this line; this row is ignored (close the '
+                'quote, or write a quote inside a quoted cell as ""); the next line is read on its own',
+            )
+            continue
+        try:
+            cells = next(csv.reader((clean,)), [])
+        except csv.Error as exc:
+            report(line, f"cannot read this row as CSV ({exc}); this row is ignored")
+            continue
         if not any(c.strip() for c in cells) or cells[0].strip().removeprefix("\ufeff").startswith("#"):
             continue
         yield line, cells
+
+
+def _open_quote(line: str) -> bool:
+    """Whether a quoted cell of the CSV ``line`` is still open at its end (as the csv module reads it:
+    a quote opens a cell only as its first character; ``""`` inside is a quote)."""
+    if '"' not in line:
+        return False
+    quoted, start, index = False, True, 0
+    while index < len(line):
+        char = line[index]
+        if quoted:
+            if char == '"':
+                if line.startswith('""', index):
+                    index += 2
+                    continue
+                quoted = False
+        elif char == ",":
+            start = True
+            index += 1
+            continue
+        elif char == '"' and start:
+            quoted = True
+        start = False
+        index += 1
+    return quoted
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc" or char in _FORMATTING
+
+
+def _clean(text: str, keep: str = "") -> str:
+    """``text`` with its control and bidi formatting characters (but those in ``keep``) as spaces."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(" " if char not in keep and _is_control(char) else char for char in text)
+
+
+def _controls(text: str, keep: str = "") -> str:
+    """Names the control characters of ``text`` for a problem: 'control characters (ESC, U+202E)'."""
+    found = dict.fromkeys(c for c in text if c not in keep and _is_control(c))
+    names = [_CONTROL_NAMES.get(c, f"U+{ord(c):04X}") for c in found]
+    return f"control character{'s' if len(names) != 1 else ''} ({', '.join(names)})"
 
 
 def _row(line: int, cell: _Cell, domains: tuple[str, ...], report: _Report) -> _Row | None:
@@ -405,12 +488,18 @@ def _row(line: int, cell: _Cell, domains: tuple[str, ...], report: _Report) -> _
     cadence_days: int | None = None
     raw_cadence = cell("cadence_days")
     if raw_cadence:
-        if raw_cadence.isascii() and raw_cadence.isdigit() and int(raw_cadence) >= 1:
+        if (
+            raw_cadence.isascii()
+            and raw_cadence.isdigit()
+            and len(raw_cadence) <= 5
+            and 1 <= int(raw_cadence) <= MAX_CADENCE_DAYS
+        ):
             cadence_days = int(raw_cadence)
         else:
+            shown = raw_cadence if len(raw_cadence) <= 20 else raw_cadence[:17] + "..."
             report(
                 line,
-                f'cadence_days "{raw_cadence}" is not a whole number >= 1; '
+                f'cadence_days "{shown}" is not a whole number from 1 to {MAX_CADENCE_DAYS}; '
                 f"the default cadence is used for {email}",
             )
 

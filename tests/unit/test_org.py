@@ -270,7 +270,7 @@ def test_a_manager_listed_after_their_report_is_found():
 def test_bad_cadence_days_is_ignored(value):
     org, problems = parse(f"email,name,manager_email,cadence_days\nann@acme.test,Ann,,{value}\n")
     assert problems == [
-        f'line 2: cadence_days "{value}" is not a whole number >= 1; '
+        f'line 2: cadence_days "{value}" is not a whole number from 1 to 3660; '
         "the default cadence is used for ann@acme.test"
     ]
     assert org.person("ann@acme.test") == Person("ann@acme.test", "Ann", None, None)
