@@ -1073,6 +1073,7 @@ def run_case(
                 path = case_dir / "calendars" / name
                 data, what, injected = mutate_ics(rng, path.read_bytes())
                 path.write_bytes(data)
+                injected |= emails_in(data.decode("utf-8", "replace"))  # a flip may make a roster email
                 owner = name.removesuffix(".ics")
                 owner = owner if "@" in owner else f"{owner}@{DOMAIN}"
                 mutation = Mutation(
@@ -1126,6 +1127,7 @@ def _run_provider_case(
             try:
                 if kind == "google":
                     changed, what, injected = mutate_google_event(rng, event)
+                    injected |= emails_in(json.dumps(changed))
                     copies = changed.pop("_copies", 0)
                     if copies:
                         base_event = {k: v for k, v in changed.items() if k not in ("id", "etag", "iCalUID")}
@@ -1137,6 +1139,7 @@ def _run_provider_case(
                 else:
                     changes, what, injected = mutate_graph_event(rng, event)
                     fake.patch_event(owner, event["id"], changes)
+                    injected |= emails_in(json.dumps(changes))
             except (ValueError, KeyError, TypeError) as exc:
                 outcome.skipped = f"the fake refused: {exc}"[:200]
                 continue
