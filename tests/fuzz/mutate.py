@@ -34,7 +34,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
 from collections import Counter
@@ -416,7 +415,8 @@ def mutate_roster(rng: random.Random, text: str) -> tuple[bytes, Mutation]:
         flipped[at] ^= 1 << rng.randrange(8)
         new_line = flipped.decode("utf-8", "replace")
         mutation.what = f"bit flip in line {line_no + 1}"
-    mutation.named |= emails_in(new_line or "")
+    # every cell of the new line may be someone's email now (a bit flip makes sam@acme.dest)
+    mutation.named |= {cell.strip().lower() for row in _roster_rows(new_line or "") for cell in row}
     lines[line_no] = new_line or ""
     return "".join(lines).encode("utf-8", "surrogatepass"), mutation
 
@@ -819,10 +819,31 @@ def _limits() -> None:  # in the child, before exec
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+POLL = 0.02  # seconds between two looks at a command's peak RSS
+
+
+def _peak_rss_kb(pid: int) -> int:
+    """The command's peak RSS so far (VmHWM), once it runs calsync.
+
+    Not ``ru_maxrss`` from wait4: Linux carries the forking process's high-water mark into it at exec,
+    so it would be this harness's size (which grows with the fakes it serves). VmHWM belongs to the
+    new program's own memory and never goes down, so a look every :data:`POLL` seconds misses at most
+    a peak in the command's very last moment."""
+    try:
+        if b"\0-m\0calsync\0" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return 0  # not exec'd yet: still a copy of this process
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def run_command(
     name: str, args: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
 ) -> Command:
-    """``python -m calsync ARGS`` with the limits; its own peak RSS from wait4."""
+    """``python -m calsync ARGS`` with the limits, killed after ``timeout`` seconds; its own peak RSS."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CALSYNC_")}
     # glibc reserves 64 MB of address space per thread arena: without a cap, the threads of a sync hit
     # RLIMIT_AS long before they use any memory
@@ -840,30 +861,23 @@ def run_command(
             preexec_fn=_limits,
             start_new_session=True,
         )
-        lock = threading.Lock()
-        reaped = False
-        timed_out = False
-
-        def kill() -> None:
-            nonlocal timed_out
-            with lock:
-                if not reaped:
-                    timed_out = True
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(child.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        _, status, usage = os.wait4(child.pid, 0)
-        with lock:
-            reaped = True
-        timer.cancel()
+        peak_kb, timed_out = 0, False
+        while True:
+            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kb = max(peak_kb, _peak_rss_kb(child.pid))
+            if not timed_out and time.monotonic() - start > timeout:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+            time.sleep(POLL)
         seconds = time.monotonic() - start
         child.returncode = os.waitstatus_to_exitcode(status)
     stdout = out_path.read_text("utf-8", "replace")
     stderr = err_path.read_text("utf-8", "replace")
     code = None if timed_out else child.returncode
-    return Command(name, code, seconds, usage.ru_maxrss / 1024, stdout, stderr)
+    return Command(name, code, seconds, peak_kb / 1024, stdout, stderr)
 
 
 def _pairs(report_json: str) -> dict[str, dict[str, Any]]:
@@ -1107,8 +1121,11 @@ def run_case(
                     )
     except Exception as exc:  # the harness's own failure is a failed case too, never a lost one
         outcome.problems.append(f"harness: {type(exc).__name__}: {exc}")
-    if not keep and not outcome.problems:
-        shutil.rmtree(case_dir, ignore_errors=True)
+    if not outcome.problems:
+        for command in outcome.commands:  # a long campaign keeps only the figures of a passed case
+            command.stdout = command.stderr = ""
+        if not keep:
+            shutil.rmtree(case_dir, ignore_errors=True)
     return outcome
 
 
