@@ -10,8 +10,8 @@ from pathlib import Path
 from tests.fuzz.mutate import KINDS, campaign
 
 SEED = int(os.environ.get("CALSYNC_FUZZ_SEED", "20261121"))
-#: About 60 s on 2 cores: a case is one to three runs of the command line (about 1 to 2 s each).
-CASES = int(os.environ.get("CALSYNC_FUZZ_CASES", "60"))
+#: About 60 s on 2 cores: a case is one to three runs of the command line (about 0.6 to 2 s each).
+CASES = int(os.environ.get("CALSYNC_FUZZ_CASES", "100"))
 TIMEOUT = 20.0  # seconds per command
 
 
