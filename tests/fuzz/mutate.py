@@ -781,6 +781,7 @@ class Command:
     rss_mb: float
     stdout: str
     stderr: str
+    cpu: float = 0.0  # its user + system seconds: far below ``seconds`` when it waited (on a fake)
 
 
 @dataclass
@@ -806,7 +807,8 @@ class Outcome:
 
     def describe(self) -> str:
         exits = ", ".join(
-            f"{c.name} exit {c.exit} in {c.seconds:.1f}s {c.rss_mb:.0f}MB" for c in self.commands
+            f"{c.name} exit {c.exit} in {c.seconds:.1f}s (cpu {c.cpu:.1f}s) {c.rss_mb:.0f}MB"
+            for c in self.commands
         )
         lines = [f"seed {self.seed} case {self.number} [{self.kind}] {self.what} ({exits})"]
         lines += [f"    {p}" for p in self.problems]
@@ -863,7 +865,7 @@ def run_command(
         )
         peak_kb, timed_out = 0, False
         while True:
-            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
             peak_kb = max(peak_kb, _peak_rss_kb(child.pid))
@@ -877,7 +879,7 @@ def run_command(
     stdout = out_path.read_text("utf-8", "replace")
     stderr = err_path.read_text("utf-8", "replace")
     code = None if timed_out else child.returncode
-    return Command(name, code, seconds, peak_kb / 1024, stdout, stderr)
+    return Command(name, code, seconds, peak_kb / 1024, stdout, stderr, usage.ru_utime + usage.ru_stime)
 
 
 def _pairs(report_json: str) -> dict[str, dict[str, Any]]:
