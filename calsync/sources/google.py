@@ -201,7 +201,7 @@ def _zone_name(event: Event, master: Event | None, calendar_tz: str) -> str:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise ValueError(f"unknown time zone {name!r}") from None
 
 

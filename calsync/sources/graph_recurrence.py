@@ -46,7 +46,7 @@ def iana_zone(name: str | None, fallback: str = "UTC") -> ZoneInfo:
         if candidate:
             try:
                 return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
                 continue
     raise ValueError(f"unknown time zone {name!r}")
 

@@ -366,3 +366,10 @@ def test_only_the_owners_out_of_office_blocks_are_kept_and_never_focus_time_or_b
         events, [own, others, series, {**others, "id": "s_1", "recurringEventId": "s"}], ignored, ANN
     )
     assert sorted(events) == ["o"] and ignored == {"s"}
+
+
+def test_a_time_zone_name_too_long_for_a_file_is_an_unknown_zone_not_an_internal_error() -> None:
+    from calsync.sources.google import _zone
+
+    with pytest.raises(ValueError, match="unknown time zone"):
+        _zone("X" * 1000)  # zoneinfo looks it up as a file: OSError (name too long), found by fuzzing
