@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from email.headerregistry import Address
@@ -539,24 +539,11 @@ class _Checker:
 
     def exclusions(self, data: Mapping[str, Any]) -> tuple[Exclusion, ...]:
         """``[[exclude]]``: people whose 1:1s are not flagged for a while (leave, a notice period)."""
-        if "exclude" not in data:
-            return ()
-        value = data["exclude"]
         example = (
             '[[exclude]] with email = "someone@acme.test", reason = "parental leave", until = 2027-01-31'
         )
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            self.problem("[[exclude]]", f"expected one or more {example}, got {_describe(value)}")
-            return ()
         found: list[Exclusion] = []
-        for index, item in enumerate(value, start=1):
-            prefix = f"[[exclude]] #{index}"
-            for key in item:
-                if key not in _SECTIONS["exclude"]:
-                    self.unknown(f"{prefix} {key}", key, _SECTIONS["exclude"], section="exclude")
-            address = self.person(prefix, item)
-            if address is None:
-                continue
+        for prefix, item, address in self.people_tables(data, "exclude", example):
             reason = item.get("reason", "excluded")
             if not isinstance(reason, str) or not reason.strip():
                 self.problem(
@@ -577,6 +564,27 @@ class _Checker:
             found.append(Exclusion(address, reason.strip(), until, source="config"))
         return tuple(found)
 
+    def people_tables(
+        self, data: Mapping[str, Any], name: str, example: str
+    ) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """The ``[[name]]`` tables about one person each (``[[exclude]]``, ``[[absence]]``): each as
+        (its prefix in messages, the table, the person's email), unknown keys and bad emails reported
+        and those tables skipped."""
+        if name not in data:
+            return
+        value = data[name]
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem(f"[[{name}]]", f"expected one or more {example}, got {_describe(value)}")
+            return
+        for index, item in enumerate(value, start=1):
+            prefix = f"[[{name}]] #{index}"
+            for key in item:
+                if key not in _SECTIONS[name]:
+                    self.unknown(f"{prefix} {key}", key, _SECTIONS[name], section=name)
+            address = self.person(prefix, item)
+            if address is not None:
+                yield prefix, item, address
+
     def person(self, prefix: str, item: Mapping[str, Any]) -> str | None:
         """A table's ``email`` of one person, lower case; None (reported) if it is not one."""
         address = item.get("email")
@@ -588,22 +596,9 @@ class _Checker:
     def absences(self, data: Mapping[str, Any]) -> tuple[AbsenceEntry, ...]:
         """``[[absence]]``: a person away from one date to another (inclusive), e.g. leave that is in
         no calendar. The reason stays in the config: reports and digests only count the days."""
-        if "absence" not in data:
-            return ()
-        value = data["absence"]
         example = '[[absence]] with email = "someone@acme.test", from = 2026-12-21, until = 2027-01-01'
-        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-            self.problem("[[absence]]", f"expected one or more {example}, got {_describe(value)}")
-            return ()
         found: list[AbsenceEntry] = []
-        for index, item in enumerate(value, start=1):
-            prefix = f"[[absence]] #{index}"
-            for key in item:
-                if key not in _SECTIONS["absence"]:
-                    self.unknown(f"{prefix} {key}", key, _SECTIONS["absence"], section="absence")
-            address = self.person(prefix, item)
-            if address is None:
-                continue
+        for prefix, item, address in self.people_tables(data, "absence", example):
             days: dict[str, date] = {}
             for key in ("from", "until"):
                 day = item.get(key)
