@@ -4,11 +4,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
-from tests.fuzz.mutate import CASE_TIMEOUT, Outcome, campaign
+from tests.fuzz.mutate import (
+    CASE_TIMEOUT,
+    Interrupted,
+    Outcome,
+    Summary,
+    campaign,
+    outcome_from_json,
+    outcome_to_json,
+)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def summarize(files: list[Path]) -> Summary:
+    """One summary of the outcomes in JSON Lines files written by ``--json`` (runs of the same seed)."""
+    seeds, outcomes, seconds = set(), {}, 0.0
+    for path in files:
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            if "campaign" in row:
+                seeds.add(row["campaign"]["seed"])
+                seconds += row["campaign"].get("seconds", 0.0)
+            else:
+                outcome = outcome_from_json(row)
+                outcomes[outcome.number] = outcome
+    if len(seeds) != 1:
+        raise SystemExit(f"--summarize: the files hold {len(seeds)} seeds ({sorted(seeds)}), not one")
+    return Summary(seeds.pop(), sorted(outcomes.values(), key=lambda o: o.number), seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,16 +51,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=CASE_TIMEOUT, help="seconds per command")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep every case's files")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write every outcome to FILE")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="append every outcome to FILE as it ends (JSON Lines), then a line with the campaign's figures",
+    )
     parser.add_argument("--deadline", type=float, metavar="SECONDS", help="start no case after SECONDS")
-    parser.add_argument("--quiet", action="store_true", help="no line per case")
+    parser.add_argument("--quiet", action="store_true", help="no line per passing case")
+    parser.add_argument(
+        "--summarize", type=Path, nargs="+", metavar="FILE", help="only summarise earlier --json files"
+    )
     args = parser.parse_args(argv)
+    if args.summarize:
+        summary = summarize(args.summarize)
+        print(summary.text())
+        return 1 if summary.failures else 0
     numbers = args.case or range(args.first, args.first + args.cases)
     done = 0
+    log = args.json.open("a") if args.json is not None else None
 
     def progress(outcome: Outcome) -> None:
         nonlocal done
         done += 1
+        if log is not None:
+            log.write(json.dumps(outcome_to_json(outcome)) + "\n")
+            log.flush()
         if outcome.problems:
             print(outcome.describe(), flush=True)
         elif not args.quiet:
@@ -40,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, systemd, kill: summarise what was run
     print(f"calsync fuzz: seed {args.seed}", flush=True)
     summary = campaign(
         args.seed,
@@ -51,28 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         progress=progress,
         deadline=args.deadline,
     )
-    print(summary.text())
-    if args.json is not None:
-        rows = [
-            {
-                "case": o.number,
-                "kind": o.kind,
-                "what": o.what,
-                "problems": o.problems,
-                "skipped": o.skipped,
-                "commands": [
-                    {
-                        "name": c.name,
-                        "exit": c.exit,
-                        "seconds": round(c.seconds, 2),
-                        "rss_mb": round(c.rss_mb, 1),
-                    }
-                    for c in o.commands
-                ],
-            }
-            for o in summary.outcomes
-        ]
-        args.json.write_text(json.dumps({"seed": args.seed, "outcomes": rows}, indent=1))
+    if log is not None:
+        figures = {"seed": summary.seed, "cases": len(summary.outcomes), "seconds": round(summary.seconds, 1)}
+        log.write(json.dumps({"campaign": {**figures, "interrupted": summary.interrupted}}) + "\n")
+        log.close()
+    print(summary.text(), flush=True)
+    if summary.interrupted:
+        return 130
     return 1 if summary.failures else 0
 
 

@@ -23,22 +23,25 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
+import queue
 import random
 import re
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from email import policy
@@ -1187,6 +1190,7 @@ class Summary:
     seed: int
     outcomes: list[Outcome]
     seconds: float
+    interrupted: bool = False
 
     @property
     def failures(self) -> list[Outcome]:
@@ -1195,6 +1199,8 @@ class Summary:
     def text(self) -> str:
         kinds = Counter(o.kind for o in self.outcomes)
         lines = [f"calsync fuzz: seed {self.seed}, {len(self.outcomes)} cases in {self.seconds:.0f}s"]
+        if self.interrupted:
+            lines[0] += " (interrupted: the cases in flight were not counted)"
         for kind in KINDS:
             exits = Counter(
                 f"{c.name}={c.exit if c.exit is not None else 'timeout'}"
@@ -1223,6 +1229,132 @@ class Summary:
         return "\n".join(lines)
 
 
+def outcome_to_json(outcome: Outcome) -> dict[str, Any]:
+    return dataclasses.asdict(outcome)
+
+
+def outcome_from_json(data: dict[str, Any]) -> Outcome:
+    commands = [Command(**c) for c in data.get("commands", [])]
+    return Outcome(**{**data, "commands": commands})
+
+
+BASELINES = "baselines.json"
+#: A worker restarts after this many cases: what the fakes leave behind cannot pile up
+CASES_PER_WORKER = 200
+
+
+def save_baselines(base: Baselines, work: Path) -> None:
+    data = {
+        "template": str(base.template),
+        "pairs": base.pairs,
+        "calendars": {k: sorted(v) for k, v in base.calendars.items()},
+    }
+    (work / BASELINES).write_text(json.dumps(data))
+
+
+def load_baselines(work: Path) -> Baselines:
+    data = json.loads((work / BASELINES).read_text())
+    calendars = {k: set(v) for k, v in data["calendars"].items()}
+    return Baselines(Path(data["template"]), data["pairs"], calendars)
+
+
+def case_limit(timeout: float) -> float:
+    """The longest a whole case may take: three commands and serving a fake; past it the case stalled."""
+    return 4 * timeout + 60
+
+
+class _Worker:
+    """A ``python -m tests.fuzz.worker`` process that runs the cases it is sent, one at a time.
+
+    A case's fake runs in this process, not in the harness: a fake that chokes on a mutated event (an
+    expansion without end, say) costs that case, which is killed with its process group and reported,
+    never the campaign."""
+
+    def __init__(self, seed: int, work: Path, timeout: float, keep: bool) -> None:
+        self.args = [sys.executable, "-m", "tests.fuzz.worker", str(seed), str(work), str(timeout)]
+        self.args += ["--keep"] if keep else []
+        self.work = work
+        self.process: subprocess.Popen[str] | None = None
+        self.served = 0
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        """Kill the worker (from another thread too): no further case starts one."""
+        with self.lock:
+            self.closed = True
+        self.stop()
+
+    def _start(self) -> subprocess.Popen[str] | None:
+        with self.lock:
+            if self.closed:
+                return None
+            if self.process is not None and self.process.poll() is None and self.served < CASES_PER_WORKER:
+                return self.process
+            self.stop()
+            log = (self.work / f".worker-{id(self)}.log").open("a")
+            self.process = subprocess.Popen(  # from the checkout's root, so that ``-m tests...`` resolves
+                self.args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                cwd=Path(__file__).resolve().parents[2],
+                start_new_session=True,
+            )
+            log.close()
+            self.served = 0
+            return self.process
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            for stream in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError, ValueError):
+                    if stream is not None:
+                        stream.close()
+
+    def run(self, seed: int, number: int, limit: float) -> Outcome | None:
+        """The case's outcome; None when the worker was closed meanwhile."""
+        process = self._start()
+        if process is None:
+            return None
+        assert process.stdin is not None and process.stdout is not None
+        self.served += 1
+        start = time.monotonic()
+        died = False
+        try:
+            process.stdin.write(f"{number}\n")
+            process.stdin.flush()
+            ready, _, _ = select.select([process.stdout], [], [], limit)
+            line = process.stdout.readline() if ready else ""
+            died = bool(ready)  # readable but no line: the worker ended
+        except (OSError, ValueError):  # ValueError: closed by close() from another thread
+            line, died = "", True
+        if line:
+            return outcome_from_json(json.loads(line))
+        if self.closed:
+            return None
+        self.stop()
+        outcome = Outcome(seed, number, case_kind(number), "")
+        if died:
+            outcome.problems.append("harness: the case's worker died (see the .worker-*.log in the work dir)")
+        else:
+            outcome.problems.append(
+                f"harness: the case stalled past {limit:.0f}s and was killed (each calsync command has "
+                f"its own limit, so this is the fake or the harness: re-run it alone)"
+            )
+        outcome.commands.append(Command("case", None, time.monotonic() - start, 0.0, "", ""))
+        return outcome
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT during a campaign: :func:`campaign` returns what it has."""
+
+
 def campaign(
     seed: int,
     cases: Iterable[int],
@@ -1233,27 +1365,65 @@ def campaign(
     keep: bool = False,
     progress: Callable[[Outcome], None] | None = None,
     deadline: float | None = None,
+    limit: float | None = None,
 ) -> Summary:
-    """Run ``cases`` on ``workers`` threads; after ``deadline`` seconds no further case is started (the
-    summary then says how many were run)."""
+    """Run ``cases`` in ``workers`` worker processes; after ``deadline`` seconds no further case is
+        started, and on :class:`Interrupted` or ``KeyboardInterrupt`` the cases in flight are killed: either
+        way the summary says how many were run. ``progress`` sees every outcome as it arrives. A case that
+    runs past ``limit`` seconds (default :func:`case_limit`) is killed and fails as stalled."""
     start = time.monotonic()
+    numbers: queue.Queue[int] = queue.Queue()
+    for number in cases:
+        numbers.put(number)
+    results: queue.Queue[Outcome | None] = queue.Queue()
+    stop = threading.Event()
+    outcomes: list[Outcome] = []
+    interrupted = False
     with contextlib.ExitStack() as stack:
         if work is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="calsync-fuzz-")))
         work.mkdir(parents=True, exist_ok=True)
-        base, directory = prepare(work), work
+        save_baselines(prepare(work), work)
+        pool = [_Worker(seed, work, timeout, keep) for _ in range(max(1, workers))]
 
-        def one(number: int) -> Outcome | None:
-            if deadline is not None and time.monotonic() - start > deadline:
-                return None
-            return run_case(seed, number, base, directory, timeout, keep)
+        def drain(worker: _Worker) -> None:
+            try:
+                while not stop.is_set():
+                    if deadline is not None and time.monotonic() - start > deadline:
+                        return
+                    try:
+                        number = numbers.get_nowait()
+                    except queue.Empty:
+                        return
+                    outcome = worker.run(seed, number, limit or case_limit(timeout))
+                    if outcome is not None and not stop.is_set():
+                        results.put(outcome)
+            finally:
+                results.put(None)
 
-        outcomes: list[Outcome] = []
-        with ThreadPoolExecutor(workers) as pool:
-            for outcome in pool.map(one, cases):
-                if outcome is None:
+        threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in pool]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                try:
+                    got = results.get(timeout=0.5)
+                except queue.Empty:
                     continue
-                outcomes.append(outcome)
+                if got is None:
+                    running -= 1
+                    continue
+                outcomes.append(got)
                 if progress is not None:
-                    progress(outcome)
-    return Summary(seed, outcomes, time.monotonic() - start)
+                    progress(got)
+        except (Interrupted, KeyboardInterrupt):
+            interrupted = True
+            stop.set()
+        finally:
+            for worker in pool:
+                worker.close()
+            for thread in threads:
+                thread.join(timeout=5)
+    outcomes.sort(key=lambda o: o.number)
+    return Summary(seed, outcomes, time.monotonic() - start, interrupted)
