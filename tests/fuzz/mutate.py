@@ -906,70 +906,19 @@ def report_args(config: str) -> list[str]:
 @contextlib.contextmanager
 def served(kind: str, case_dir: Path) -> Iterator[tuple[Any, str, list[str]]]:
     """A fresh fake (Google or Graph) holding the demo org, the config file's name, and its calendars."""
-    from calsync.demo import PEOPLE, demo_calendars
-    from tests.demo_rules import demo_rules
-
-    demo = demo_calendars(AS_OF)
-    if kind == "google":
-        from tests.fakes.google import FakeGoogle
-        from tests.fakes.google_events import load_calendar
-
-        with FakeGoogle() as google:
-            owners = []
-            for owner in sorted({local for local, *_ in PEOPLE} | demo.keys()):
-                owners.append(f"{owner}@{DOMAIN}")
-                load_calendar(google, owners[-1], demo.get(owner, []), "Europe/Berlin")
-            key = case_dir / "service-account.json"
-            key.write_text(json.dumps(google.service_account_info()))
-            key.chmod(0o600)
-            (case_dir / "google.toml").write_text(
-                demo_rules("org.csv")
-                + f"""[[sources]]
-type = "google"
-name = "workspace"
-service_account_key = "{key.name}"
-calendars = {json.dumps(owners)}
-endpoint = "{google.calendar_endpoint}"
-ca_bundle = "{google.ca_path}"
-timeout_seconds = 10
-[state]
-path = "state/calsync.json"
-"""
-            )
-            yield google, "google.toml", owners
-        return
+    from tests.demo_served import google_config, load_google_demo, load_graph_demo, microsoft_config
+    from tests.fakes.google import FakeGoogle
     from tests.fakes.graph import FakeGraph
-    from tests.fakes.graph_events import load_mailbox
 
-    with FakeGraph() as graph, (case_dir / "org.csv").open() as roster:
-        for row in csv.DictReader(roster):
-            graph.add_user(row["email"], row["name"], manager=row["manager_email"] or None)
-        mailboxes = []
-        for owner, specs in sorted(demo.items()):
-            mailboxes.append(f"{owner}@{DOMAIN}")
-            load_mailbox(graph, mailboxes[-1], specs, "Europe/Berlin")
-        graph.add_app(CLIENT_ID, secret=GRAPH_SECRET)
-        secret = case_dir / "secret.txt"
-        secret.write_text(GRAPH_SECRET + "\n")
-        secret.chmod(0o600)
-        (case_dir / "m365.toml").write_text(
-            demo_rules("org.csv")
-            + f"""[state]
-path = "state/calsync.json"
-[[sources]]
-type = "microsoft"
-name = "m365"
-tenant = "{graph.tenant}"
-client_id = "{CLIENT_ID}"
-client_secret_file = "secret.txt"
-mailboxes = {json.dumps(mailboxes)}
-authority_host = "{graph.authority_host}"
-graph_endpoint = "{graph.graph_endpoint}"
-ca_bundle = "{graph.ca_path}"
-timeout_seconds = 10
-"""
-        )
-        yield graph, "m365.toml", mailboxes
+    if kind == "google":
+        with FakeGoogle() as google:
+            owners = load_google_demo(google, AS_OF)
+            yield google, google_config(google, case_dir, owners, "org.csv").name, owners
+        return
+    with FakeGraph() as graph:
+        mailboxes = load_graph_demo(graph, case_dir / "org.csv", AS_OF)
+        config = microsoft_config(graph, case_dir, mailboxes, "org.csv", CLIENT_ID, GRAPH_SECRET)
+        yield graph, config.name, mailboxes
 
 
 def prepare(work: Path, timeout: float = 120) -> Baselines:

@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.config import load_config
-from calsync.demo import DOMAIN, PEOPLE, demo_calendars, write_demo
+from calsync.demo import write_demo
 from calsync.org import RosterError
 from calsync.pipeline import run_report
 from calsync.report import report_to_json
-from tests.demo_rules import demo_rules
+from tests.demo_served import google_config, load_google_demo
 from tests.fakes.google import FakeGoogle
-from tests.fakes.google_events import load_calendar
 from tests.integration.cli import run_calsync
 
 AS_OF = date(2026, 11, 21)
@@ -37,31 +36,8 @@ def setup(tmp_path: Path, fake: FakeGoogle, as_of: date = AS_OF) -> tuple[Path, 
     in the roster has a calendar, as every Workspace user has (a new report's is still empty)."""
     ics_config, _ = write_demo(tmp_path / "demo", as_of)
     expected = report_to_json(run_report(load_config(ics_config), as_of))
-    demo = demo_calendars(as_of)
-    owners = []
-    for owner in sorted({local for local, *_ in PEOPLE} | demo.keys()):
-        calendar = f"{owner}@{DOMAIN}"
-        owners.append(calendar)
-        load_calendar(fake, calendar, demo.get(owner, []), "Europe/Berlin")
-    key = tmp_path / "service-account.json"
-    key.write_text(json.dumps(fake.service_account_info()))
-    key.chmod(0o600)
-    config = tmp_path / "google.toml"
-    config.write_text(
-        demo_rules()
-        + f"""[[sources]]
-type = "google"
-name = "workspace"
-service_account_key = "{key.name}"
-calendars = {json.dumps(owners)}
-endpoint = "{fake.calendar_endpoint}"
-ca_bundle = "{fake.ca_path}"
-timeout_seconds = 10
-[state]
-path = "state/calsync.json"
-"""
-    )
-    return config, expected, owners
+    owners = load_google_demo(fake, as_of)
+    return google_config(fake, tmp_path, owners, "demo/org.csv"), expected, owners
 
 
 def report(config: Path) -> dict[str, Any]:

@@ -36,10 +36,11 @@ from calsync.sources.microsoft import (
 from calsync.sources.retry import RetryPolicy
 from calsync.store import StateStore
 from tests.demo_rules import demo_rules
+from tests.demo_served import load_graph_demo, microsoft_config
+from tests.demo_served import microsoft_toml as served_microsoft_toml
 from tests.fakes.google import FakeGoogle
 from tests.fakes.google_events import load_calendar
 from tests.fakes.graph import FakeGraph
-from tests.fakes.graph_events import load_mailbox
 from tests.integration.cli import run_calsync
 
 AS_OF = date(2026, 11, 21)
@@ -63,45 +64,16 @@ def demo_org(
     """The demo's calendars in the fake's mailboxes, and the ICS report to compare with."""
     ics_config, _ = write_demo(tmp_path / "demo", AS_OF)
     expected = report_to_json(run_report(load_config(ics_config), AS_OF))
-    with (tmp_path / "demo" / "org.csv").open() as roster:
-        for row in csv.DictReader(roster):
-            fake.add_user(row["email"], row["name"], manager=row["manager_email"] or None)
-    mailboxes = []
-    for owner, specs in sorted(demo_calendars(AS_OF).items()):
-        if owners is not None and owner not in owners:
-            continue
-        mailbox = f"{owner}@acme.test"
-        mailboxes.append(mailbox)
-        load_mailbox(fake, mailbox, specs, "Europe/Berlin")
-    return expected, mailboxes
+    return expected, load_graph_demo(fake, tmp_path / "demo" / "org.csv", AS_OF, owners)
 
 
 def microsoft_toml(fake: FakeGraph, mailboxes: list[str], *, name: str = "m365", extra: str = "") -> str:
-    return f"""
-[[sources]]
-type = "microsoft"
-name = "{name}"
-tenant = "{fake.tenant}"
-client_id = "{CLIENT_ID}"
-client_secret_file = "secret.txt"
-mailboxes = {json.dumps(mailboxes)}
-authority_host = "{fake.authority_host}"
-graph_endpoint = "{fake.graph_endpoint}"
-ca_bundle = "{fake.ca_path}"
-timeout_seconds = 10
-{extra}"""
+    return served_microsoft_toml(fake, mailboxes, CLIENT_ID, name=name, extra=extra)
 
 
 def setup(tmp_path: Path, fake: FakeGraph) -> tuple[Path, dict[str, Any], list[str]]:
     expected, mailboxes = demo_org(tmp_path, fake)
-    fake.add_app(CLIENT_ID, secret=SECRET)
-    secret = tmp_path / "secret.txt"
-    secret.write_text(SECRET + "\n")
-    secret.chmod(0o600)
-    config = tmp_path / "m365.toml"
-    config.write_text(
-        demo_rules() + '[state]\npath = "state/calsync.json"\n' + microsoft_toml(fake, mailboxes)
-    )
+    config = microsoft_config(fake, tmp_path, mailboxes, "demo/org.csv", CLIENT_ID, SECRET)
     return config, expected, mailboxes
 
 
