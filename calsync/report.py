@@ -35,7 +35,7 @@ from calsync.cadence import (
 from calsync.detect import NOBODY, Ignored, Pair, Resolved, one_on_ones
 from calsync.model import Absence, CalendarData, Occurrence, Problem
 from calsync.org import Exclusion, Org, Relationship
-from calsync.text import printable
+from calsync.text import printable, spreadsheet_cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,16 +433,17 @@ CSV_COLUMNS = (
 
 
 def render_csv(report: Report) -> str:
-    """The report as CSV, one row per pair. Every text cell is made printable
-    (:func:`calsync.text.printable`): a name or reason from a roster, an org chart or a calendar
-    never brings a line break or an ESC sequence into the file or onto a terminal."""
+    """The report as CSV, one row per pair. Every text cell is made printable and inert
+    (:func:`calsync.text.spreadsheet_cell`): a name or reason from a roster, an org chart or a
+    calendar never brings a line break or an ESC sequence into the file or onto a terminal, nor a
+    formula into a spreadsheet."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for pair in report.pairs:
         a = pair.assessment
         writer.writerow(
-            printable(cell) if isinstance(cell, str) else cell
+            spreadsheet_cell(cell) if isinstance(cell, str) else cell
             for cell in [
                 pair.manager or "",
                 pair.report or "",

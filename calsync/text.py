@@ -43,3 +43,20 @@ def printable(text: str) -> str:
     'Zoë Ångström'
     """
     return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+
+
+#: What a spreadsheet takes as the start of a formula (OWASP's "CSV injection"): ``=``, ``+``, ``-``,
+#: ``@``, and a tab or carriage return before one of them
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A CSV cell that a spreadsheet shows as the text it is: :func:`printable`, and a cell that a
+    spreadsheet would run as a formula (``=HYPERLINK(...)`` as a roster name, say) starts with ``'``.
+
+    >>> spreadsheet_cell("=1+1")
+    "'=1+1"
+    >>> spreadsheet_cell("maya@acme.test")
+    'maya@acme.test'
+    """
+    return "'" + printable(text) if text.startswith(_FORMULA) else printable(text)

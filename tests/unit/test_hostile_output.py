@@ -3,6 +3,8 @@ reach a header, a terminal or a log raw), and digests that stay linear in a deep
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 from datetime import date
@@ -19,7 +21,7 @@ from calsync.model import CalendarData, Problem
 from calsync.org import Exclusion, Org, Person
 from calsync.pipeline import DigestRun
 from calsync.report import Policy, Report, build_report, render_csv, render_table
-from calsync.text import printable
+from calsync.text import printable, spreadsheet_cell
 from tests.builders import AS_OF, at, clock, occ
 
 D = "acme.test"
@@ -68,6 +70,23 @@ def test_the_table_and_the_csv_show_no_raw_control_character() -> None:
     assert not RAW.search(csv_text.replace("\n", "")), csv_text
     assert len(csv_text.splitlines()) == 1 + len(report.pairs)  # no name spans lines
     assert "leave\\x1b[8m" in csv_text
+
+
+def test_no_csv_cell_is_a_spreadsheet_formula() -> None:
+    people = [
+        Person(e("boss"), '=HYPERLINK("http://evil.test","open")', None),
+        Person(e("r1"), "@SUM(1+1)", e("boss"), exclusion=Exclusion(e("r1"), "-2+3 cmd|' /C calc'!A0", None)),
+        Person(e("r2"), "+Ray", e("boss")),
+    ]
+    org = Org(people, [D])
+    occurrences = [occ(at(d), people=(e("boss"), e("r2")), series="s") for d in range(-60, 0, 7)]
+    report = build_report(org, resolve([CalendarData("cal", tuple(occurrences))]), clock(), Policy(14, 3))
+    rows = list(csv.reader(io.StringIO(render_csv(report))))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert cells and not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    excluded = rows[0].index("excluded")
+    assert any(row[excluded].startswith("'@SUM(1+1)") for row in rows[1:]), rows
+    assert spreadsheet_cell("\t=1") == "'\\t=1" and spreadsheet_cell("Ray") == "Ray"
 
 
 def test_command_output_and_the_log_show_no_raw_control_character(caplog) -> None:
